@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Bring the whole fleet up on this machine, infrastructure included: PostgreSQL (database
+# "fleet", one role and schema per service), a Kafka-protocol broker and every service built in
+# the workspace. Ctrl-C (or SIGTERM) stops all of it again.
+#
+# usage: scripts/dev.sh [--no-build]
+#   --no-build   use the binaries already in $CARGO_TARGET_DIR/debug
+#
+# Environment: DATABASE_ADMIN_URL or PGHOST/... (use that PostgreSQL instead of a private
+# cluster), FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use that Kafka
+# instead of starting dev-broker), RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to
+# wait for each /readyz, default 60), CARGO_TARGET_DIR.
+#
+# Logs: target/dev-logs/<service>.log, one per process (dev-broker.log for the broker).
+
+# shellcheck source=scripts/lib/postgres.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
+
+# The fleet: one line per service. A service whose binary is not built yet is skipped.
+# The gateway has no database role ("-").
+#   name             binary            port  db role
+FLEET_SERVICES=(
+    "book-management book-management   8083  book_svc"
+    "rental          rental            8081  rental_svc"
+    "payment         payment           8082  payment_svc"
+    "user            user              8084  user_svc"
+    "view            view              8085  view_svc"
+    "gateway         gateway           8080  -"
+)
+
+# Extra environment for one service, as NAME=VALUE lines (e.g. the URLs of its peers).
+service_extra_env() {
+    case "$1" in
+        # rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" ;;
+        *) ;;
+    esac
+}
+
+usage() {
+    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+build=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --no-build) build=0 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+    shift
+done
+
+LOG_DIR="$FLEET_REPO/target/dev-logs"
+BIN_DIR="$CARGO_TARGET_DIR/debug"
+READY_TIMEOUT="${FLEET_READY_TIMEOUT:-60}"
+STOP_TIMEOUT="${FLEET_STOP_TIMEOUT:-30}"
+
+# Every background process runs in its own session and process group (setsid), so a Ctrl-C in
+# the terminal reaches only this script, which then stops the fleet in order: services, broker,
+# database; and a process's own children go with it.
+detach=()
+command -v setsid >/dev/null 2>&1 && detach=(setsid)
+
+service_pids=()
+service_names=()
+broker_pid=""
+cleaned_up=0
+
+# Is PID still running (and not merely a zombie)?
+alive() {
+    local pid="$1" stat
+    kill -0 "$pid" 2>/dev/null || return 1
+    [[ -r "/proc/$pid/stat" ]] || return 0
+    { stat="$(<"/proc/$pid/stat")"; } 2>/dev/null || return 1
+    stat="${stat##*) }"
+    [[ "${stat%% *}" != Z ]]
+}
+
+# stop_group NAME PID: SIGTERM to the process group, wait, SIGKILL after STOP_TIMEOUT.
+stop_group() {
+    local name="$1" pid="$2" deadline
+    alive "$pid" || return 0
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + STOP_TIMEOUT))
+    while alive "$pid" && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if alive "$pid"; then
+        warn "$name did not stop within ${STOP_TIMEOUT}s; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    [[ $cleaned_up -eq 0 ]] || return 0
+    cleaned_up=1
+    trap '' INT TERM
+    local i pid
+    if [[ ${#service_pids[@]} -gt 0 ]]; then
+        log "stopping services: ${service_names[*]}"
+        # SIGTERM to all first, so they drain in parallel.
+        for pid in "${service_pids[@]}"; do
+            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        done
+        for i in "${!service_pids[@]}"; do
+            stop_group "${service_names[$i]}" "${service_pids[$i]}"
+        done
+    fi
+    if [[ -n "$broker_pid" ]]; then
+        log "stopping dev-broker"
+        stop_group dev-broker "$broker_pid"
+    fi
+    stop_private_postgres
+    log "fleet stopped"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 0' INT TERM
+
+port_in_use() {
+    (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# --- prerequisites and build -------------------------------------------------------------------
+
+cd "$FLEET_REPO"
+ensure_build_prereqs
+need_cmd curl
+mkdir -p "$LOG_DIR"
+
+if [[ $build -eq 1 ]]; then
+    log "cargo build --workspace --bins"
+    cargo build --workspace --bins
+fi
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+ensure_postgres
+create_fleet_database
+
+# --- Kafka-protocol broker -------------------------------------------------------------------
+
+if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+    log "Kafka: using KAFKA_BROKERS=$KAFKA_BROKERS"
+else
+    [[ -x "$BIN_DIR/dev-broker" ]] ||
+        die "$BIN_DIR/dev-broker is not built (run without --no-build, or set KAFKA_BROKERS)"
+    bootstrap_file="$LOG_DIR/dev-broker.bootstrap"
+    rm -f "$bootstrap_file"
+    log "starting dev-broker (log: $LOG_DIR/dev-broker.log)"
+    RUST_LOG="${RUST_LOG:-info}" "${detach[@]}" "$BIN_DIR/dev-broker" --partitions 3 \
+        --bootstrap-file "$bootstrap_file" >"$LOG_DIR/dev-broker.log" 2>&1 &
+    broker_pid=$!
+    deadline=$((SECONDS + 30))
+    while [[ ! -s "$bootstrap_file" ]]; do
+        if ! alive "$broker_pid"; then
+            tail -n 20 "$LOG_DIR/dev-broker.log" >&2 || true
+            die "dev-broker exited during startup (log: $LOG_DIR/dev-broker.log)"
+        fi
+        ((SECONDS < deadline)) ||
+            die "dev-broker wrote no bootstrap address within 30s (log: $LOG_DIR/dev-broker.log)"
+        sleep 0.2
+    done
+    KAFKA_BROKERS="$(tr -d '[:space:]' <"$bootstrap_file")"
+    export KAFKA_BROKERS
+    log "dev-broker answers at $KAFKA_BROKERS"
+fi
+
+# --- services ------------------------------------------------------------------------------
+
+service_ports=()
+for line in "${FLEET_SERVICES[@]}"; do
+    read -r name binary port role <<<"$line"
+    if [[ ! -x "$BIN_DIR/$binary" ]]; then
+        log "skipping $name: $BIN_DIR/$binary is not built"
+        continue
+    fi
+    port_in_use "$port" && die "port $port (for $name) is already in use"
+    env_vars=("HTTP_PORT=$port" "KAFKA_BROKERS=$KAFKA_BROKERS" "RUST_LOG=${RUST_LOG:-info}")
+    [[ "$role" != "-" ]] && env_vars+=("DATABASE_URL=$(service_database_url "$role")")
+    while IFS= read -r extra; do
+        [[ -n "$extra" ]] && env_vars+=("$extra")
+    done < <(service_extra_env "$name")
+    log "starting $name on port $port (log: $LOG_DIR/$name.log)"
+    "${detach[@]}" env "${env_vars[@]}" "$BIN_DIR/$binary" >"$LOG_DIR/$name.log" 2>&1 &
+    service_pids+=("$!")
+    service_names+=("$name")
+    service_ports+=("$port")
+done
+
+[[ ${#service_pids[@]} -gt 0 ]] || die "no service binary found in $BIN_DIR"
+
+for i in "${!service_pids[@]}"; do
+    name="${service_names[$i]}"
+    url="http://127.0.0.1:${service_ports[$i]}/readyz"
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; do
+        if ! alive "${service_pids[$i]}"; then
+            tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+            die "$name exited during startup (log: $LOG_DIR/$name.log)"
+        fi
+        ((SECONDS < deadline)) ||
+            die "$name is not ready at $url after ${READY_TIMEOUT}s (log: $LOG_DIR/$name.log)"
+        sleep 0.3
+    done
+done
+
+# --- where the fleet answers -------------------------------------------------------------------
+
+{
+    echo
+    printf '%-17s %-24s %s\n' service url log
+    for i in "${!service_pids[@]}"; do
+        printf '%-17s %-24s %s\n' "${service_names[$i]}" \
+            "http://127.0.0.1:${service_ports[$i]}" "$LOG_DIR/${service_names[$i]}.log"
+    done
+    echo
+    if [[ -n "$broker_pid" ]]; then
+        echo "kafka broker:  $KAFKA_BROKERS (dev-broker, log: $LOG_DIR/dev-broker.log)"
+    else
+        echo "kafka broker:  $KAFKA_BROKERS"
+    fi
+    echo "postgres:      $FLEET_PG_HOST:$FLEET_PG_PORT, database $FLEET_DB_NAME"
+    echo
+    echo "The fleet is up. Press Ctrl-C to stop it."
+} >&2
+
+# --- run until interrupted or until a process dies ---------------------------------------------
+
+while :; do
+    wait -n || sleep 1
+    for i in "${!service_pids[@]}"; do
+        if ! alive "${service_pids[$i]}"; then
+            tail -n 20 "$LOG_DIR/${service_names[$i]}.log" >&2 || true
+            die "${service_names[$i]} exited (log: $LOG_DIR/${service_names[$i]}.log)"
+        fi
+    done
+    if [[ -n "$broker_pid" ]] && ! alive "$broker_pid"; then
+        die "dev-broker exited (log: $LOG_DIR/dev-broker.log)"
+    fi
+done

@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts in scripts/. Source it; do not run it.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+#
+# Sets strict mode, finds the repository root (FLEET_REPO), exports CARGO_TARGET_DIR and
+# offers logging and OS-package helpers.
+
+if [[ -n "${FLEET_COMMON_SH_LOADED:-}" ]]; then
+    return 0
+fi
+FLEET_COMMON_SH_LOADED=1
+
+set -euo pipefail
+
+# --- logging ---------------------------------------------------------------------------------
+
+# log MESSAGE...: a timestamped line on stderr, so stdout stays free for data.
+log() {
+    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+}
+
+# warn / die: like log, with a prefix; die exits with status 1.
+warn() {
+    log "WARNING: $*"
+}
+
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+# --- repository root ---------------------------------------------------------------------------
+
+# The root is the parent of scripts/, wherever the clone lives and whatever the caller's
+# working directory is.
+fleet_repo_root() {
+    local here
+    here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+    (cd "$here/../.." && pwd -P)
+}
+
+FLEET_REPO="${FLEET_REPO:-$(fleet_repo_root)}"
+export FLEET_REPO
+
+# A persistent build directory outside the clone: a fresh clone (CI, a second work tree) reuses
+# the compiled dependencies instead of rebuilding them from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/book-rental-fleet/target}"
+
+# --- OS packages ---------------------------------------------------------------------------
+
+# as_root CMD...: run CMD as root, through sudo when we are not root already.
+as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "need root to run '$*' and sudo is not installed"
+    fi
+}
+
+FLEET_APT_UPDATED="${FLEET_APT_UPDATED:-}"
+
+# apt_install PKG...: install Debian packages (apt-get update once per run, no recommends).
+apt_install() {
+    [[ $# -gt 0 ]] || return 0
+    command -v apt-get >/dev/null 2>&1 ||
+        die "apt-get not found: install these packages by hand: $*"
+    if [[ -z "$FLEET_APT_UPDATED" ]]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        FLEET_APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# need_cmd CMD [PKG]: make sure CMD is on PATH, installing Debian package PKG (default: CMD)
+# when it is missing.
+need_cmd() {
+    local cmd="$1" pkg="${2:-$1}"
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        apt_install "$pkg"
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' still not found after installing '$pkg'"
+    fi
+}
+
+# ensure_build_prereqs: what the workspace needs to compile on a fresh Debian machine with Rust
+# (a C toolchain and make for the bundled librdkafka, pkg-config for -sys crates).
+ensure_build_prereqs() {
+    command -v cargo >/dev/null 2>&1 ||
+        die "cargo not found: install Rust (rustup) first, then run this again"
+    local missing=()
+    command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+    command -v c++ >/dev/null 2>&1 || missing+=(build-essential)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        # Unique names only.
+        # shellcheck disable=SC2207
+        missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+        apt_install "${missing[@]}"
+    fi
+}
+
+# ensure_cargo_component NAME (rustfmt | clippy): add a missing toolchain component via rustup.
+ensure_cargo_component() {
+    local component="$1" probe
+    case "$component" in
+        rustfmt) probe=(cargo fmt --version) ;;
+        clippy) probe=(cargo clippy --version) ;;
+        *) die "unknown component $component" ;;
+    esac
+    if ! "${probe[@]}" >/dev/null 2>&1; then
+        command -v rustup >/dev/null 2>&1 ||
+            die "'${probe[*]}' does not work and rustup is not installed to add $component"
+        log "rustup component add $component"
+        rustup component add "$component" >&2
+    fi
+}
+
+# --- small utilities ---------------------------------------------------------------------------
+
+# urlencode STRING: percent-encode everything but RFC 3986 unreserved characters.
+urlencode() {
+    local s="$1" out="" c i
+    local LC_ALL=C
+    for ((i = 0; i < ${#s}; i++)); do
+        c="${s:i:1}"
+        case "$c" in
+            [a-zA-Z0-9.~_-]) out+="$c" ;;
+            *) out+="$(printf '%%%02X' "'$c")" ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+
+# short_hash STRING: 8 hex characters, stable for the same input.
+short_hash() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        printf '%s' "$1" | sha256sum | cut -c1-8
+    else
+        printf '%s' "$1" | cksum | cut -d' ' -f1
+    fi
+}
+
+# elapsed SECONDS: "1m 23s".
+format_elapsed() {
+    local s="$1"
+    if ((s >= 60)); then
+        printf '%dm %02ds' $((s / 60)) $((s % 60))
+    else
+        printf '%ds' "$s"
+    fi
+}

@@ -1,0 +1,64 @@
+//! `/livez` says the process runs; `/readyz` says it should get traffic: migrations done,
+//! database reachable, not draining.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::problem::Problem;
+
+#[derive(Clone, Default)]
+pub struct Readiness {
+    migrated: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    pub fn set_migrated(&self) {
+        self.migrated.store(true, Ordering::SeqCst);
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+pub struct HealthState {
+    pub readiness: Readiness,
+    pub pool: PgPool,
+}
+
+pub async fn livez() -> Response {
+    axum::Json(json!({"status": "alive"})).into_response()
+}
+
+pub async fn readyz(State(state): State<HealthState>) -> Response {
+    let unready =
+        |detail: &str| Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response();
+    if state.readiness.draining.load(Ordering::SeqCst) {
+        return unready("Shutting down.");
+    }
+    if !state.readiness.is_migrated() {
+        return unready("Database migrations have not run yet.");
+    }
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => axum::Json(json!({"status": "ready"})).into_response(),
+        _ => unready("The database is unreachable."),
+    }
+}

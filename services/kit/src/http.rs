@@ -1,0 +1,189 @@
+//! HTTP plumbing shared by every service: extractors that answer with problems, the fallbacks,
+//! and the middleware stack.
+
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Router, middleware};
+use serde::de::DeserializeOwned;
+
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+/// `axum::Json`, with every rejection answered as a problem: 400 malformed JSON, 415 wrong
+/// content type, 413 too large, 422 wrong shape (unknown or missing fields, wrong types).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> Problem {
+    let detail = match &rejection {
+        JsonRejection::JsonDataError(e) => format!(
+            "The body does not have the expected shape: {}",
+            source_text(e)
+        ),
+        JsonRejection::JsonSyntaxError(e) => {
+            format!("The body is not valid JSON: {}", source_text(e))
+        }
+        JsonRejection::MissingJsonContentType(_) => "Send the body as application/json.".to_owned(),
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            "The body is too large.".to_owned()
+        }
+        _ => rejection.body_text(),
+    };
+    Problem::new(rejection.status(), detail)
+}
+
+// serde's message without axum's generic preamble, e.g. "title: unknown field `x`".
+fn source_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text = inner.to_string();
+        source = inner.source();
+    }
+    text
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path`, answering 400 with a problem when a segment does not parse (an id
+/// that is not a UUID, say).
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection @ PathRejection::FailedToDeserializePathParams(_)) => Err(
+                Problem::bad_request(format!("Invalid path: {}", source_text(&rejection))),
+            ),
+            Err(rejection) => Err(Problem::new(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Query`, answering 400 with a problem.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection: QueryRejection| {
+                Problem::bad_request(format!("Invalid query: {}", source_text(&rejection)))
+            })
+    }
+}
+
+async fn no_route() -> Problem {
+    Problem::not_found("No resource at this path.")
+}
+
+async fn wrong_method() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This resource does not accept that method.",
+    )
+}
+
+/// Error responses made by layers (timeouts, panics) carry no body; give them a problem one.
+async fn problem_bodies(request: Request, next: middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let detail = match status {
+            StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => {
+                "The request took too long; try again in a moment."
+            }
+            StatusCode::INTERNAL_SERVER_ERROR => "The request failed on our side.",
+            _ => "The request was refused.",
+        };
+        let mut problem = Problem::new(status, detail).into_response();
+        problem.headers_mut().extend(
+            response
+                .headers()
+                .iter()
+                .filter(|(name, _)| *name != header::CONTENT_LENGTH)
+                .map(|(n, v)| (n.clone(), v.clone())),
+        );
+        return problem;
+    }
+    response
+}
+
+/// Wraps a service's routes with what every service answers the same way: problem fallbacks,
+/// a body limit, a request timeout, panics as 500s, request ids, tracing and metrics.
+pub fn finish_router(
+    routes: Router,
+    metrics: Metrics,
+    request_timeout: Duration,
+    body_limit: usize,
+) -> Router {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::TraceLayer;
+
+    let x_request_id = header::HeaderName::from_static("x-request-id");
+    routes
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::from_fn(problem_bodies))
+        .layer(middleware::from_fn_with_state(metrics, crate::metrics::track_requests))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}

@@ -1,0 +1,245 @@
+//! The idempotent consumer. Each event's effect and its id in the `inbox` table commit in one
+//! transaction, so a redelivered event has no second effect; the offset is stored only after
+//! that commit. An event that cannot be parsed, or still fails after bounded retries, goes to
+//! `<topic>.dlq` with the reason and the partition moves on.
+
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use shared_events::{DecodeError, RawEvent};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event can never be applied (it breaks the contract): dead-letter it now.
+    #[error("{0}")]
+    Rejected(String),
+    /// It may work on a later try.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        HandlerError::Failed(e.into())
+    }
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(e: DecodeError) -> Self {
+        HandlerError::Rejected(e.to_string())
+    }
+}
+
+/// Applies one event inside the transaction that also records it in the inbox.
+pub trait EventHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &RawEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+}
+
+pub struct InboxConsumer<H> {
+    pub pool: PgPool,
+    pub consumer: StreamConsumer,
+    pub dlq_producer: FutureProducer,
+    pub handler: H,
+    pub max_retries: u32,
+    pub metrics: Metrics,
+    /// The consumer group, for the dead-letter headers.
+    pub group: String,
+}
+
+impl<H: EventHandler> InboxConsumer<H> {
+    /// Consumes until `shutdown`; the event in hand is finished first, then offsets are committed.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                message = self.consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if !self.process(&message, &shutdown).await {
+                break; // shutting down mid-retry: the event is left for the next owner
+            }
+            if let Err(e) = self.consumer.store_offset_from_message(&message) {
+                tracing::warn!(error = %e, "cannot store offset; the event may be seen again");
+            }
+        }
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "no offsets committed at shutdown");
+        }
+    }
+
+    /// Returns false when it gave up because of shutdown (nothing was stored or dead-lettered).
+    async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+        let topic = message.topic();
+        let event = match RawEvent::from_slice(message.payload().unwrap_or_default()) {
+            Ok(event) => event,
+            Err(e) => return self.dead_letter(message, &e.to_string(), shutdown).await,
+        };
+        let mut attempt = 0;
+        loop {
+            let error = match self.apply(topic, &event).await {
+                Ok(Outcome::Applied) => {
+                    self.metrics
+                        .events_consumed
+                        .with_label_values(&[topic, "applied"])
+                        .inc();
+                    return true;
+                }
+                Ok(Outcome::Duplicate) => {
+                    tracing::debug!(event_id = %event.id, "duplicate event ignored");
+                    self.metrics
+                        .events_consumed
+                        .with_label_values(&[topic, "duplicate"])
+                        .inc();
+                    return true;
+                }
+                Err(HandlerError::Rejected(reason)) => {
+                    return self.dead_letter(message, &reason, shutdown).await;
+                }
+                Err(HandlerError::Failed(e)) => e,
+            };
+            // An unreachable database is not the event's fault: wait for it without using up
+            // the event's retries.
+            let database_down = error.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                )
+            });
+            if !database_down {
+                attempt += 1;
+                if attempt > self.max_retries {
+                    let reason = format!("failed after {} attempts: {error:#}", attempt);
+                    return self.dead_letter(message, &reason, shutdown).await;
+                }
+            }
+            tracing::warn!(event_id = %event.id, attempt, error = %format!("{error:#}"), "event failed; retrying");
+            let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+    }
+
+    async fn apply(&self, topic: &str, event: &RawEvent) -> Result<Outcome, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let first_time = sqlx::query(
+            "INSERT INTO inbox (event_id, topic, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(event.id)
+        .bind(topic)
+        .bind(&event.event_type)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first_time {
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Publishes the message, untouched, to `<topic>.dlq` with the reason in its headers. Never
+    /// gives up (the event must not be lost) except for shutdown.
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let dlq = shared_events::topic::dlq_of(message.topic());
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "dead-lettering event"
+        );
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for header in original.iter() {
+                headers = headers.insert(Header {
+                    key: header.key,
+                    value: header.value,
+                });
+            }
+        }
+        let headers = headers
+            .insert(Header {
+                key: "dlq-reason",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "dlq-topic",
+                value: Some(message.topic()),
+            })
+            .insert(Header {
+                key: "dlq-partition",
+                value: Some(&partition),
+            })
+            .insert(Header {
+                key: "dlq-offset",
+                value: Some(&offset),
+            })
+            .insert(Header {
+                key: "dlq-consumer-group",
+                value: Some(&self.group),
+            });
+        loop {
+            let mut record = FutureRecord::to(&dlq).headers(headers.clone());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            let delivery = self.dlq_producer.send(record, Duration::from_secs(5));
+            match delivery.await {
+                Ok(_) => {
+                    self.metrics
+                        .events_dead_lettered
+                        .with_label_values(&[message.topic()])
+                        .inc();
+                    self.metrics
+                        .events_consumed
+                        .with_label_values(&[message.topic(), "dead_lettered"])
+                        .inc();
+                    return true;
+                }
+                Err((e, _)) => tracing::warn!(error = %e, dlq, "cannot dead-letter yet; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Prometheus metrics: one registry per service instance (tests run several in one process).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+pub struct Inner {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub outbox_published: IntCounterVec,
+    pub outbox_backlog: IntGauge,
+    pub events_consumed: IntCounterVec,
+    pub events_dead_lettered: IntCounterVec,
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Metrics {
+    pub fn new(service: &str) -> Self {
+        let registry = Registry::new_custom(
+            None,
+            Some([("service".to_owned(), service.to_owned())].into()),
+        )
+        .expect("valid registry labels");
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by route and status",
+            ),
+            &["method", "route", "status"],
+        )
+        .unwrap();
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency, by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["method", "route"],
+        )
+        .unwrap();
+        let outbox_published = IntCounterVec::new(
+            Opts::new(
+                "outbox_events_published_total",
+                "Outbox events the relay published, by topic",
+            ),
+            &["topic"],
+        )
+        .unwrap();
+        let outbox_backlog = IntGauge::new(
+            "outbox_backlog",
+            "Outbox events not yet published, as of the relay's last pass",
+        )
+        .unwrap();
+        let events_consumed = IntCounterVec::new(
+            Opts::new("events_consumed_total", "Events consumed, by topic and outcome (applied, duplicate, skipped, dead_lettered)"),
+            &["topic", "outcome"],
+        )
+        .unwrap();
+        let events_dead_lettered = IntCounterVec::new(
+            Opts::new(
+                "events_dead_lettered_total",
+                "Events sent to a dead-letter topic, by source topic",
+            ),
+            &["topic"],
+        )
+        .unwrap();
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(outbox_published.clone()),
+            Box::new(outbox_backlog.clone()),
+            Box::new(events_consumed.clone()),
+            Box::new(events_dead_lettered.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics register once per registry");
+        Self(Arc::new(Inner {
+            registry,
+            http_requests,
+            http_duration,
+            outbox_published,
+            outbox_backlog,
+            events_consumed,
+            events_dead_lettered,
+        }))
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+pub async fn serve_metrics(State(metrics): State<Metrics>) -> Response {
+    (
+        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts and times every request by its route template, so ids do not explode the label set.
+pub async fn track_requests(
+    State(metrics): State<Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .http_duration
+        .with_label_values(&[&method, &route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .with_label_values(&[&method, &route, response.status().as_str()])
+        .inc();
+    response
+}

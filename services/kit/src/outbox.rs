@@ -1,0 +1,170 @@
+//! The transactional outbox. [`enqueue`] writes an event in the caller's transaction, so it
+//! exists if and only if the change that causes it commits; the [`Relay`] publishes unsent
+//! events in order and marks them sent. A crash between publishing and marking re-publishes on
+//! restart (at least once); consumers deduplicate by event id.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use shared_events::{CloudEvent, DomainEvent};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::kafka::Kafka;
+use crate::metrics::Metrics;
+
+/// Structured-mode CloudEvents over Kafka carry this content type.
+pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
+
+/// Writes `event`, from service `source`, to the outbox inside the caller's transaction.
+pub async fn enqueue<E: DomainEvent>(
+    conn: &mut PgConnection,
+    source: &str,
+    event: E,
+) -> Result<Uuid, sqlx::Error> {
+    let key = event.key();
+    let envelope = CloudEvent::new(source, event);
+    let payload = serde_json::to_string(&envelope).expect("events always serialize");
+    sqlx::query("INSERT INTO outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)")
+        .bind(envelope.id)
+        .bind(E::TOPIC.name())
+        .bind(key)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(envelope.id)
+}
+
+pub struct Relay {
+    pub pool: PgPool,
+    pub producer: FutureProducer,
+    pub kafka: Kafka,
+    pub metrics: Metrics,
+    pub batch_size: u32,
+    pub poll_interval: Duration,
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: i64,
+    topic: String,
+    key: String,
+    payload: String,
+}
+
+impl Relay {
+    /// Publishes until `shutdown`, then flushes what is left (for a few seconds at most).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures = 0u32;
+        loop {
+            let pause = match self.relay_batch().await {
+                Ok(sent) if sent == self.batch_size as usize => Duration::ZERO,
+                Ok(_) => {
+                    failures = 0;
+                    self.poll_interval
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "outbox relay pass failed; retrying");
+                    (self.poll_interval * 2u32.saturating_pow(failures.min(6)))
+                        .min(Duration::from_secs(5))
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        let flush = async {
+            while let Ok(sent) = self.relay_batch().await {
+                if sent == 0 {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(5), flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "outbox not fully flushed at shutdown; the next start publishes the rest"
+            );
+        }
+    }
+
+    /// One pass: publishes up to a batch of unsent events in id order and marks the published
+    /// ones sent. Returns how many were published. Only one relay per schema works at a time (an
+    /// advisory lock), which keeps events of one key in order across replicas.
+    pub async fn relay_batch(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let leader: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox-relay'))",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !leader {
+            return Ok(0);
+        }
+        let pending: Vec<Pending> = sqlx::query_as(
+            "SELECT id, topic, key, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(self.batch_size))
+        .fetch_all(&mut *tx)
+        .await?;
+        if pending.is_empty() {
+            self.metrics.outbox_backlog.set(0);
+            return Ok(0);
+        }
+
+        // Enqueue the whole batch before awaiting any delivery: one round trip, not one per event.
+        let topics: Vec<String> = pending.iter().map(|p| self.kafka.name(&p.topic)).collect();
+        let deliveries = pending.iter().zip(&topics).map(|(event, topic)| {
+            let record = FutureRecord::to(topic)
+                .key(&event.key)
+                .payload(&event.payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some(CLOUDEVENTS_JSON),
+                }));
+            self.producer.send(record, Duration::from_secs(5))
+        });
+        let outcomes = join_all(deliveries).await;
+
+        // Mark the delivered prefix only: what follows a failure is sent again, after it.
+        let mut sent = Vec::new();
+        let mut failure = None;
+        for (event, outcome) in pending.iter().zip(outcomes) {
+            match outcome {
+                Ok(_) => sent.push(event.id),
+                Err((e, _)) => {
+                    failure = Some(anyhow::anyhow!(
+                        "outbox event {} not delivered: {e}",
+                        event.id
+                    ));
+                    break;
+                }
+            }
+        }
+        sqlx::query("UPDATE outbox SET sent_at = now() WHERE id = ANY($1)")
+            .bind(&sent)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for event in &pending[..sent.len()] {
+            self.metrics
+                .outbox_published
+                .with_label_values(&[&event.topic])
+                .inc();
+        }
+        self.metrics
+            .outbox_backlog
+            .set((pending.len() - sent.len()) as i64);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(sent.len()),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Start-up and shutdown, the same for every service: bind, serve `/livez`, `/readyz` and
+//! `/metrics` at once, run migrations (retrying while the database is away), then start the
+//! outbox relay and the consumers. On SIGTERM: turn unready, drain HTTP, stop consumers after
+//! their current event, flush the outbox.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use futures::future::BoxFuture;
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureProducer;
+use shared_events::Topic;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::KitConfig;
+use crate::health::{HealthState, Readiness, livez, readyz};
+use crate::inbox::{EventHandler, InboxConsumer};
+use crate::kafka::Kafka;
+use crate::metrics::{Metrics, serve_metrics};
+use crate::outbox::Relay;
+
+/// What makes a service itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// The service name: event `source`, consumer group, metrics label.
+    pub name: &'static str,
+    pub migrations: &'static Migrator,
+}
+
+type Worker = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+pub struct Service {
+    spec: ServiceSpec,
+    config: KitConfig,
+    pool: PgPool,
+    kafka: Kafka,
+    producer: FutureProducer,
+    metrics: Metrics,
+    listener: TcpListener,
+    routes: Router,
+    consumers: Vec<Worker>,
+    stop: CancellationToken,
+}
+
+impl Service {
+    /// Binds the listener and creates the clients; nothing waits on the database or broker yet.
+    pub async fn build(spec: ServiceSpec, config: KitConfig) -> anyhow::Result<Self> {
+        let address = format!("{}:{}", config.http_host, config.http_port);
+        let listener = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        let pool = crate::db::pool(&config).context("invalid DATABASE_URL")?;
+        let kafka = Kafka::new(&config);
+        let producer = kafka
+            .producer()
+            .context("cannot create the Kafka producer")?;
+        Ok(Self {
+            spec,
+            metrics: Metrics::new(spec.name),
+            config,
+            pool,
+            kafka,
+            producer,
+            listener,
+            routes: Router::new(),
+            consumers: Vec::new(),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn config(&self) -> &KitConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Cancelling it shuts the service down as SIGTERM does (tests use it).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// The service's own HTTP routes, state already applied.
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// Consumes `topics` in the service's consumer group, applying each event once.
+    pub fn consume<H: EventHandler>(
+        mut self,
+        topics: &[Topic],
+        handler: H,
+    ) -> anyhow::Result<Self> {
+        let consumer = self
+            .kafka
+            .consumer(self.spec.name)
+            .context("cannot create the Kafka consumer")?;
+        let names: Vec<String> = topics.iter().map(|t| self.kafka.topic(*t)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).context("cannot subscribe")?;
+        let inbox = InboxConsumer {
+            pool: self.pool.clone(),
+            consumer,
+            dlq_producer: self.producer.clone(),
+            handler,
+            max_retries: self.config.consumer_max_retries,
+            metrics: self.metrics.clone(),
+            group: self.kafka.name(self.spec.name),
+        };
+        self.consumers
+            .push(Box::new(move |stop| Box::pin(inbox.run(stop))));
+        Ok(self)
+    }
+
+    /// Serves until SIGTERM, SIGINT or the stop token, then shuts down gracefully.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self {
+            spec,
+            config,
+            pool,
+            kafka,
+            producer,
+            metrics,
+            listener,
+            routes,
+            consumers,
+            stop,
+        } = self;
+        let readiness = Readiness::default();
+        let background = CancellationToken::new();
+        let tasks = TaskTracker::new();
+
+        let relay = Relay {
+            pool: pool.clone(),
+            producer,
+            kafka,
+            metrics: metrics.clone(),
+            batch_size: config.outbox_batch_size,
+            poll_interval: config.outbox_poll_interval,
+        };
+        tasks.spawn(start_workers(
+            spec,
+            pool.clone(),
+            readiness.clone(),
+            relay,
+            consumers,
+            tasks.clone(),
+            background.clone(),
+        ));
+
+        let ops = Router::new()
+            .route("/livez", get(livez))
+            .route("/readyz", get(readyz))
+            .with_state(HealthState {
+                readiness: readiness.clone(),
+                pool: pool.clone(),
+            })
+            .merge(
+                Router::new()
+                    .route("/metrics", get(serve_metrics))
+                    .with_state(metrics.clone()),
+            );
+        let app = crate::http::finish_router(
+            routes.merge(ops),
+            metrics,
+            config.request_timeout,
+            config.body_limit_bytes,
+        );
+
+        tracing::info!(service = spec.name, address = %listener.local_addr()?, "listening");
+        let drain_delay = config.shutdown_drain_delay;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = crate::shutdown::signal_received() => {}
+                    _ = stop.cancelled() => {}
+                }
+                readiness.start_draining();
+                tracing::info!(?drain_delay, "draining");
+                tokio::time::sleep(drain_delay).await;
+            })
+            .await?;
+
+        // No request is in flight any more: stop the consumers and flush the outbox.
+        background.cancel();
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time");
+        }
+        pool.close().await;
+        tracing::info!(service = spec.name, "stopped");
+        Ok(())
+    }
+}
+
+async fn start_workers(
+    spec: ServiceSpec,
+    pool: PgPool,
+    readiness: Readiness,
+    relay: Relay,
+    consumers: Vec<Worker>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+) {
+    let migrator = match crate::db::migrator(spec.migrations).await {
+        Ok(migrator) => migrator,
+        Err(e) => {
+            tracing::error!(error = %e, "the migrations are invalid; the service stays unready");
+            return;
+        }
+    };
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match migrator.run(&pool).await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, "migrations failed; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(10)),
+        }
+    }
+    readiness.set_migrated();
+    tracing::info!(service = spec.name, "migrations done; ready");
+    tasks.spawn(relay.run(stop.clone()));
+    for consumer in consumers {
+        tasks.spawn(consumer(stop.clone()));
+    }
+}

@@ -1,0 +1,108 @@
+//! librdkafka's mock cluster speaks the real Kafka protocol over TCP and keeps everything in
+//! memory: enough of a broker for local runs and tests, with no JVM and nothing to install.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, anyhow};
+use rdkafka::mocking::MockCluster;
+use shared_events::Topic;
+
+enum Command {
+    Down,
+    Up,
+    Stop,
+}
+
+/// A running mock cluster. It lives on a thread of its own (the cluster handle is not `Send`)
+/// and is shut down when dropped.
+pub struct MockBroker {
+    bootstrap_servers: String,
+    control: mpsc::Sender<Command>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The fleet's topics and their dead-letter twins, each name behind `prefix`.
+pub fn fleet_topics(prefix: &str) -> Vec<String> {
+    Topic::ALL
+        .iter()
+        .flat_map(|t| {
+            [
+                format!("{prefix}{}", t.name()),
+                format!("{prefix}{}", t.dlq_name()),
+            ]
+        })
+        .collect()
+}
+
+impl MockBroker {
+    /// Starts a cluster of `brokers` brokers with `topics` created, each with `partitions`
+    /// partitions.
+    pub fn start(brokers: i32, topics: &[String], partitions: i32) -> anyhow::Result<Self> {
+        let (control, commands) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let topics = topics.to_vec();
+        let thread = std::thread::Builder::new()
+            .name("mock-broker".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(brokers) {
+                    Ok(cluster) => cluster,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow!("cannot start the mock cluster: {e}")));
+                        return;
+                    }
+                };
+                for topic in &topics {
+                    if let Err(e) = cluster.create_topic(topic, partitions, 1) {
+                        let _ = ready_tx.send(Err(anyhow!("cannot create topic {topic}: {e}")));
+                        return;
+                    }
+                }
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                for command in commands {
+                    // -1 addresses every broker of the cluster.
+                    let outcome = match command {
+                        Command::Down => cluster.broker_down(-1),
+                        Command::Up => cluster.broker_up(-1),
+                        Command::Stop => break,
+                    };
+                    if let Err(e) = outcome {
+                        eprintln!("mock broker: {e}");
+                    }
+                }
+            })
+            .context("cannot spawn the mock broker thread")?;
+        let bootstrap_servers = ready_rx
+            .recv()
+            .context("the mock broker thread died while starting")??;
+        Ok(Self {
+            bootstrap_servers,
+            control,
+            thread: Some(thread),
+        })
+    }
+
+    /// `host:port[,host:port…]` for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// Drops every connection and refuses new ones, like a broker that went away.
+    pub fn go_down(&self) {
+        let _ = self.control.send(Command::Down);
+    }
+
+    /// Accepts connections again; what was stored before is still there.
+    pub fn come_back(&self) {
+        let _ = self.control.send(Command::Up);
+    }
+}
+
+impl Drop for MockBroker {
+    fn drop(&mut self) {
+        let _ = self.control.send(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
