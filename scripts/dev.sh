@@ -79,18 +79,20 @@ alive() {
     [[ "${stat%% *}" != Z ]]
 }
 
-# stop_group NAME PID: SIGTERM to the process group, wait, SIGKILL after STOP_TIMEOUT.
-stop_group() {
-    local name="$1" pid="$2" deadline
-    alive "$pid" || return 0
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + STOP_TIMEOUT))
+# signal_group PID SIGNAL: send SIGNAL to the process group PID leads (or to PID alone).
+signal_group() {
+    kill "-$2" -- "-$1" 2>/dev/null || kill "-$2" "$1" 2>/dev/null || true
+}
+
+# await_group NAME PID: wait for a process told to stop; SIGKILL after STOP_TIMEOUT.
+await_group() {
+    local name="$1" pid="$2" deadline=$((SECONDS + STOP_TIMEOUT))
     while alive "$pid" && ((SECONDS < deadline)); do
         sleep 0.2
     done
     if alive "$pid"; then
         warn "$name did not stop within ${STOP_TIMEOUT}s; killing it"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        signal_group "$pid" KILL
     fi
     wait "$pid" 2>/dev/null || true
 }
@@ -99,21 +101,22 @@ cleanup() {
     local rc=$?
     [[ $cleaned_up -eq 0 ]] || return 0
     cleaned_up=1
-    trap '' INT TERM
+    trap '' INT TERM HUP
     local i pid
     if [[ ${#service_pids[@]} -gt 0 ]]; then
         log "stopping services: ${service_names[*]}"
         # SIGTERM to all first, so they drain in parallel.
         for pid in "${service_pids[@]}"; do
-            kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+            signal_group "$pid" TERM
         done
         for i in "${!service_pids[@]}"; do
-            stop_group "${service_names[$i]}" "${service_pids[$i]}"
+            await_group "${service_names[$i]}" "${service_pids[$i]}"
         done
     fi
     if [[ -n "$broker_pid" ]]; then
         log "stopping dev-broker"
-        stop_group dev-broker "$broker_pid"
+        signal_group "$broker_pid" TERM
+        await_group dev-broker "$broker_pid"
     fi
     stop_private_postgres
     log "fleet stopped"
@@ -121,10 +124,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 0' INT TERM
-
-port_in_use() {
-    (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+trap 'exit 129' HUP
 
 # --- prerequisites and build -------------------------------------------------------------------
 
@@ -137,6 +137,19 @@ if [[ $build -eq 1 ]]; then
     log "cargo build --workspace --bins"
     cargo build --workspace --bins
 fi
+
+# Which services are built, and are their ports free? Checked before anything is started.
+to_start=()
+for line in "${FLEET_SERVICES[@]}"; do
+    read -r name binary port role <<<"$line"
+    if [[ ! -x "$BIN_DIR/$binary" ]]; then
+        log "skipping $name: $BIN_DIR/$binary is not built"
+        continue
+    fi
+    port_in_use "$port" && die "port $port (for $name) is already in use"
+    to_start+=("$line")
+done
+[[ ${#to_start[@]} -gt 0 ]] || die "no service binary found in $BIN_DIR"
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
@@ -174,17 +187,16 @@ fi
 # --- services ------------------------------------------------------------------------------
 
 service_ports=()
-for line in "${FLEET_SERVICES[@]}"; do
+for line in "${to_start[@]}"; do
     read -r name binary port role <<<"$line"
-    if [[ ! -x "$BIN_DIR/$binary" ]]; then
-        log "skipping $name: $BIN_DIR/$binary is not built"
-        continue
-    fi
-    port_in_use "$port" && die "port $port (for $name) is already in use"
     env_vars=("HTTP_PORT=$port" "KAFKA_BROKERS=$KAFKA_BROKERS" "RUST_LOG=${RUST_LOG:-info}")
-    [[ "$role" != "-" ]] && env_vars+=("DATABASE_URL=$(service_database_url "$role")")
+    if [[ "$role" != "-" ]]; then
+        env_vars+=("DATABASE_URL=$(service_database_url "$role")")
+    fi
     while IFS= read -r extra; do
-        [[ -n "$extra" ]] && env_vars+=("$extra")
+        if [[ -n "$extra" ]]; then
+            env_vars+=("$extra")
+        fi
     done < <(service_extra_env "$name")
     log "starting $name on port $port (log: $LOG_DIR/$name.log)"
     "${detach[@]}" env "${env_vars[@]}" "$BIN_DIR/$binary" >"$LOG_DIR/$name.log" 2>&1 &
@@ -192,8 +204,6 @@ for line in "${FLEET_SERVICES[@]}"; do
     service_names+=("$name")
     service_ports+=("$port")
 done
-
-[[ ${#service_pids[@]} -gt 0 ]] || die "no service binary found in $BIN_DIR"
 
 for i in "${!service_pids[@]}"; do
     name="${service_names[$i]}"

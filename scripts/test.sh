@@ -54,6 +54,7 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 cd "$FLEET_REPO"
 ensure_build_prereqs

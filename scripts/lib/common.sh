@@ -15,9 +15,10 @@ set -euo pipefail
 
 # --- logging ---------------------------------------------------------------------------------
 
-# log MESSAGE...: a timestamped line on stderr, so stdout stays free for data.
+# log MESSAGE...: a timestamped line on stderr, so stdout stays free for data. Never fails
+# (a closed terminal must not abort a cleanup).
 log() {
-    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2
+    printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2 2>/dev/null || true
 }
 
 # warn / die: like log, with a prefix; die exits with status 1.
@@ -135,6 +136,11 @@ urlencode() {
         esac
     done
     printf '%s' "$out"
+}
+
+# port_in_use PORT: does something accept TCP connections on 127.0.0.1:PORT?
+port_in_use() {
+    (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # short_hash STRING: 8 hex characters, stable for the same input.

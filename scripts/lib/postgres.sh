@@ -13,7 +13,8 @@
 # service_database_url ROLE the DATABASE_URL a service connects with.
 #
 # The service passwords are local development defaults: each role's password is its name,
-# unless FLEET_DB_PASSWORD_<ROLE> (e.g. FLEET_DB_PASSWORD_BOOK_SVC) says otherwise. Real
+# unless FLEET_DB_PASSWORD_<ROLE> (e.g. FLEET_DB_PASSWORD_BOOK_SVC) says otherwise (the test
+# harness assumes the defaults, so do not override them on a cluster the tests share). Real
 # deployments take theirs from a Kubernetes Secret.
 
 if [[ -n "${FLEET_POSTGRES_SH_LOADED:-}" ]]; then
@@ -193,7 +194,7 @@ _pg_start_private() {
         bin="$(_pg_server_bin_dir "$version")" || die "PostgreSQL server binaries not found"
     fi
     if [[ -n "$version" && "$bin" != "/usr/lib/postgresql/$version/bin" ]] &&
-        ! "$bin/postgres" --version | grep -q " $version[.]"; then
+        ! "$bin/postgres" --version | grep -q " ${version}[.]"; then
         die "$FLEET_PG_DATA was made by PostgreSQL $version, which is not installed" \
             "(install postgresql-$version or remove that directory)"
     fi
@@ -233,6 +234,14 @@ _pg_start_private() {
         fi
         log "private PostgreSQL already running (127.0.0.1:$port, $FLEET_PG_DATA)"
     else
+        if [[ -z "${FLEET_PG_PORT:-}" ]]; then
+            # The default port is taken (another clone's cluster, say): take the next free one.
+            local tries=0
+            while port_in_use "$port" && ((tries < 20)); do
+                port=$((port + 1))
+                tries=$((tries + 1))
+            done
+        fi
         mkdir -p "$FLEET_PG_SOCKET_DIR"
         chmod 0700 "$FLEET_PG_SOCKET_DIR"
         [[ "$(id -u)" -eq 0 ]] && chown postgres:postgres "$FLEET_PG_SOCKET_DIR"

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_events::{DecodeError, RawEvent};
@@ -54,7 +54,7 @@ enum Outcome {
 
 pub struct InboxConsumer<H> {
     pub pool: PgPool,
-    pub consumer: StreamConsumer,
+    pub consumer: crate::kafka::Consumer,
     pub dlq_producer: FutureProducer,
     pub handler: H,
     pub max_retries: u32,

@@ -2,12 +2,43 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, ClientContext};
 use shared_events::Topic;
 
 use crate::KitConfig;
+use crate::metrics::Metrics;
+
+/// Logs every rebalance and exports how many partitions this replica owns.
+pub struct RebalanceLog {
+    pub metrics: Metrics,
+}
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let owned: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|p| format!("{}[{}]", p.topic(), p.partition()))
+                    .collect();
+                tracing::info!(partitions = ?owned, "partitions assigned");
+                self.metrics.consumer_partitions.set(owned.len() as i64);
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(count = partitions.count(), "partitions revoked");
+                self.metrics.consumer_partitions.set(0);
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+}
+
+pub type Consumer = StreamConsumer<RebalanceLog>;
 
 #[derive(Debug, Clone)]
 pub struct Kafka {
@@ -53,7 +84,11 @@ impl Kafka {
     /// A consumer in `group` that stores an offset only when told to (after the effect is
     /// committed) and commits stored offsets in the background. A new group starts at the
     /// beginning of the topic, so a new or rebuilt service sees every event.
-    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, rdkafka::error::KafkaError> {
+    pub fn consumer(
+        &self,
+        group: &str,
+        metrics: Metrics,
+    ) -> Result<Consumer, rdkafka::error::KafkaError> {
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", self.name(group))
@@ -63,6 +98,6 @@ impl Kafka {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .create()
+            .create_with_context(RebalanceLog { metrics })
     }
 }

@@ -22,6 +22,7 @@ pub struct Inner {
     pub outbox_backlog: IntGauge,
     pub events_consumed: IntCounterVec,
     pub events_dead_lettered: IntCounterVec,
+    pub consumer_partitions: IntGauge,
 }
 
 impl std::ops::Deref for Metrics {
@@ -83,6 +84,11 @@ impl Metrics {
             &["topic"],
         )
         .unwrap();
+        let consumer_partitions = IntGauge::new(
+            "consumer_assigned_partitions",
+            "Partitions this replica owns in its consumer group",
+        )
+        .unwrap();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -90,6 +96,7 @@ impl Metrics {
             Box::new(outbox_backlog.clone()),
             Box::new(events_consumed.clone()),
             Box::new(events_dead_lettered.clone()),
+            Box::new(consumer_partitions.clone()),
         ] {
             registry
                 .register(collector)
@@ -109,6 +116,7 @@ impl Metrics {
             outbox_backlog,
             events_consumed,
             events_dead_lettered,
+            consumer_partitions,
         }))
     }
 

@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// One invalid member of a request body, located by a JSON pointer (RFC 9457 §3 example).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvalidParam {
     pub pointer: String,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An RFC 9457 problem document, served as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,

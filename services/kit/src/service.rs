@@ -112,7 +112,7 @@ impl Service {
     ) -> anyhow::Result<Self> {
         let consumer = self
             .kafka
-            .consumer(self.spec.name)
+            .consumer(self.spec.name, self.metrics.clone())
             .context("cannot create the Kafka consumer")?;
         let names: Vec<String> = topics.iter().map(|t| self.kafka.topic(*t)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();

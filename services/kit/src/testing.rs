@@ -1,3 +1,392 @@
-//! The test harness (feature `testing`): a fresh database per test with the service's role and
-//! schema, a Kafka-protocol broker per test (or the real Kafka in `KAFKA_BROKERS`, behind a
-//! unique topic prefix), readers and writers for topics, and service processes to kill.
+//! The test harness (feature `testing`): a fresh database per test holding the service's role
+//! and schema, a Kafka-protocol broker per test (or the real Kafka named by `KAFKA_BROKERS`,
+//! behind a topic prefix unique to the test), topic readers and writers, and service processes
+//! that can be killed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use dev_broker::{MockBroker, fleet_topics};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use reqwest::Url;
+use shared_events::{RawEvent, Topic};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::Env;
+
+/// Partitions per topic in tests: enough for two consumers to split them.
+pub const PARTITIONS: i32 = 4;
+
+/// Logs of the code under test, when `TEST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        crate::telemetry::init(crate::config::LogFormat::Text);
+    }
+}
+
+/// The superuser URL of the test cluster: `DATABASE_ADMIN_URL` (the test command sets it).
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own for one test.
+pub struct TestDatabase {
+    pub name: String,
+    url: Url,
+    /// A superuser pool on the test's database, for setting up and checking.
+    pub admin: PgPool,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let admin_url = admin_url();
+        let name = format!("test_{}", Uuid::new_v4().simple());
+        let mut server = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test Postgres at DATABASE_ADMIN_URL ({admin_url}): {e}; run the tests through scripts/test.sh"));
+        server
+            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .await
+            .expect("create the test database");
+        server.close().await.ok();
+        let mut url = Url::parse(&admin_url).expect("DATABASE_ADMIN_URL is a URL");
+        url.set_path(&name);
+        let admin = PgPool::connect(url.as_str())
+            .await
+            .expect("connect to the test database");
+        admin
+            .execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            .await
+            .expect("close the public schema");
+        Self { name, url, admin }
+    }
+
+    /// Gives service role `role` its own schema, as the fleet's bootstrap does, and returns the
+    /// URL the service connects with. Only the owner can use a schema.
+    pub async fn add_service(&self, role: &str, schema: &str) -> String {
+        // Roles are cluster-wide and tests run concurrently: tolerate a role made meanwhile.
+        let create_role = format!(
+            "DO $$ BEGIN CREATE ROLE {role} LOGIN PASSWORD '{role}'; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        );
+        self.admin
+            .execute(create_role.as_str())
+            .await
+            .expect("create the role");
+        self.admin
+            .execute(format!(r#"GRANT CONNECT ON DATABASE "{}" TO {role}; CREATE SCHEMA {schema} AUTHORIZATION {role}"#, self.name).as_str())
+            .await
+            .expect("create the schema");
+        let mut url = self.url.clone();
+        url.set_username(role).unwrap();
+        url.set_password(Some(role)).unwrap();
+        url.to_string()
+    }
+}
+
+/// A Kafka-protocol broker for one test.
+pub struct TestKafka {
+    mock: Option<MockBroker>,
+    pub brokers: String,
+    pub prefix: String,
+}
+
+impl TestKafka {
+    /// A mock cluster of the test's own, or the real Kafka in `KAFKA_BROKERS` with topics
+    /// behind a unique prefix.
+    pub async fn start() -> Self {
+        let prefix = format!("t{}.", &Uuid::new_v4().simple().to_string()[..12]);
+        let topics = fleet_topics(&prefix);
+        match std::env::var("KAFKA_BROKERS") {
+            Ok(brokers) if !brokers.is_empty() => {
+                let admin: AdminClient<_> = ClientConfig::new()
+                    .set("bootstrap.servers", &brokers)
+                    .create()
+                    .expect("admin client");
+                let new: Vec<_> = topics
+                    .iter()
+                    .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
+                    .collect();
+                for result in admin
+                    .create_topics(&new, &AdminOptions::new())
+                    .await
+                    .expect("create topics")
+                {
+                    result.expect("topic created");
+                }
+                Self {
+                    mock: None,
+                    brokers,
+                    prefix,
+                }
+            }
+            _ => {
+                let mock =
+                    MockBroker::start(1, &topics, PARTITIONS).expect("start the mock broker");
+                Self {
+                    brokers: mock.bootstrap_servers().to_owned(),
+                    mock: Some(mock),
+                    prefix,
+                }
+            }
+        }
+    }
+
+    pub fn topic(&self, topic: Topic) -> String {
+        format!("{}{}", self.prefix, topic.name())
+    }
+
+    fn mock(&self) -> &MockBroker {
+        self.mock
+            .as_ref()
+            .expect("only the embedded broker can be taken down; unset KAFKA_BROKERS")
+    }
+
+    /// The broker drops every connection and refuses new ones.
+    pub fn go_down(&self) {
+        self.mock().go_down();
+    }
+
+    pub fn come_back(&self) {
+        self.mock().come_back();
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("KAFKA_BROKERS".into(), self.brokers.clone()),
+            ("KAFKA_TOPIC_PREFIX".into(), self.prefix.clone()),
+        ]
+    }
+
+    /// Reads `topic` from the beginning, on every partition, outside any consumer group.
+    pub async fn reader(&self, topic: &str) -> TopicReader {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("reader-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader consumer");
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).expect("assign partitions");
+        TopicReader {
+            consumer,
+            topic: topic.to_owned(),
+        }
+    }
+
+    pub fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()
+            .expect("test producer")
+    }
+
+    /// Publishes raw bytes, as a producer outside the fleet would.
+    pub async fn send(&self, topic: Topic, key: &str, payload: &[u8]) {
+        self.producer()
+            .send(
+                FutureRecord::to(&self.topic(topic))
+                    .key(key)
+                    .payload(payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("test event delivered");
+    }
+}
+
+/// One message as read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+    pub partition: i32,
+}
+
+impl Received {
+    pub fn event(&self) -> RawEvent {
+        RawEvent::from_slice(&self.payload).expect("a CloudEvent")
+    }
+}
+
+pub struct TopicReader {
+    consumer: StreamConsumer,
+    topic: String,
+}
+
+impl TopicReader {
+    pub async fn next(&self, wait: Duration) -> Option<Received> {
+        let message = tokio::time::timeout(wait, self.consumer.recv())
+            .await
+            .ok()?;
+        let message = message.expect("read from the topic");
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Received {
+            key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+            partition: message.partition(),
+        })
+    }
+
+    /// Exactly `count` messages arrive within `wait` (and no more within a short grace).
+    pub async fn expect(&self, count: usize, wait: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + wait;
+        let mut received = Vec::new();
+        while received.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next(left).await {
+                Some(message) => received.push(message),
+                None => panic!(
+                    "{}: expected {count} messages within {wait:?}, got {}: {received:#?}",
+                    self.topic,
+                    received.len()
+                ),
+            }
+        }
+        if let Some(extra) = self.next(Duration::from_millis(500)).await {
+            panic!(
+                "{}: expected {count} messages, got one more: {extra:#?}",
+                self.topic
+            );
+        }
+        received
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `wait`.
+pub async fn eventually<T, F, Fut>(what: &str, wait: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {wait:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The settings a service under test gets: its database, the test's broker, a random port, and
+/// a quick outbox poll.
+pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("DATABASE_URL".into(), database_url.to_owned()),
+        ("HTTP_HOST".into(), "127.0.0.1".into()),
+        ("HTTP_PORT".into(), "0".into()),
+        ("OUTBOX_POLL_INTERVAL_MS".into(), "20".into()),
+        ("KAFKA_MESSAGE_TIMEOUT_MS".into(), "5000".into()),
+        ("LOG_FORMAT".into(), "text".into()),
+    ];
+    env.extend(kafka.env());
+    env
+}
+
+/// An `Env` made of `pairs`, for building a service's configuration in a test.
+pub fn env_of(pairs: &[(String, String)]) -> Env {
+    Env::from_pairs(pairs.iter().cloned())
+}
+
+/// Waits until `base_url/readyz` answers 200.
+pub async fn wait_ready(base_url: &str, wait: Duration) {
+    let client = reqwest::Client::new();
+    eventually(&format!("{base_url}/readyz"), wait, || async {
+        let response = client.get(format!("{base_url}/readyz")).send().await.ok()?;
+        response.status().is_success().then_some(())
+    })
+    .await
+}
+
+/// A service running as a process of its own, as in production, so a test can kill it.
+pub struct ServiceProcess {
+    child: tokio::process::Child,
+    pub base_url: String,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` with `env` on a free port and waits until it is ready.
+    pub async fn spawn(binary: &Path, env: &[(String, String)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let verbose = std::env::var_os("TEST_LOG").is_some();
+        let child = tokio::process::Command::new(binary)
+            .envs(env.iter().cloned())
+            .env("HTTP_PORT", port.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(if verbose {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(if verbose {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let process = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_ready(&process.base_url, Duration::from_secs(30)).await;
+        process
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill the service");
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self) -> bool {
+        let pid = self.child.id().expect("the process is running");
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("send SIGTERM");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the service stops within 30 s of SIGTERM")
+            .expect("wait for the service");
+        status.success()
+    }
+}

@@ -1,0 +1,45 @@
+//! book-management: the catalogue of books (a supporting subdomain). Managers register, update
+//! and retire books; each book's rental status follows `rental.events`.
+
+pub mod adapters;
+pub mod application;
+pub mod domain;
+
+use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use shared_events::Topic;
+
+use adapters::{http, kafka::RentalActivity, postgres::PgBookStore};
+use application::Catalogue;
+
+/// The service name: event source and consumer group.
+pub const SERVICE: &str = "book-management";
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct Config {
+    pub kit: KitConfig,
+}
+
+impl Config {
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let kit = KitConfig::read(&mut env, "book");
+        env.finish()?;
+        Ok(Self { kit })
+    }
+}
+
+/// Wires the hexagon: Postgres store → catalogue use cases → HTTP; `rental.events` → book status.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let service = Service::build(
+        ServiceSpec {
+            name: SERVICE,
+            migrations: &MIGRATIONS,
+        },
+        config.kit,
+    )
+    .await?;
+    let catalogue = Catalogue::new(PgBookStore::new(service.pool().clone()));
+    service
+        .with_routes(http::routes(catalogue))
+        .consume(&[Topic::Rental], RentalActivity)
+}

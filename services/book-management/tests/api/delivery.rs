@@ -1,0 +1,146 @@
+//! The outbox: one event per committed change, none for a rolled-back one, nothing lost while
+//! the broker is away or when the process dies between commit and publish.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use service_kit::testing::ServiceProcess;
+use shared_events::{BookRegistered, RawEvent};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn registering_a_book_publishes_exactly_one_book_registered() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let id = app.register_book("A Wizard of Earthsea").await;
+
+    let messages = world
+        .kafka
+        .reader(&topic(&world))
+        .await
+        .expect(1, WAIT)
+        .await;
+    let message = &messages[0];
+    assert_eq!(
+        message.key,
+        id.to_string(),
+        "book events are keyed by book id"
+    );
+    assert_eq!(
+        message.headers["content-type"],
+        "application/cloudevents+json"
+    );
+    let event = message.event();
+    assert_eq!(event.event_type, "BookRegistered");
+    assert_eq!(event.source, "book-management");
+    assert_eq!(event.subject, id.to_string());
+    assert_eq!(
+        event.data,
+        json!({"bookId": id, "title": "A Wizard of Earthsea", "author": "Ursula K. Le Guin", "rentalFee": 300})
+    );
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM book.outbox WHERE sent_at IS NULL")
+        .fetch_one(world.pool())
+        .await
+        .unwrap();
+    assert_eq!(unsent, 0, "the relay marked it sent");
+}
+
+#[tokio::test]
+async fn a_rolled_back_transaction_publishes_nothing() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let pool = sqlx::PgPool::connect(&world.database_url).await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL search_path = book")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let phantom = BookRegistered {
+        book_id: uuid::Uuid::new_v4(),
+        title: "Never".into(),
+        author: "Nobody".into(),
+        rental_fee: 1,
+    };
+    service_kit::outbox::enqueue(&mut tx, "book-management", phantom)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    // A committed change after it: the relay is running and publishes that one only.
+    let id = app.register_book("Committed").await;
+    let messages = world
+        .kafka
+        .reader(&topic(&world))
+        .await
+        .expect(1, WAIT)
+        .await;
+    assert_eq!(messages[0].event().subject, id.to_string());
+}
+
+#[tokio::test]
+async fn registrations_succeed_while_the_broker_is_down_and_are_delivered_when_it_returns() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    world.kafka.go_down();
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(app.register_book(&format!("Offline {n}")).await);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM book.outbox WHERE sent_at IS NULL")
+        .fetch_one(world.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        unsent, 3,
+        "nothing can be published while the broker is down"
+    );
+
+    world.kafka.come_back();
+    let messages = world
+        .kafka
+        .reader(&topic(&world))
+        .await
+        .expect(3, Duration::from_secs(40))
+        .await;
+    let mut published: Vec<_> = messages.iter().map(|m| m.event().subject).collect();
+    published.sort();
+    let mut expected: Vec<_> = ids.iter().map(|id| id.to_string()).collect();
+    expected.sort();
+    assert_eq!(published, expected);
+}
+
+#[tokio::test]
+async fn killing_the_process_between_commit_and_publish_loses_nothing() {
+    let world = World::new().await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_book-management"));
+    world.kafka.go_down(); // the relay cannot publish: every commit waits in the outbox
+
+    let mut first = ServiceProcess::spawn(binary, &world.env()).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/books", first.base_url))
+        .json(&json!({"title": "Survivor", "author": "A", "rentalFee": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    first.kill().await; // SIGKILL: no shutdown flush
+    assert_eq!(world.count("outbox").await, 1);
+
+    world.kafka.come_back();
+    let mut second = ServiceProcess::spawn(binary, &world.env()).await;
+    let messages = world
+        .kafka
+        .reader(&topic(&world))
+        .await
+        .expect(1, Duration::from_secs(30))
+        .await;
+    let event: RawEvent = messages[0].event();
+    assert_eq!(event.event_type, "BookRegistered");
+    assert_eq!(event.data["title"], "Survivor");
+    assert!(second.terminate().await, "SIGTERM ends the service cleanly");
+}

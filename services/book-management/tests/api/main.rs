@@ -1,0 +1,7 @@
+//! book-management against a real Postgres and a real Kafka-protocol broker, over real HTTP.
+
+mod books;
+mod consumer;
+mod delivery;
+mod helpers;
+mod operations;

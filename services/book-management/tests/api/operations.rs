@@ -1,0 +1,201 @@
+//! Health, metrics, OpenAPI, shutdown, and the schema-per-service boundary.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use service_kit::testing::{ServiceProcess, TestDatabase, env_of};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_book_role_cannot_read_another_services_schema() {
+    let db = TestDatabase::create().await;
+    let book_url = db.add_service("book_svc", "book").await;
+    let rental_url = db.add_service("rental_svc", "rental").await;
+    let rental = sqlx::PgPool::connect(&rental_url).await.unwrap();
+    sqlx::query("CREATE TABLE rental.rentals (id int)")
+        .execute(&rental)
+        .await
+        .unwrap();
+
+    let book = sqlx::PgPool::connect(&book_url).await.unwrap();
+    let denied = sqlx::query("SELECT * FROM rental.rentals")
+        .execute(&book)
+        .await
+        .unwrap_err();
+    let code = denied
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(
+        code.as_deref(),
+        Some("42501"),
+        "insufficient_privilege: {denied}"
+    );
+    let denied = sqlx::query("CREATE TABLE public.sneaky (id int)")
+        .execute(&book)
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
+    sqlx::query("CREATE TABLE book.mine (id int)")
+        .execute(&book)
+        .await
+        .expect("its own schema is writable");
+}
+
+#[tokio::test]
+async fn health_metrics_and_the_api_document_are_served() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.register_book("Counted").await;
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"http_requests_total{method="POST",route="/api/v1/books",status="201",service="book-management"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("process_resident_memory_bytes"));
+
+    let doc: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/books", "/api/v1/books/{id}"] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from {:?}",
+            doc["paths"]
+        );
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+#[tokio::test]
+async fn not_ready_until_the_database_is_reachable() {
+    let world = World::new().await;
+    let mut env = world.env();
+    // A port nobody listens on: the process lives but must not get traffic.
+    env.retain(|(k, _)| k != "DATABASE_URL");
+    env.push((
+        "DATABASE_URL".into(),
+        "postgres://book_svc:book_svc@127.0.0.1:1/nowhere".into(),
+    ));
+    let config = book_management::Config::from_env(env_of(&env)).unwrap();
+    let service = book_management::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", service.port());
+    let stop = service.stop_token();
+    let running = tokio::spawn(service.run());
+    let client = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        client
+            .get(format!("{address}/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let readyz = client
+        .get(format!("{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readyz.status(), 503);
+    assert_eq!(readyz.headers()["content-type"], "application/problem+json");
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn draining_turns_unready_while_requests_are_still_answered() {
+    let world = World::new().await;
+    let mut env = world.env();
+    env.push(("SHUTDOWN_DRAIN_DELAY_MS".into(), "1500".into()));
+    let config = book_management::Config::from_env(env_of(&env)).unwrap();
+    let service = book_management::build(config).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", service.port());
+    let stop = service.stop_token();
+    let running = tokio::spawn(service.run());
+    service_kit::testing::wait_ready(&address, WAIT).await;
+
+    stop.cancel();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        client
+            .get(format!("{address}/api/v1/books"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "in-flight work is still served"
+    );
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn missing_configuration_is_reported_clearly() {
+    let binary = env!("CARGO_BIN_EXE_book-management");
+    let output = std::process::Command::new(binary)
+        .env_clear()
+        .env("HTTP_PORT", "x")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "DATABASE_URL is required",
+        "KAFKA_BROKERS is required",
+        "HTTP_PORT=\"x\" is invalid",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected} missing from: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_process_cleanly() {
+    let world = World::new().await;
+    let mut process = ServiceProcess::spawn(
+        std::path::Path::new(env!("CARGO_BIN_EXE_book-management")),
+        &world.env(),
+    )
+    .await;
+    assert!(process.terminate().await);
+}
