@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use crate::KitConfig;
 
 /// The kit's own tables (outbox, inbox), which every service has in its schema.
-static KIT_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+pub static KIT_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
 /// A pool that connects lazily, so the process starts (and reports itself unready) while the
 /// database is still coming up. Every connection's `search_path` is the service's schema only.

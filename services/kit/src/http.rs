@@ -175,7 +175,10 @@ pub fn finish_router(
         .layer(middleware::from_fn(problem_bodies))
         .layer(middleware::from_fn_with_state(metrics, crate::metrics::track_requests))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            TraceLayer::new_for_http()
+                // A 5xx is already logged where it is made; this is the request's context.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN))
+                .make_span_with(|request: &Request| {
                 let request_id = request
                     .headers()
                     .get("x-request-id")

@@ -233,7 +233,11 @@ async fn start_workers(
     };
     let mut wait = Duration::from_millis(250);
     loop {
-        match migrator.run(&pool).await {
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            outcome = migrator.run(&pool) => outcome,
+        };
+        match outcome {
             Ok(()) => break,
             Err(e) => tracing::warn!(error = %e, "migrations failed; retrying"),
         }

@@ -94,7 +94,9 @@ impl TestDatabase {
 
 /// A Kafka-protocol broker for one test.
 pub struct TestKafka {
-    mock: Option<MockBroker>,
+    // Lives until the test process exits: services a test leaves running close their Kafka
+    // clients after the test returns, and a vanished broker would make each close wait.
+    mock: Option<&'static MockBroker>,
     pub brokers: String,
     pub prefix: String,
 }
@@ -131,6 +133,7 @@ impl TestKafka {
             _ => {
                 let mock =
                     MockBroker::start(1, &topics, PARTITIONS).expect("start the mock broker");
+                let mock: &'static MockBroker = Box::leak(Box::new(mock));
                 Self {
                     brokers: mock.bootstrap_servers().to_owned(),
                     mock: Some(mock),
@@ -146,11 +149,11 @@ impl TestKafka {
 
     fn mock(&self) -> &MockBroker {
         self.mock
-            .as_ref()
             .expect("only the embedded broker can be taken down; unset KAFKA_BROKERS")
     }
 
-    /// The broker drops every connection and refuses new ones.
+    /// The broker drops every connection and refuses new ones. It closes its listening port
+    /// and binds it again in [`TestKafka::come_back`]: bind no new port in between.
     pub fn go_down(&self) {
         self.mock().go_down();
     }

@@ -1,8 +1,10 @@
 //! librdkafka's mock cluster speaks the real Kafka protocol over TCP and keeps everything in
 //! memory: enough of a broker for local runs and tests, with no JVM and nothing to install.
 
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use rdkafka::mocking::MockCluster;
@@ -35,6 +37,19 @@ pub fn fleet_topics(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+fn ports_of(bootstrap: &str) -> Vec<u16> {
+    bootstrap
+        .split(',')
+        .filter_map(|address| address.rsplit(':').next()?.parse().ok())
+        .collect()
+}
+
+fn hold(port: u16) -> Option<TcpListener> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).ok()?;
+    listener.set_nonblocking(true).ok()?;
+    Some(listener)
+}
+
 impl MockBroker {
     /// Starts a cluster of `brokers` brokers with `topics` created, each with `partitions`
     /// partitions.
@@ -58,13 +73,43 @@ impl MockBroker {
                         return;
                     }
                 }
-                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                for command in commands {
+                let bootstrap = cluster.bootstrap_servers();
+                let ports = ports_of(&bootstrap);
+                let _ = ready_tx.send(Ok(bootstrap));
+                // While down, the brokers' listeners are closed. Hold their ports meanwhile
+                // (accepting and dropping connections, like a broker that is gone): the mock
+                // binds the same ports again on the way up and aborts if anyone else took one.
+                let mut held: Vec<TcpListener> = Vec::new();
+                loop {
+                    let command = if held.is_empty() {
+                        commands.recv().ok()
+                    } else {
+                        match commands.recv_timeout(Duration::from_millis(20)) {
+                            Ok(command) => Some(command),
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                for listener in &held {
+                                    while let Ok((connection, _)) = listener.accept() {
+                                        drop(connection);
+                                    }
+                                }
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+                        }
+                    };
                     // -1 addresses every broker of the cluster.
                     let outcome = match command {
-                        Command::Down => cluster.broker_down(-1),
-                        Command::Up => cluster.broker_up(-1),
-                        Command::Stop => break,
+                        Some(Command::Down) if held.is_empty() => {
+                            let outcome = cluster.broker_down(-1);
+                            held = ports.iter().filter_map(|port| hold(*port)).collect();
+                            outcome
+                        }
+                        Some(Command::Up) if !held.is_empty() => {
+                            held.clear();
+                            cluster.broker_up(-1)
+                        }
+                        Some(Command::Down | Command::Up) => Ok(()),
+                        Some(Command::Stop) | None => break,
                     };
                     if let Err(e) = outcome {
                         eprintln!("mock broker: {e}");

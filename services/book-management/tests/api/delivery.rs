@@ -118,9 +118,10 @@ async fn registrations_succeed_while_the_broker_is_down_and_are_delivered_when_i
 async fn killing_the_process_between_commit_and_publish_loses_nothing() {
     let world = World::new().await;
     let binary = Path::new(env!("CARGO_BIN_EXE_book-management"));
-    world.kafka.go_down(); // the relay cannot publish: every commit waits in the outbox
-
     let mut first = ServiceProcess::spawn(binary, &world.env()).await;
+    // The relay cannot publish now: every commit waits in the outbox. (Nothing may bind a port
+    // while the broker is down: it takes its own port back when it returns.)
+    world.kafka.go_down();
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/books", first.base_url))
         .json(&json!({"title": "Survivor", "author": "A", "rentalFee": 10}))

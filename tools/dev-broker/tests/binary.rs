@@ -1,0 +1,82 @@
+//! The `dev-broker` binary as the local run command uses it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+fn wait_for_file(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no bootstrap file written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serves_the_fleet_topics_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("dev-broker-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bootstrap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+        .args(["--partitions", "5", "--bootstrap-file"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bootstrap = wait_for_file(&file);
+
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let metadata = client
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let mut topics: Vec<(String, usize)> = metadata
+        .topics()
+        .iter()
+        .map(|t| (t.name().to_owned(), t.partitions().len()))
+        .collect();
+    topics.sort();
+    let expected = [
+        "book.events",
+        "payment.events",
+        "rental.events",
+        "user.events",
+    ];
+    for name in expected {
+        assert!(
+            topics.contains(&(name.to_owned(), 5)),
+            "{name} with 5 partitions in {topics:?}"
+        );
+        assert!(
+            topics.contains(&(format!("{name}.dlq"), 5)),
+            "{name}.dlq in {topics:?}"
+        );
+    }
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn refuses_unknown_arguments() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+        .arg("--nope")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown argument"));
+}
