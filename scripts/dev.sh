@@ -8,8 +8,10 @@
 #
 # Environment: DATABASE_ADMIN_URL or PGHOST/... (use that PostgreSQL instead of a private
 # cluster), FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use that Kafka
-# instead of starting dev-broker), RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to
-# wait for each /readyz, default 60), CARGO_TARGET_DIR.
+# instead of starting dev-broker; the fleet's topics it lacks are created with
+# FLEET_KAFKA_PARTITIONS partitions, default 3, and FLEET_KAFKA_REPLICATION replicas, default 1),
+# RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to wait for each /readyz, default 60),
+# CARGO_TARGET_DIR.
 #
 # Logs: target/dev-logs/<service>.log, one per process (dev-broker.log for the broker).
 
@@ -160,6 +162,11 @@ create_fleet_database
 
 if [[ -n "${KAFKA_BROKERS:-}" ]]; then
     log "Kafka: using KAFKA_BROKERS=$KAFKA_BROKERS"
+    [[ -x "$BIN_DIR/dev-broker" ]] || die "$BIN_DIR/dev-broker is not built (run without --no-build)"
+    # Topics are created explicitly, never by a producer's first message.
+    "$BIN_DIR/dev-broker" --ensure-topics-on "$KAFKA_BROKERS" --partitions "${FLEET_KAFKA_PARTITIONS:-3}" \
+        --replication "${FLEET_KAFKA_REPLICATION:-1}" ||
+        die "cannot create the fleet's topics on $KAFKA_BROKERS"
 else
     [[ -x "$BIN_DIR/dev-broker" ]] ||
         die "$BIN_DIR/dev-broker is not built (run without --no-build, or set KAFKA_BROKERS)"

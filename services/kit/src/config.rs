@@ -162,6 +162,9 @@ impl KitConfig {
         if config.database_max_connections == 0 {
             env.invalid("DATABASE_MAX_CONNECTIONS must be at least 1");
         }
+        if config.request_timeout.is_zero() {
+            env.invalid("REQUEST_TIMEOUT_MS must be at least 1");
+        }
         if config.outbox_batch_size == 0 {
             env.invalid("OUTBOX_BATCH_SIZE must be at least 1");
         }

@@ -12,7 +12,7 @@ use axum::{Router, middleware};
 use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
-use crate::problem::Problem;
+use crate::problem::{InvalidParam, Problem};
 
 /// `axum::Json`, with every rejection answered as a problem: 400 malformed JSON, 415 wrong
 /// content type, 413 too large, 422 wrong shape (unknown or missing fields, wrong types).
@@ -35,6 +35,25 @@ where
 }
 
 fn json_problem(rejection: JsonRejection) -> Problem {
+    if let JsonRejection::JsonDataError(e) = &rejection {
+        // Point at the member that does not fit, as validation errors do.
+        let source = std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>());
+        if let Some(error) = source {
+            let path = error.path().to_string();
+            let pointer = if path == "." {
+                "#".to_owned()
+            } else {
+                format!("#/{}", path.replace('.', "/"))
+            };
+            let mut problem = Problem::invalid(vec![InvalidParam {
+                pointer,
+                detail: error.inner().to_string(),
+            }]);
+            problem.detail = Some("The body does not have the expected shape.".to_owned());
+            return problem;
+        }
+    }
     let detail = match &rejection {
         JsonRejection::JsonDataError(e) => format!(
             "The body does not have the expected shape: {}",
@@ -66,6 +85,51 @@ fn source_text(e: &dyn std::error::Error) -> String {
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// Collects every invalid field of a request while parsing it into domain values, so that one
+/// 422 lists them all.
+#[derive(Debug, Default)]
+pub struct InvalidFields(Vec<InvalidParam>);
+
+impl InvalidFields {
+    /// The parsed value, or `None` with the error recorded under `#/<field>`.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        parsed: Result<T, E>,
+    ) -> Option<T> {
+        parsed
+            .map_err(|e| {
+                self.0.push(InvalidParam {
+                    pointer: format!("#/{field}"),
+                    detail: e.to_string(),
+                })
+            })
+            .ok()
+    }
+
+    /// Records a rule about the request as a whole (pointer `#`).
+    pub fn reject(&mut self, detail: impl Into<String>) {
+        self.0.push(InvalidParam {
+            pointer: "#".to_owned(),
+            detail: detail.into(),
+        });
+    }
+
+    /// The 422 problem listing every invalid field.
+    pub fn into_problem(self) -> Problem {
+        Problem::invalid(self.0)
+    }
+
+    /// `Err` with a 422 problem when any field was invalid.
+    pub fn finish(self) -> Result<(), Problem> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::invalid(self.0))
+        }
     }
 }
 

@@ -61,10 +61,14 @@ impl Relay {
         let mut failures = 0u32;
         loop {
             let pause = match self.relay_batch().await {
-                Ok(sent) if sent == self.batch_size as usize => Duration::ZERO,
-                Ok(_) => {
+                Ok(sent) => {
                     failures = 0;
-                    self.poll_interval
+                    // A full batch means more may be waiting: go again at once.
+                    if sent == self.batch_size as usize {
+                        Duration::ZERO
+                    } else {
+                        self.poll_interval
+                    }
                 }
                 Err(e) => {
                     failures += 1;

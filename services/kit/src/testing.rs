@@ -9,13 +9,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use dev_broker::{MockBroker, fleet_topics};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::Url;
-use shared_events::{RawEvent, Topic};
+use shared_events::{CloudEvent, DomainEvent, RawEvent, Topic};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -109,21 +108,9 @@ impl TestKafka {
         let topics = fleet_topics(&prefix);
         match std::env::var("KAFKA_BROKERS") {
             Ok(brokers) if !brokers.is_empty() => {
-                let admin: AdminClient<_> = ClientConfig::new()
-                    .set("bootstrap.servers", &brokers)
-                    .create()
-                    .expect("admin client");
-                let new: Vec<_> = topics
-                    .iter()
-                    .map(|t| NewTopic::new(t, PARTITIONS, TopicReplication::Fixed(1)))
-                    .collect();
-                for result in admin
-                    .create_topics(&new, &AdminOptions::new())
+                dev_broker::ensure_topics(&brokers, &topics, PARTITIONS, 1)
                     .await
-                    .expect("create topics")
-                {
-                    result.expect("topic created");
-                }
+                    .expect("create the test's topics");
                 Self {
                     mock: None,
                     brokers,
@@ -392,4 +379,165 @@ impl ServiceProcess {
             .expect("wait for the service");
         status.success()
     }
+}
+
+/// How long tests wait for something that should happen soon.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A service's world in a test: a database of its own holding the service's role and schema, and
+/// a broker. Replicas of the service run in it.
+pub struct TestWorld {
+    pub db: TestDatabase,
+    pub kafka: TestKafka,
+    pub database_url: String,
+    schema: String,
+}
+
+impl TestWorld {
+    pub async fn new(role: &str, schema: &str) -> Self {
+        init_logs();
+        let db = TestDatabase::create().await;
+        let database_url = db.add_service(role, schema).await;
+        let kafka = TestKafka::start().await;
+        Self {
+            db,
+            kafka,
+            database_url,
+            schema: schema.to_owned(),
+        }
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        service_env(&self.database_url, &self.kafka)
+    }
+
+    /// The test settings with `extra` added (an `extra` value replaces the default).
+    pub fn env_with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    /// A superuser pool on the test's database.
+    pub fn pool(&self) -> &PgPool {
+        &self.db.admin
+    }
+
+    /// Rows in one of the service's tables.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {}.{table}", self.schema))
+            .fetch_one(self.pool())
+            .await
+            .unwrap()
+    }
+
+    /// Outbox events not published yet.
+    pub async fn unsent(&self) -> i64 {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {}.outbox WHERE sent_at IS NULL",
+            self.schema
+        ))
+        .fetch_one(self.pool())
+        .await
+        .unwrap()
+    }
+
+    /// Publishes `event` as service `source` would, returning its event id.
+    pub async fn publish<E: DomainEvent>(&self, source: &str, event: E) -> Uuid {
+        let envelope = CloudEvent::new(source, event);
+        self.publish_envelope(&envelope).await;
+        envelope.id
+    }
+
+    /// Publishes a prepared envelope (to deliver the same event id twice, say).
+    pub async fn publish_envelope<E: DomainEvent>(&self, envelope: &CloudEvent<E>) {
+        let payload = serde_json::to_vec(envelope).unwrap();
+        self.kafka
+            .send(E::TOPIC, &envelope.data.key(), &payload)
+            .await;
+    }
+}
+
+/// A replica of a service running in the test's process, on a random port.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    stop: tokio_util::sync::CancellationToken,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Runs `service` without waiting for it to be ready.
+    pub fn start(service: crate::Service) -> Self {
+        let address = format!("http://127.0.0.1:{}", service.port());
+        let stop = service.stop_token();
+        let running = tokio::spawn(service.run());
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            stop,
+            running: Some(running),
+        }
+    }
+
+    /// Runs `service` and waits until it is ready.
+    pub async fn spawn(service: crate::Service) -> Self {
+        let app = Self::start(service);
+        wait_ready(&app.address, WAIT).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Starts shutting down, as SIGTERM does.
+    pub fn begin_stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Shuts down as SIGTERM does and waits until the service has stopped.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(running) = self.running.take() {
+            running.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The sum of the Prometheus samples whose line starts with `series`.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(series))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Checks that `response` is an RFC 9457 problem with `status`, and returns it.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status, "{:?}", response.text().await);
+    assert_eq!(
+        response.headers()["content-type"],
+        crate::problem::CONTENT_TYPE
+    );
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], status);
+    assert!(
+        problem["title"].is_string() && problem["detail"].is_string(),
+        "{problem}"
+    );
+    problem
 }

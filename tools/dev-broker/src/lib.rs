@@ -7,7 +7,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
 
 enum Command {
@@ -35,6 +40,45 @@ pub fn fleet_topics(prefix: &str) -> Vec<String> {
             ]
         })
         .collect()
+}
+
+/// Creates whichever of `topics` a Kafka cluster lacks, with `partitions` partitions and
+/// `replication` replicas each; existing topics are left as they are. (The mock cluster has no
+/// CreateTopics: it can only be asked for topics it already has.)
+pub async fn ensure_topics(
+    brokers: &str,
+    topics: &[String],
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<()> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("cannot create a Kafka client")?;
+    let metadata =
+        tokio::task::spawn_blocking(move || client.fetch_metadata(None, Duration::from_secs(10)))
+            .await?
+            .with_context(|| format!("cannot reach Kafka at {brokers}"))?;
+    let existing: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    let missing: Vec<NewTopic> = topics
+        .iter()
+        .filter(|t| !existing.contains(&t.as_str()))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    for result in admin.create_topics(&missing, &AdminOptions::new()).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, e)) => return Err(anyhow!("cannot create topic {topic}: {e}")),
+        }
+    }
+    Ok(())
 }
 
 fn ports_of(bootstrap: &str) -> Vec<u16> {

@@ -3,9 +3,12 @@
 //! Hosts an in-memory Kafka-protocol cluster with the fleet's topics, prints its bootstrap
 //! address (and writes it to PATH once the topics exist), and runs until SIGINT or SIGTERM.
 //! SIGUSR1 takes the brokers down and SIGUSR2 brings them back, for fault drills.
+//!
+//! `dev-broker --ensure-topics-on BROKERS [--partitions N] [--replication N] [--topic-prefix P]`
+//! creates the fleet's topics that a real Kafka cluster lacks, then exits.
 
 use anyhow::{Context, bail};
-use dev_broker::{MockBroker, fleet_topics};
+use dev_broker::{MockBroker, ensure_topics, fleet_topics};
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
@@ -13,6 +16,8 @@ struct Args {
     partitions: i32,
     topic_prefix: String,
     bootstrap_file: Option<String>,
+    ensure_topics_on: Option<String>,
+    replication: i32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -21,6 +26,8 @@ fn parse_args() -> anyhow::Result<Args> {
         partitions: 3,
         topic_prefix: String::new(),
         bootstrap_file: None,
+        ensure_topics_on: None,
+        replication: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -32,17 +39,22 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--topic-prefix" => args.topic_prefix = value()?,
             "--bootstrap-file" => args.bootstrap_file = Some(value()?),
+            "--ensure-topics-on" => args.ensure_topics_on = Some(value()?),
+            "--replication" => {
+                args.replication = value()?.parse().context("--replication takes a number")?
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: dev-broker [--brokers N] [--partitions N] [--topic-prefix P] [--bootstrap-file PATH]"
+                    "usage: dev-broker [--brokers N] [--partitions N] [--topic-prefix P] [--bootstrap-file PATH]\n       \
+                     dev-broker --ensure-topics-on BROKERS [--partitions N] [--replication N] [--topic-prefix P]"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}; see --help"),
         }
     }
-    if args.brokers < 1 || args.partitions < 1 {
-        bail!("--brokers and --partitions must be at least 1");
+    if args.brokers < 1 || args.partitions < 1 || args.replication < 1 {
+        bail!("--brokers, --partitions and --replication must be at least 1");
     }
     Ok(args)
 }
@@ -51,6 +63,11 @@ fn parse_args() -> anyhow::Result<Args> {
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let topics = fleet_topics(&args.topic_prefix);
+    if let Some(brokers) = &args.ensure_topics_on {
+        ensure_topics(brokers, &topics, args.partitions, args.replication).await?;
+        println!("dev-broker: {} topics present on {brokers}", topics.len());
+        return Ok(());
+    }
     let broker = MockBroker::start(args.brokers, &topics, args.partitions)?;
     println!(
         "dev-broker: Kafka protocol on {} ({} topics, {} partitions each)",

@@ -72,6 +72,55 @@ fn serves_the_fleet_topics_and_stops_on_sigterm() {
 }
 
 #[test]
+fn ensuring_topics_that_exist_changes_nothing() {
+    let dir = std::env::temp_dir().join(format!("dev-broker-ensure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bootstrap");
+    let mut broker = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+        .args(["--partitions", "3", "--bootstrap-file"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bootstrap = wait_for_file(&file);
+    let status = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+        .args(["--ensure-topics-on", &bootstrap, "--partitions", "7"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let metadata = client
+        .fetch_metadata(Some("rental.events"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        metadata.topics()[0].partitions().len(),
+        3,
+        "an existing topic keeps its partitions"
+    );
+    broker.kill().unwrap();
+    broker.wait().unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn ensuring_topics_on_an_unreachable_cluster_fails_clearly() {
+    let output = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+        .args(["--ensure-topics-on", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach Kafka at 127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn refuses_unknown_arguments() {
     let output = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
         .arg("--nope")

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::http::{Json, Path, Query};
+use service_kit::http::{InvalidFields, Json, Path, Query};
 use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::application::{BookStore, Catalogue, CatalogueError, Page};
-use crate::domain::{Author, Book, BookChanges, BookError, BookId, RentalFee, Title, ValueError};
+use crate::domain::{Author, Book, BookChanges, BookError, BookId, RentalFee, Title};
 
 pub const BOOKS: &str = "/api/v1/books";
 
@@ -122,22 +122,6 @@ impl From<CatalogueError> for Problem {
     }
 }
 
-/// Parses every field, reporting each invalid one.
-struct Fields(Vec<InvalidParam>);
-
-impl Fields {
-    fn check<T>(&mut self, pointer: &str, parsed: Result<T, ValueError>) -> Option<T> {
-        parsed
-            .map_err(|e| {
-                self.0.push(InvalidParam {
-                    pointer: format!("#/{pointer}"),
-                    detail: e.0,
-                })
-            })
-            .ok()
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/books", request_body = RegisterBook, tag = "books",
     responses(
         (status = 201, description = "Registered", body = BookView, headers(("Location" = String))),
@@ -150,12 +134,12 @@ async fn register_book<S: BookStore>(
     State(catalogue): State<Catalogue<S>>,
     Json(body): Json<RegisterBook>,
 ) -> Result<Response, Problem> {
-    let mut fields = Fields(Vec::new());
+    let mut fields = InvalidFields::default();
     let title = fields.check("title", Title::parse(&body.title));
     let author = fields.check("author", Author::parse(&body.author));
     let fee = fields.check("rentalFee", RentalFee::parse(body.rental_fee));
     let (Some(title), Some(author), Some(fee)) = (title, author, fee) else {
-        return Err(Problem::invalid(fields.0));
+        return Err(fields.into_problem());
     };
     let book = catalogue.register(title, author, fee).await?;
     let location = format!("{BOOKS}/{}", book.id);
@@ -213,13 +197,10 @@ async fn update_book<S: BookStore>(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateBook>,
 ) -> Result<Json<BookView>, Problem> {
+    let mut fields = InvalidFields::default();
     if body.title.is_none() && body.author.is_none() && body.rental_fee.is_none() {
-        return Err(Problem::invalid(vec![InvalidParam {
-            pointer: "#".into(),
-            detail: "give at least one of title, author, rentalFee".into(),
-        }]));
+        fields.reject("give at least one of title, author, rentalFee");
     }
-    let mut fields = Fields(Vec::new());
     let changes = BookChanges {
         title: body
             .title
@@ -231,9 +212,7 @@ async fn update_book<S: BookStore>(
             .rental_fee
             .and_then(|f| fields.check("rentalFee", RentalFee::parse(f))),
     };
-    if !fields.0.is_empty() {
-        return Err(Problem::invalid(fields.0));
-    }
+    fields.finish()?;
     Ok(Json(catalogue.update(BookId(id), changes).await?.into()))
 }
 

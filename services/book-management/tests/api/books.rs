@@ -115,22 +115,6 @@ async fn the_catalogue_pages_in_registration_order() {
     assert_eq!(seen, ids);
 }
 
-/// Sends a request and checks it is refused with `status` and a problem document.
-async fn refused(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status, "{:?}", response.text().await);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let problem: Value = response.json().await.unwrap();
-    assert_eq!(problem["status"], status);
-    assert!(
-        problem["title"].is_string() && problem["detail"].is_string(),
-        "{problem}"
-    );
-    problem
-}
-
 #[tokio::test]
 async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     let world = World::new().await;
@@ -144,7 +128,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     };
     let json = "application/json";
 
-    let problem = refused(
+    let problem = assert_problem(
         post(r#"{"title":"","author":"A","rentalFee":1}"#, json)
             .await
             .unwrap(),
@@ -155,7 +139,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         problem["errors"],
         json!([{"pointer": "#/title", "detail": "title must not be empty"}])
     );
-    let problem = refused(
+    let problem = assert_problem(
         post(r#"{"title":"T","author":"A","rentalFee":-1}"#, json)
             .await
             .unwrap(),
@@ -163,7 +147,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     )
     .await;
     assert_eq!(problem["errors"][0]["pointer"], "#/rentalFee");
-    let problem = refused(
+    let problem = assert_problem(
         post(r#"{"title":"T","author":"A","rentalFee":1000000000}"#, json)
             .await
             .unwrap(),
@@ -174,7 +158,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         problem["errors"][0]["detail"],
         "rentalFee must be at most 1000000"
     );
-    let problem = refused(
+    let problem = assert_problem(
         post(r#"{"title":" ","author":"","rentalFee":-5}"#, json)
             .await
             .unwrap(),
@@ -186,7 +170,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         3,
         "every invalid field is reported"
     );
-    let problem = refused(
+    let problem = assert_problem(
         post(
             r#"{"title":"T","author":"A","rentalFee":1,"isbn":"x"}"#,
             json,
@@ -203,26 +187,26 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
             .contains("unknown field `isbn`"),
         "{problem}"
     );
-    refused(
+    assert_problem(
         post(r#"{"title":"T","author":"A"}"#, json).await.unwrap(),
         422,
     )
     .await;
-    refused(
+    assert_problem(
         post(r#"{"title":"T","author":"A","rentalFee":"cheap"}"#, json)
             .await
             .unwrap(),
         422,
     )
     .await;
-    refused(
+    assert_problem(
         post(r#"{"title":"T","author":"A","rentalFee":1"#, json)
             .await
             .unwrap(),
         400,
     )
     .await;
-    refused(
+    assert_problem(
         post(r#"{"title":"T","author":"A","rentalFee":1}"#, "text/plain")
             .await
             .unwrap(),
@@ -233,7 +217,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         r#"{{"title":"{}","author":"A","rentalFee":1}}"#,
         "x".repeat(100 * 1024)
     );
-    refused(
+    assert_problem(
         app.client
             .post(app.url("/api/v1/books"))
             .header("content-type", json)
@@ -246,7 +230,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     .await;
 
     let unknown = uuid::Uuid::new_v4();
-    refused(
+    assert_problem(
         app.client
             .get(app.url(&format!("/api/v1/books/{unknown}")))
             .send()
@@ -255,7 +239,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         404,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .patch(app.url(&format!("/api/v1/books/{unknown}")))
             .json(&json!({"title": "T"}))
@@ -265,7 +249,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         404,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .delete(app.url(&format!("/api/v1/books/{unknown}")))
             .send()
@@ -274,7 +258,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         404,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .get(app.url("/api/v1/books/not-a-uuid"))
             .send()
@@ -283,7 +267,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         400,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .get(app.url("/api/v1/books?limit=0"))
             .send()
@@ -292,7 +276,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         400,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .get(app.url("/api/v1/books?sort=title"))
             .send()
@@ -301,7 +285,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         400,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .put(app.url("/api/v1/books"))
             .send()
@@ -310,7 +294,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         405,
     )
     .await;
-    refused(
+    assert_problem(
         app.client
             .get(app.url("/api/v1/nothing-here"))
             .send()
@@ -333,15 +317,15 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
             .body(body)
             .send()
     };
-    refused(patch(r#"{}"#).await.unwrap(), 422).await;
-    refused(patch(r#"{"title":""}"#).await.unwrap(), 422).await;
-    refused(
+    assert_problem(patch(r#"{}"#).await.unwrap(), 422).await;
+    assert_problem(patch(r#"{"title":""}"#).await.unwrap(), 422).await;
+    assert_problem(
         patch(r#"{"title":"Fine","rentalFee":-2}"#).await.unwrap(),
         422,
     )
     .await;
-    refused(patch(r#"{"status":"RENTED"}"#).await.unwrap(), 422).await;
-    refused(patch(r#"{"title":"#).await.unwrap(), 400).await;
+    assert_problem(patch(r#"{"status":"RENTED"}"#).await.unwrap(), 422).await;
+    assert_problem(patch(r#"{"title":"#).await.unwrap(), 400).await;
     assert_eq!(app.book(id).await, before);
     assert_eq!(
         world.count("outbox").await,
@@ -359,7 +343,7 @@ async fn a_rented_book_cannot_be_retired_until_it_is_returned() {
     world.publish(rented(id, rental)).await;
     book_becomes(&app, id, "RENTED", 1).await;
 
-    let problem = refused(
+    let problem = assert_problem(
         app.client
             .delete(app.url(&format!("/api/v1/books/{id}")))
             .send()

@@ -40,10 +40,7 @@ async fn registering_a_book_publishes_exactly_one_book_registered() {
         event.data,
         json!({"bookId": id, "title": "A Wizard of Earthsea", "author": "Ursula K. Le Guin", "rentalFee": 300})
     );
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM book.outbox WHERE sent_at IS NULL")
-        .fetch_one(world.pool())
-        .await
-        .unwrap();
+    let unsent = world.unsent().await;
     assert_eq!(unsent, 0, "the relay marked it sent");
 }
 
@@ -91,10 +88,7 @@ async fn registrations_succeed_while_the_broker_is_down_and_are_delivered_when_i
         ids.push(app.register_book(&format!("Offline {n}")).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let unsent: i64 = sqlx::query_scalar("SELECT count(*) FROM book.outbox WHERE sent_at IS NULL")
-        .fetch_one(world.pool())
-        .await
-        .unwrap();
+    let unsent = world.unsent().await;
     assert_eq!(
         unsent, 3,
         "nothing can be published while the broker is down"
@@ -144,4 +138,57 @@ async fn killing_the_process_between_commit_and_publish_loses_nothing() {
     assert_eq!(event.event_type, "BookRegistered");
     assert_eq!(event.data["title"], "Survivor");
     assert!(second.terminate().await, "SIGTERM ends the service cleanly");
+}
+
+#[tokio::test]
+async fn one_books_events_are_published_in_the_order_they_happened() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let id = app.register_book("Ordered").await;
+    for fee in [301, 302, 303, 304] {
+        let response = app
+            .client
+            .patch(app.url(&format!("/api/v1/books/{id}")))
+            .json(&json!({"rentalFee": fee}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    app.client
+        .delete(app.url(&format!("/api/v1/books/{id}")))
+        .send()
+        .await
+        .unwrap();
+
+    let messages = world
+        .kafka
+        .reader(&topic(&world))
+        .await
+        .expect(6, WAIT)
+        .await;
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.partition == messages[0].partition),
+        "one key, one partition"
+    );
+    let history: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let event = m.event();
+            format!("{} {}", event.event_type, event.data["rentalFee"])
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "BookRegistered 300",
+            "BookUpdated 301",
+            "BookUpdated 302",
+            "BookUpdated 303",
+            "BookUpdated 304",
+            "BookRetired null"
+        ]
+    );
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use service_kit::testing::{ServiceProcess, TestDatabase, env_of};
+use service_kit::testing::{ServiceProcess, TestDatabase};
 
 use crate::helpers::*;
 
@@ -96,75 +96,56 @@ async fn health_metrics_and_the_api_document_are_served() {
 #[tokio::test]
 async fn not_ready_until_the_database_is_reachable() {
     let world = World::new().await;
-    let mut env = world.env();
     // A port nobody listens on: the process lives but must not get traffic.
-    env.retain(|(k, _)| k != "DATABASE_URL");
-    env.push((
-        "DATABASE_URL".into(),
-        "postgres://book_svc:book_svc@127.0.0.1:1/nowhere".into(),
-    ));
-    let config = book_management::Config::from_env(env_of(&env)).unwrap();
-    let service = book_management::build(config).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", service.port());
-    let stop = service.stop_token();
-    let running = tokio::spawn(service.run());
-    let client = reqwest::Client::new();
+    let app = world
+        .start(world.env_with(&[(
+            "DATABASE_URL",
+            "postgres://book_svc:book_svc@127.0.0.1:1/nowhere",
+        )]))
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        client
-            .get(format!("{address}/livez"))
+        app.client
+            .get(app.url("/livez"))
             .send()
             .await
             .unwrap()
             .status(),
         200
     );
-    let readyz = client
-        .get(format!("{address}/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let readyz = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(readyz.status(), 503);
     assert_eq!(readyz.headers()["content-type"], "application/problem+json");
-    stop.cancel();
-    running.await.unwrap().unwrap();
+    app.stop().await;
 }
 
 #[tokio::test]
 async fn draining_turns_unready_while_requests_are_still_answered() {
     let world = World::new().await;
-    let mut env = world.env();
-    env.push(("SHUTDOWN_DRAIN_DELAY_MS".into(), "1500".into()));
-    let config = book_management::Config::from_env(env_of(&env)).unwrap();
-    let service = book_management::build(config).await.unwrap();
-    let address = format!("http://127.0.0.1:{}", service.port());
-    let stop = service.stop_token();
-    let running = tokio::spawn(service.run());
-    service_kit::testing::wait_ready(&address, WAIT).await;
-
-    stop.cancel();
+    let app = world.spawn(&[("SHUTDOWN_DRAIN_DELAY_MS", "1500")]).await;
+    app.begin_stop();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let client = reqwest::Client::new();
     assert_eq!(
-        client
-            .get(format!("{address}/readyz"))
+        app.client
+            .get(app.url("/readyz"))
             .send()
             .await
             .unwrap()
             .status(),
         503
     );
+    let books = app
+        .client
+        .get(app.url("/api/v1/books"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
-        client
-            .get(format!("{address}/api/v1/books"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        books.status(),
         200,
-        "in-flight work is still served"
+        "requests are still answered while draining"
     );
-    running.await.unwrap().unwrap();
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -1,0 +1,7 @@
+//! payment against a real Postgres and a real Kafka-protocol broker, over real HTTP.
+
+mod consumer;
+mod helpers;
+mod operations;
+mod payments;
+mod refunds;
