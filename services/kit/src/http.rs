@@ -37,9 +37,16 @@ where
 fn json_problem(rejection: JsonRejection) -> Problem {
     if let JsonRejection::JsonDataError(e) = &rejection {
         // Point at the member that does not fit, as validation errors do.
-        let source = std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>());
-        if let Some(error) = source {
+        let mut source = std::error::Error::source(e);
+        let mut found = None;
+        while let Some(error) = source {
+            found = error.downcast_ref::<serde_path_to_error::Error<serde_json::Error>>();
+            if found.is_some() {
+                break;
+            }
+            source = error.source();
+        }
+        if let Some(error) = found {
             let path = error.path().to_string();
             let pointer = if path == "." {
                 "#".to_owned()
@@ -253,4 +260,43 @@ pub fn finish_router(
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct RentBook {
+        book_id: uuid::Uuid,
+        copies: Option<u8>,
+    }
+
+    fn problem_for(body: &str) -> Problem {
+        json_problem(axum::Json::<RentBook>::from_bytes(body.as_bytes()).unwrap_err())
+    }
+
+    #[test]
+    fn shape_errors_point_at_the_member() {
+        let problem = problem_for(r#"{"bookId":"not-a-uuid"}"#);
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors[0].pointer, "#/bookId", "{problem:?}");
+        let problem =
+            problem_for(r#"{"bookId":"6f1d7c2e-8b9a-4c3d-9e2f-0a1b2c3d4e5f","copies":300}"#);
+        assert_eq!(problem.errors[0].pointer, "#/copies", "{problem:?}");
+        let problem =
+            problem_for(r#"{"bookId":"6f1d7c2e-8b9a-4c3d-9e2f-0a1b2c3d4e5f","isbn":"1"}"#);
+        assert!(
+            problem.errors[0].detail.contains("unknown field `isbn`"),
+            "{problem:?}"
+        );
+        assert_eq!(problem_for(r#"{}"#).errors[0].pointer, "#");
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        assert_eq!(problem_for(r#"{"bookId":"#).status, 400);
+    }
 }

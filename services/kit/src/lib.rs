@@ -3,6 +3,7 @@
 //! transactional outbox and its relay, the idempotent inbox consumer, and (with the `testing`
 //! feature) the test harness.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod health;

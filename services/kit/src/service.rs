@@ -1,6 +1,6 @@
 //! Start-up and shutdown, the same for every service: bind, serve `/livez`, `/readyz` and
 //! `/metrics` at once, run migrations (retrying while the database is away), then start the
-//! outbox relay and the consumers. On SIGTERM: turn unready, drain HTTP, stop consumers after
+//! outbox relay and the workers. On SIGTERM: turn unready, drain HTTP, stop workers after
 //! their current event, flush the outbox.
 
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub struct Service {
     metrics: Metrics,
     listener: TcpListener,
     routes: Router,
-    consumers: Vec<Worker>,
+    workers: Vec<Worker>,
     stop: CancellationToken,
 }
 
@@ -69,7 +69,7 @@ impl Service {
             producer,
             listener,
             routes: Router::new(),
-            consumers: Vec::new(),
+            workers: Vec::new(),
             stop: CancellationToken::new(),
         })
     }
@@ -126,9 +126,21 @@ impl Service {
             metrics: self.metrics.clone(),
             group: self.kafka.name(self.spec.name),
         };
-        self.consumers
+        self.workers
             .push(Box::new(move |stop| Box::pin(inbox.run(stop))));
         Ok(self)
+    }
+
+    /// Runs `worker` in the background once migrations are done, until shutdown (a reconciler,
+    /// say). It must return soon after its token is cancelled.
+    pub fn with_worker<F, Fut>(mut self, worker: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.workers
+            .push(Box::new(move |stop| Box::pin(worker(stop))));
+        self
     }
 
     /// Serves until SIGTERM, SIGINT or the stop token, then shuts down gracefully.
@@ -142,7 +154,7 @@ impl Service {
             metrics,
             listener,
             routes,
-            consumers,
+            workers,
             stop,
         } = self;
         let readiness = Readiness::default();
@@ -162,7 +174,7 @@ impl Service {
             pool.clone(),
             readiness.clone(),
             relay,
-            consumers,
+            workers,
             tasks.clone(),
             background.clone(),
         ));
@@ -200,7 +212,7 @@ impl Service {
             })
             .await?;
 
-        // No request is in flight any more: stop the consumers and flush the outbox.
+        // No request is in flight any more: stop the workers and flush the outbox.
         background.cancel();
         tasks.close();
         if tokio::time::timeout(Duration::from_secs(15), tasks.wait())
@@ -220,7 +232,7 @@ async fn start_workers(
     pool: PgPool,
     readiness: Readiness,
     relay: Relay,
-    consumers: Vec<Worker>,
+    workers: Vec<Worker>,
     tasks: TaskTracker,
     stop: CancellationToken,
 ) {
@@ -249,7 +261,7 @@ async fn start_workers(
     readiness.set_migrated();
     tracing::info!(service = spec.name, "migrations done; ready");
     tasks.spawn(relay.run(stop.clone()));
-    for consumer in consumers {
+    for consumer in workers {
         tasks.spawn(consumer(stop.clone()));
     }
 }

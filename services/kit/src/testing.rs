@@ -541,3 +541,43 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
     );
     problem
 }
+
+/// Where rental and payment disagree, as readable lines; empty when they agree. DESIGN.md §3's
+/// invariant: no RENTED (or RETURNED) rental without an APPROVED payment, no APPROVED payment
+/// without a RENTED or RETURNED rental, and a CANCELLED rental's payment REFUNDED. Needs the
+/// `rental` and `payment` schemas in one database (a superuser pool on it).
+pub async fn rental_payment_disagreements(pool: &PgPool) -> Vec<String> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT format('rental %s is %s but its payment is %s', r.id, r.status, coalesce(p.status, 'missing')) \
+         FROM rental.rentals r LEFT JOIN payment.payments p ON p.rental_id = r.id \
+         WHERE (r.status IN ('RENTED', 'RETURNED') AND p.status IS DISTINCT FROM 'APPROVED') \
+            OR (r.status = 'CANCELLED' AND p.status IS DISTINCT FROM 'REFUNDED') \
+         UNION ALL \
+         SELECT format('payment %s is APPROVED but rental %s is %s', p.id, p.rental_id, coalesce(r.status, 'missing')) \
+         FROM payment.payments p LEFT JOIN rental.rentals r ON r.id = p.rental_id \
+         WHERE p.status = 'APPROVED' AND r.status IS DISTINCT FROM 'RENTED' AND r.status IS DISTINCT FROM 'RETURNED'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("rental and payment schemas readable");
+    rows.into_iter().map(|(line,)| line).collect()
+}
+
+/// Waits (events and the reconciler settle things) until rental and payment agree; panics with
+/// every disagreement left after `wait`.
+pub async fn assert_rentals_and_payments_agree(pool: &PgPool, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let disagreements = rental_payment_disagreements(pool).await;
+        if disagreements.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "rental and payment disagree:\n  {}",
+                disagreements.join("\n  ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

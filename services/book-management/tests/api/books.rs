@@ -181,7 +181,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     )
     .await;
     assert!(
-        problem["detail"]
+        problem["errors"][0]["detail"]
             .as_str()
             .unwrap()
             .contains("unknown field `isbn`"),

@@ -255,8 +255,9 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         422,
     )
     .await;
+    assert_eq!(problem["errors"][0]["pointer"], "#/tip");
     assert!(
-        problem["detail"]
+        problem["errors"][0]["detail"]
             .as_str()
             .unwrap()
             .contains("unknown field `tip`"),

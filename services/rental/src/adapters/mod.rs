@@ -1,0 +1,4 @@
+pub mod http;
+pub mod kafka;
+pub mod payment;
+pub mod postgres;

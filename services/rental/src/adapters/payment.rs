@@ -1,0 +1,238 @@
+//! The payment service over HTTP. Paying goes through a bulkhead (a bounded number of calls in
+//! flight, the rest refused at once), a circuit breaker and a timeout, in that order; the breaker
+//! sees only real call outcomes. Its state, outcomes and latency are Prometheus metrics, and
+//! every state change is logged.
+
+use std::time::{Duration, Instant};
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use serde::Deserialize;
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceBuilder, ServiceExt};
+use tower_resilience::circuitbreaker::{CircuitBreakerError, CircuitBreakerLayer, CircuitState};
+use uuid::Uuid;
+
+use crate::application::{PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable};
+use crate::domain::Rental;
+
+/// How the payment call is protected; all from configuration.
+#[derive(Debug, Clone)]
+pub struct PaymentSettings {
+    pub base_url: String,
+    pub timeout: Duration,
+    pub max_concurrent_calls: usize,
+    pub failure_rate: f64,
+    pub window: usize,
+    pub minimum_calls: usize,
+    pub open_for: Duration,
+    pub half_open_calls: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PayRequest {
+    rental_id: Uuid,
+    user_id: Uuid,
+    amount: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentBody {
+    id: Uuid,
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PaymentList {
+    items: Vec<PaymentBody>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("payment answered {0}")]
+struct UnexpectedStatus(reqwest::StatusCode);
+
+#[derive(Clone)]
+struct PaymentMetrics {
+    state: IntGauge,
+    calls: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl PaymentMetrics {
+    fn register(registry: &Registry) -> anyhow::Result<Self> {
+        let state = IntGauge::new(
+            "payment_circuit_state",
+            "The payment circuit breaker: 0 closed, 1 open, 2 half-open",
+        )?;
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "payment_calls_total",
+                "Payment calls by outcome (approved, declined, circuit_open, overloaded, timeout, failed)",
+            ),
+            &["outcome"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "payment_call_duration_seconds",
+                "Payment call latency by outcome",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+            ]),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(state.clone()))?;
+        registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(Self {
+            state,
+            calls,
+            latency,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct PaymentClient {
+    http: reqwest::Client,
+    base_url: String,
+    pay: BoxCloneSyncService<PayRequest, PaymentOutcome, BoxError>,
+    metrics: PaymentMetrics,
+}
+
+impl PaymentClient {
+    pub fn new(settings: PaymentSettings, registry: &Registry) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout.max(Duration::from_secs(5)))
+            .build()?;
+        let metrics = PaymentMetrics::register(registry)?;
+        let base_url = settings.base_url.trim_end_matches('/').to_owned();
+
+        let url = format!("{base_url}/api/v1/payments");
+        let client = http.clone();
+        let call = tower::service_fn(move |request: PayRequest| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let response = client.post(&url).json(&request).send().await?;
+                match response.status().as_u16() {
+                    200 | 201 => {
+                        let payment: PaymentBody = response.json().await?;
+                        Ok(match payment.status.as_str() {
+                            "DECLINED" => PaymentOutcome::Declined,
+                            _ => PaymentOutcome::Approved {
+                                payment_id: payment.id,
+                            },
+                        })
+                    }
+                    _ => Err(BoxError::from(UnexpectedStatus(response.status()))),
+                }
+            }
+        });
+
+        let state = metrics.state.clone();
+        let breaker = CircuitBreakerLayer::builder()
+            .name("payment")
+            .failure_rate_threshold(settings.failure_rate)
+            .sliding_window_size(settings.window)
+            .minimum_number_of_calls(settings.minimum_calls)
+            .wait_duration_in_open(settings.open_for)
+            .permitted_calls_in_half_open(settings.half_open_calls)
+            .on_state_transition(move |from, to| {
+                tracing::warn!(from = ?from, to = ?to, "payment circuit breaker changed state");
+                state.set(match to {
+                    CircuitState::Closed => 0,
+                    CircuitState::Open => 1,
+                    CircuitState::HalfOpen => 2,
+                });
+            })
+            .build()?;
+        let pay = ServiceBuilder::new()
+            .load_shed()
+            .concurrency_limit(settings.max_concurrent_calls)
+            .layer(breaker)
+            .timeout(settings.timeout)
+            .service(call)
+            .map_err(BoxError::from);
+        Ok(Self {
+            http,
+            base_url,
+            pay: BoxCloneSyncService::new(pay),
+            metrics,
+        })
+    }
+}
+
+fn classify(error: &BoxError) -> PaymentUnavailable {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return PaymentUnavailable::Overloaded;
+    }
+    match error.downcast_ref::<CircuitBreakerError<BoxError>>() {
+        Some(CircuitBreakerError::OpenCircuit) => PaymentUnavailable::CircuitOpen,
+        Some(CircuitBreakerError::Inner(inner)) if inner.is::<tower::timeout::error::Elapsed>() => {
+            PaymentUnavailable::TimedOut
+        }
+        Some(CircuitBreakerError::Inner(inner)) => PaymentUnavailable::Failed(inner.to_string()),
+        None => PaymentUnavailable::Failed(error.to_string()),
+    }
+}
+
+impl PaymentGateway for PaymentClient {
+    async fn pay(&self, rental: &Rental) -> Result<PaymentOutcome, PaymentUnavailable> {
+        let request = PayRequest {
+            rental_id: rental.id,
+            user_id: rental.user_id,
+            amount: rental.rental_fee,
+        };
+        let started = Instant::now();
+        let outcome = self
+            .pay
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| classify(&e));
+        let label = match &outcome {
+            Ok(PaymentOutcome::Approved { .. }) => "approved",
+            Ok(PaymentOutcome::Declined) => "declined",
+            Err(PaymentUnavailable::CircuitOpen) => "circuit_open",
+            Err(PaymentUnavailable::Overloaded) => "overloaded",
+            Err(PaymentUnavailable::TimedOut) => "timeout",
+            Err(PaymentUnavailable::Failed(_)) => "failed",
+        };
+        self.metrics.calls.with_label_values(&[label]).inc();
+        self.metrics
+            .latency
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &outcome {
+            tracing::warn!(rental_id = %rental.id, error = %e, "payment call failed");
+        }
+        outcome
+    }
+
+    async fn find(&self, rental_id: Uuid) -> anyhow::Result<Option<PaymentRecord>> {
+        let response = self
+            .http
+            .get(format!("{}/api/v1/payments", self.base_url))
+            .query(&[("rentalId", rental_id)])
+            .send()
+            .await?
+            .error_for_status()?;
+        let list: PaymentList = response.json().await?;
+        Ok(list.items.into_iter().next().map(|p| PaymentRecord {
+            id: p.id,
+            approved: p.status == "APPROVED",
+        }))
+    }
+
+    async fn refund(&self, payment_id: Uuid) -> anyhow::Result<()> {
+        self.http
+            .post(format!(
+                "{}/api/v1/payments/{payment_id}/refund",
+                self.base_url
+            ))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}

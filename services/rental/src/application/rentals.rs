@@ -1,0 +1,138 @@
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use uuid::Uuid;
+
+use super::ports::{
+    PaymentGateway, PaymentOutcome, PaymentUnavailable, RentalChange, RentalStore, StoreError,
+};
+use crate::domain::{Rental, RentalError};
+
+/// Microseconds: what Postgres keeps, so an answer and a later read agree.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RentError {
+    #[error("no book {0} in the catalogue")]
+    UnknownBook(Uuid),
+    #[error("the book is already rented")]
+    BookTaken,
+    #[error(transparent)]
+    Rule(#[from] RentalError),
+    #[error("payment declined")]
+    Declined,
+    #[error("payment is unavailable: {0}")]
+    PaymentUnavailable(PaymentUnavailable),
+    #[error(transparent)]
+    Store(anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RentalsError {
+    /// Also for someone else's rental: its existence is not revealed.
+    #[error("no rental {0}")]
+    NotFound(Uuid),
+    #[error(transparent)]
+    Rule(#[from] RentalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The renting use cases.
+#[derive(Clone)]
+pub struct Rentals<S, P> {
+    store: S,
+    payments: P,
+    period: Duration,
+}
+
+impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
+    pub fn new(store: S, payments: P, period: Duration) -> Self {
+        Self {
+            store,
+            payments,
+            period,
+        }
+    }
+
+    /// Rents a book: the rental is stored PAYMENT_PENDING first (the unique index makes double
+    /// booking impossible), then paid for, then marked RENTED with its event.
+    pub async fn rent(&self, user_id: Uuid, book_id: Uuid) -> Result<Rental, RentError> {
+        let store = |e: StoreError| match e {
+            StoreError::BookTaken => RentError::BookTaken,
+            StoreError::Unavailable(e) => RentError::Store(e),
+        };
+        let book = self
+            .store
+            .book(book_id)
+            .await
+            .map_err(store)?
+            .ok_or(RentError::UnknownBook(book_id))?;
+        let mut rental = Rental::request(&book, user_id, now())?;
+        self.store.open(&rental).await.map_err(store)?;
+
+        match self.payments.pay(&rental).await {
+            Ok(PaymentOutcome::Approved { payment_id }) => {
+                crate::fault::crash_point("crash-after-payment");
+                let event = rental.paid(payment_id, self.period, now());
+                if self.store.mark_paid(&rental, event).await.map_err(store)? {
+                    Ok(rental)
+                } else {
+                    // The reconciler gave up on this rental and refunds the payment.
+                    Err(RentError::PaymentUnavailable(PaymentUnavailable::TimedOut))
+                }
+            }
+            Ok(PaymentOutcome::Declined) => {
+                self.store
+                    .mark_failed(rental.id, false)
+                    .await
+                    .map_err(store)?;
+                Err(RentError::Declined)
+            }
+            Err(unavailable) => {
+                self.store
+                    .mark_failed(rental.id, unavailable.outcome_unknown())
+                    .await
+                    .map_err(store)?;
+                Err(RentError::PaymentUnavailable(unavailable))
+            }
+        }
+    }
+
+    /// The caller's rental (or any, for a manager).
+    pub async fn rental(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        manager: bool,
+    ) -> Result<Rental, RentalsError> {
+        match self.store.get(id).await? {
+            Some(rental) if manager || rental.user_id == user_id => Ok(rental),
+            _ => Err(RentalsError::NotFound(id)),
+        }
+    }
+
+    pub async fn cancel(&self, id: Uuid, user_id: Uuid) -> Result<Rental, RentalsError> {
+        self.change(id, user_id, |rental| {
+            rental.cancel(now()).map(RentalChange::Cancelled)
+        })
+        .await
+    }
+
+    pub async fn return_book(&self, id: Uuid, user_id: Uuid) -> Result<Rental, RentalsError> {
+        self.change(id, user_id, |rental| {
+            rental.return_book(now()).map(RentalChange::Returned)
+        })
+        .await
+    }
+
+    /// Only the customer who rented may cancel or return.
+    async fn change<F>(&self, id: Uuid, user_id: Uuid, change: F) -> Result<Rental, RentalsError>
+    where
+        F: FnOnce(&mut Rental) -> Result<RentalChange, RentalError> + Send + 'static,
+    {
+        self.rental(id, user_id, false).await?;
+        let outcome = self.store.change(id, change).await?;
+        Ok(outcome.ok_or(RentalsError::NotFound(id))??)
+    }
+}

@@ -1,0 +1,114 @@
+//! rental: the core domain. Customers rent a book (paying for it at once, through payment behind
+//! a circuit breaker), cancel a rental (payment refunds it) or return the book.
+
+pub mod adapters;
+pub mod application;
+pub mod domain;
+mod fault;
+
+use std::time::Duration;
+
+use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use shared_events::Topic;
+
+use adapters::http::{self, Api};
+use adapters::kafka::CatalogueReplica;
+use adapters::payment::{PaymentClient, PaymentSettings};
+use adapters::postgres::PgRentalStore;
+use application::{Reconciler, Rentals};
+
+/// The service name: event source and consumer group.
+pub const SERVICE: &str = "rental";
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct Config {
+    pub kit: KitConfig,
+    pub payment: PaymentSettings,
+    pub rental_period: chrono::Duration,
+    pub reconcile_after: Duration,
+    pub reconcile_interval: Duration,
+}
+
+impl Config {
+    /// The kit's settings and rental's own:
+    ///
+    /// - `PAYMENT_URL` (required): where payment answers.
+    /// - `PAYMENT_TIMEOUT_MS` (610, the seed systems' value): the longest a payment call may take.
+    /// - `PAYMENT_MAX_CONCURRENT_CALLS` (64): the bulkhead; calls beyond it are refused at once.
+    /// - `BREAKER_FAILURE_RATE` (0.5), `BREAKER_WINDOW` (20 calls), `BREAKER_MIN_CALLS` (5): the
+    ///   circuit opens when at least this share of the last calls failed.
+    /// - `BREAKER_OPEN_MS` (5000): how long it stays open before letting `BREAKER_HALF_OPEN_CALLS`
+    ///   (3) trial calls through; also the `Retry-After` given to customers.
+    /// - `RENTAL_PERIOD_DAYS` (14): when a rented book is due.
+    /// - `RECONCILE_AFTER_MS` (30000), `RECONCILE_INTERVAL_MS` (5000): how old an unsettled rental
+    ///   must be before the reconciler settles it, and how often it looks.
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let kit = KitConfig::read(&mut env, "rental");
+        let payment = PaymentSettings {
+            base_url: env.required("PAYMENT_URL"),
+            timeout: env.millis("PAYMENT_TIMEOUT_MS", 610),
+            max_concurrent_calls: env.or("PAYMENT_MAX_CONCURRENT_CALLS", 64),
+            failure_rate: env.or("BREAKER_FAILURE_RATE", 0.5),
+            window: env.or("BREAKER_WINDOW", 20),
+            minimum_calls: env.or("BREAKER_MIN_CALLS", 5),
+            open_for: env.millis("BREAKER_OPEN_MS", 5000),
+            half_open_calls: env.or("BREAKER_HALF_OPEN_CALLS", 3),
+        };
+        let period_days: i64 = env.or("RENTAL_PERIOD_DAYS", 14);
+        let config = Self {
+            kit,
+            payment,
+            rental_period: chrono::Duration::days(period_days),
+            reconcile_after: env.millis("RECONCILE_AFTER_MS", 30_000),
+            reconcile_interval: env.millis("RECONCILE_INTERVAL_MS", 5_000),
+        };
+        if !(config.payment.failure_rate > 0.0 && config.payment.failure_rate <= 1.0) {
+            env.invalid("BREAKER_FAILURE_RATE must be above 0 and at most 1");
+        }
+        if config.payment.max_concurrent_calls == 0
+            || config.payment.window == 0
+            || config.payment.half_open_calls == 0
+        {
+            env.invalid("PAYMENT_MAX_CONCURRENT_CALLS, BREAKER_WINDOW and BREAKER_HALF_OPEN_CALLS must be at least 1");
+        }
+        if period_days < 1 {
+            env.invalid("RENTAL_PERIOD_DAYS must be at least 1");
+        }
+        if config.reconcile_after <= config.payment.timeout {
+            env.invalid("RECONCILE_AFTER_MS must be longer than PAYMENT_TIMEOUT_MS, or the reconciler races live rents");
+        }
+        env.finish()?;
+        Ok(config)
+    }
+}
+
+/// Wires the hexagon: Postgres store and payment client → renting use cases → HTTP;
+/// `book.events` → catalogue replica; the reconciler in the background.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let service = Service::build(
+        ServiceSpec {
+            name: SERVICE,
+            migrations: &MIGRATIONS,
+        },
+        config.kit,
+    )
+    .await?;
+    let store = PgRentalStore::new(service.pool().clone());
+    let retry_after_secs = config.payment.open_for.as_secs().max(1);
+    let payments = PaymentClient::new(config.payment, &service.metrics().registry)?;
+    let reconciler = Reconciler {
+        store: store.clone(),
+        payments: payments.clone(),
+        after: config.reconcile_after,
+        interval: config.reconcile_interval,
+    };
+    let api = Api {
+        rentals: Rentals::new(store, payments, config.rental_period),
+        retry_after_secs,
+    };
+    service
+        .with_routes(http::routes(api))
+        .with_worker(|stop| reconciler.run(stop))
+        .consume(&[Topic::Book], CatalogueReplica)
+}

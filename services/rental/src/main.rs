@@ -1,0 +1,9 @@
+use rental::{Config, build};
+use service_kit::{Env, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_env(Env::from_process())?;
+    telemetry::init(config.kit.log_format);
+    build(config).await?.run().await
+}

@@ -1,0 +1,207 @@
+//! Payment down or slow: fast 503s behind the circuit breaker and recovery; a crash between
+//! payment and marking the rental: the reconciler refunds. After each, rental and payment agree.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use service_kit::testing::{ServiceProcess, eventually};
+
+use crate::helpers::*;
+
+fn metric(metrics: &str, series: &str) -> f64 {
+    sample(metrics, series)
+}
+
+/// Rents until the breaker is open, checking every answer is a 503 with Retry-After.
+async fn rent_until_open(rental: &App, customer: &Customer, book: uuid::Uuid) {
+    eventually("the payment circuit to open", WAIT, || async {
+        let response = customer.rent(rental, book).await;
+        assert_eq!(response.headers()["retry-after"], "1");
+        let problem = assert_problem(response, 503).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("pay again in a moment"),
+            "{problem}"
+        );
+        (metric(&rental.metrics().await, "payment_circuit_state") == 1.0).then_some(())
+    })
+    .await;
+}
+
+/// With the circuit open, a rent is answered without calling payment, well within its timeout.
+async fn fails_fast(rental: &App, customer: &Customer, book: uuid::Uuid, timeout: Duration) {
+    let rejected_before = metric(
+        &rental.metrics().await,
+        "payment_calls_total{outcome=\"circuit_open\"",
+    );
+    let started = Instant::now();
+    let response = customer.rent(rental, book).await;
+    let took = started.elapsed();
+    assert_problem(response, 503).await;
+    assert!(
+        took < timeout / 3,
+        "an open circuit answers at once, not after the {timeout:?} call timeout: {took:?}"
+    );
+    let rejected_after = metric(
+        &rental.metrics().await,
+        "payment_calls_total{outcome=\"circuit_open\"",
+    );
+    assert_eq!(
+        rejected_after,
+        rejected_before + 1.0,
+        "payment was not called"
+    );
+}
+
+/// Once payment answers again, the breaker lets a trial through and closes.
+async fn recovers(rental: &App, customer: &Customer, book: uuid::Uuid) {
+    let rented: Value = eventually("renting to work again", WAIT, || async {
+        let response = customer.rent(rental, book).await;
+        (response.status() == 201).then_some(response)
+    })
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(rented["status"], "RENTED");
+    assert_eq!(
+        metric(&rental.metrics().await, "payment_circuit_state"),
+        0.0,
+        "closed again"
+    );
+}
+
+#[tokio::test]
+async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
+    let fleet = Fleet::new().await;
+    let port = free_port();
+    let payment = fleet.payment(Some(port), &[]).await;
+    let address = payment.address.clone();
+    let books = fleet.books().await;
+    let timeout = Duration::from_millis(3000);
+    let rental = fleet
+        .rental(
+            &address,
+            &[
+                ("PAYMENT_TIMEOUT_MS", "3000"),
+                ("RECONCILE_AFTER_MS", "4000"),
+            ],
+        )
+        .await;
+    let book = fleet.book(&books, 300).await;
+    let ada = Customer::new();
+    payment.stop().await;
+
+    rent_until_open(&rental, &ada, book).await;
+    fails_fast(&rental, &ada, book, timeout).await;
+    assert_eq!(
+        fleet.count("rental.outbox").await,
+        0,
+        "no BookRented while payment is down"
+    );
+
+    let _payment = fleet.payment(Some(port), &[]).await;
+    recovers(&rental, &ada, book).await;
+    fleet.agree().await;
+}
+
+#[tokio::test]
+async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
+    let fleet = Fleet::new().await;
+    let port = free_port();
+    let slow = fleet
+        .payment(Some(port), &[("PAYMENT_LATENCY_MS", "1500")])
+        .await;
+    let books = fleet.books().await;
+    let timeout = Duration::from_millis(300);
+    let rental = fleet
+        .rental(
+            &slow.address,
+            &[
+                ("PAYMENT_TIMEOUT_MS", "300"),
+                ("RECONCILE_AFTER_MS", "2500"),
+            ],
+        )
+        .await;
+    let book = fleet.book(&books, 300).await;
+    let ada = Customer::new();
+
+    rent_until_open(&rental, &ada, book).await;
+    assert!(
+        metric(
+            &rental.metrics().await,
+            "payment_calls_total{outcome=\"timeout\""
+        ) >= 1.0
+    );
+    fails_fast(&rental, &ada, book, timeout * 3).await;
+
+    // Payment may have taken money for the rents that timed out: the reconciler refunds it.
+    slow.stop().await;
+    let _healthy = fleet.payment(Some(port), &[]).await;
+    recovers(&rental, &ada, book).await;
+    fleet.agree().await;
+}
+
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection, as scripts/test.sh runs it"
+)]
+#[tokio::test]
+async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
+    let fleet = Fleet::new().await;
+    let payment = fleet.payment(None, &[]).await;
+    let books = fleet.books().await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_rental"));
+    let ada = Customer::new();
+
+    let crashing = ServiceProcess::spawn(
+        binary,
+        &fleet.rental_env(&payment.address, &[("RENTAL_FAULT", "crash-after-payment")]),
+    )
+    .await;
+    let book = fleet.book(&books, 300).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/rentals", crashing.base_url))
+        .header("x-user-id", ada.id.to_string())
+        .json(&serde_json::json!({"bookId": book}))
+        .send()
+        .await;
+    assert!(answer.is_err(), "the process died mid-request: {answer:?}");
+    let (rental_id,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT id FROM rental.rentals WHERE book_id = $1")
+            .bind(book)
+            .fetch_one(&fleet.db.admin)
+            .await
+            .unwrap();
+    assert_eq!(fleet.rental_status(rental_id).await, "PAYMENT_PENDING");
+    let (_, status) = payment_of(&fleet, &rental_id.to_string())
+        .await
+        .expect("payment approved before the crash");
+    assert_eq!(status, "APPROVED");
+    drop(crashing);
+
+    let restarted = ServiceProcess::spawn(binary, &fleet.rental_env(&payment.address, &[])).await;
+    eventually("the reconciler to settle the rental", WAIT, || async {
+        let refunded = payment_of(&fleet, &rental_id.to_string())
+            .await
+            .map(|(_, s)| s);
+        (fleet.rental_status(rental_id).await == "PAYMENT_FAILED"
+            && refunded.as_deref() == Some("REFUNDED"))
+        .then_some(())
+    })
+    .await;
+    fleet.agree().await;
+
+    let again = reqwest::Client::new()
+        .post(format!("{}/api/v1/rentals", restarted.base_url))
+        .header("x-user-id", ada.id.to_string())
+        .json(&serde_json::json!({"bookId": book}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201, "the book is free again");
+    fleet.agree().await;
+}

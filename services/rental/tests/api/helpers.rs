@@ -1,0 +1,209 @@
+use reqwest::Response;
+use serde_json::{Value, json};
+pub use service_kit::testing::{
+    TestApp as App, WAIT, assert_problem, assert_rentals_and_payments_agree, sample,
+};
+use service_kit::testing::{TestDatabase, TestKafka, env_of, eventually, init_logs, service_env};
+use shared_events::Topic;
+use uuid::Uuid;
+
+/// rental, payment and book-management in one database (a schema and role each) and one broker.
+pub struct Fleet {
+    pub db: TestDatabase,
+    pub kafka: TestKafka,
+    rental_url: String,
+    payment_url: String,
+    book_url: String,
+}
+
+/// Test settings for rental: a short breaker window and a quick reconciler.
+pub const RENTAL_DEFAULTS: &[(&str, &str)] = &[
+    ("PAYMENT_TIMEOUT_MS", "1000"),
+    ("BREAKER_MIN_CALLS", "3"),
+    ("BREAKER_WINDOW", "5"),
+    ("BREAKER_OPEN_MS", "1000"),
+    ("BREAKER_HALF_OPEN_CALLS", "1"),
+    ("RECONCILE_AFTER_MS", "1500"),
+    ("RECONCILE_INTERVAL_MS", "200"),
+];
+
+impl Fleet {
+    pub async fn new() -> Self {
+        init_logs();
+        let db = TestDatabase::create().await;
+        let rental_url = db.add_service("rental_svc", "rental").await;
+        let payment_url = db.add_service("payment_svc", "payment").await;
+        let book_url = db.add_service("book_svc", "book").await;
+        let kafka = TestKafka::start().await;
+        Self {
+            db,
+            kafka,
+            rental_url,
+            payment_url,
+            book_url,
+        }
+    }
+
+    fn env(&self, database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = service_env(database_url, &self.kafka);
+        env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    /// payment, on `port` when given (so it can come back at the same address).
+    pub async fn payment(&self, port: Option<u16>, extra: &[(&str, &str)]) -> App {
+        let port = port.map(|p| p.to_string()).unwrap_or_else(|| "0".into());
+        let mut settings = vec![("HTTP_PORT", port.as_str())];
+        settings.extend_from_slice(extra);
+        let config =
+            payment::Config::from_env(env_of(&self.env(&self.payment_url, &settings))).unwrap();
+        App::spawn(payment::build(config).await.unwrap()).await
+    }
+
+    pub async fn books(&self) -> App {
+        let config =
+            book_management::Config::from_env(env_of(&self.env(&self.book_url, &[]))).unwrap();
+        App::spawn(book_management::build(config).await.unwrap()).await
+    }
+
+    /// rental's settings for a payment at `payment`: the test defaults with `extra` on top.
+    pub fn rental_env(&self, payment: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut settings: Vec<(&str, &str)> = RENTAL_DEFAULTS.to_vec();
+        settings.push(("PAYMENT_URL", payment));
+        settings.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+        settings.extend_from_slice(extra);
+        self.env(&self.rental_url, &settings)
+    }
+
+    pub async fn rental(&self, payment: &str, extra: &[(&str, &str)]) -> App {
+        let config = rental::Config::from_env(env_of(&self.rental_env(payment, extra))).unwrap();
+        App::spawn(rental::build(config).await.unwrap()).await
+    }
+
+    /// Registers a book with book-management and waits until rental's catalogue has it.
+    pub async fn book(&self, books: &App, fee: u32) -> Uuid {
+        let response = books
+            .client
+            .post(books.url("/api/v1/books"))
+            .json(&json!({"title": "The Left Hand of Darkness", "author": "Ursula K. Le Guin", "rentalFee": fee}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let id: Uuid = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.in_catalogue(id, false).await;
+        id
+    }
+
+    /// Waits until rental's replica holds the book (retired or not).
+    pub async fn in_catalogue(&self, book_id: Uuid, retired: bool) {
+        eventually("the book in rental's catalogue", WAIT, || async {
+            let found: Option<bool> =
+                sqlx::query_scalar("SELECT retired FROM rental.catalogue WHERE book_id = $1")
+                    .bind(book_id)
+                    .fetch_optional(&self.db.admin)
+                    .await
+                    .unwrap();
+            (found == Some(retired)).then_some(())
+        })
+        .await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db.admin)
+            .await
+            .unwrap()
+    }
+
+    pub async fn rental_status(&self, id: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM rental.rentals WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.db.admin)
+            .await
+            .unwrap()
+    }
+
+    pub fn topic(&self, topic: Topic) -> String {
+        self.kafka.topic(topic)
+    }
+
+    pub async fn agree(&self) {
+        assert_rentals_and_payments_agree(&self.db.admin, WAIT).await;
+    }
+}
+
+/// The rental API as one customer calls it.
+pub struct Customer {
+    pub id: Uuid,
+}
+
+impl Customer {
+    pub fn new() -> Self {
+        Self { id: Uuid::new_v4() }
+    }
+
+    pub async fn rent(&self, rental: &App, book_id: Uuid) -> Response {
+        rental
+            .client
+            .post(rental.url("/api/v1/rentals"))
+            .header("x-user-id", self.id.to_string())
+            .json(&json!({"bookId": book_id}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Rents and expects 201; returns the rental.
+    pub async fn rents(&self, rental: &App, book_id: Uuid) -> Value {
+        let response = self.rent(rental, book_id).await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    pub async fn act(&self, rental: &App, id: &str, action: &str) -> Response {
+        rental
+            .client
+            .post(rental.url(&format!("/api/v1/rentals/{id}/{action}")))
+            .header("x-user-id", self.id.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, rental: &App, id: &str) -> Response {
+        rental
+            .client
+            .get(rental.url(&format!("/api/v1/rentals/{id}")))
+            .header("x-user-id", self.id.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A port nobody uses now, for a service that must come back at the same address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn id_of(value: &Value) -> &str {
+    value["id"].as_str().unwrap()
+}
+
+pub async fn payment_of(fleet: &Fleet, rental_id: &str) -> Option<(Uuid, String)> {
+    sqlx::query_as("SELECT id, status FROM payment.payments WHERE rental_id = $1::uuid")
+        .bind(rental_id)
+        .fetch_optional(&fleet.db.admin)
+        .await
+        .unwrap()
+}
