@@ -33,7 +33,7 @@ FLEET_SERVICES=(
 # Extra environment for one service, as NAME=VALUE lines (e.g. the URLs of its peers).
 service_extra_env() {
     case "$1" in
-        # rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" ;;
+        rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" ;;
         *) ;;
     esac
 }

@@ -17,15 +17,13 @@ impl EventHandler for CatalogueReplica {
             Some(BookEvent::BookUpdated(e)) => {
                 postgres::upsert_book(conn, e.book_id, &e.title, e.rental_fee).await?
             }
-            Some(BookEvent::BookRetired(e)) => {
-                if !postgres::retire_book(conn, e.book_id).await? {
-                    return Err(HandlerError::Rejected(format!(
-                        "BookRetired for unknown book {}",
-                        e.book_id
-                    )));
-                }
+            Some(BookEvent::BookRetired(e)) if !postgres::retire_book(conn, e.book_id).await? => {
+                return Err(HandlerError::Rejected(format!(
+                    "BookRetired for unknown book {}",
+                    e.book_id
+                )));
             }
-            None => {}
+            Some(BookEvent::BookRetired(_)) | None => {}
         }
         Ok(())
     }

@@ -39,11 +39,11 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
         }
         let mut settled = 0;
         for rental_id in self.store.lease_unsettled(self.after, 20).await? {
-            if let Some(payment) = self.payments.find(rental_id).await? {
-                if payment.approved {
-                    self.payments.refund(payment.id).await?;
-                    tracing::warn!(%rental_id, payment_id = %payment.id, "refunded the payment of a failed rental");
-                }
+            if let Some(payment) = self.payments.find(rental_id).await?
+                && payment.approved
+            {
+                self.payments.refund(payment.id).await?;
+                tracing::warn!(%rental_id, payment_id = %payment.id, "refunded the payment of a failed rental");
             }
             self.store.settle(rental_id).await?;
             settled += 1;
