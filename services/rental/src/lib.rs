@@ -36,8 +36,8 @@ impl Config {
     /// - `PAYMENT_URL` (required): where payment answers.
     /// - `PAYMENT_TIMEOUT_MS` (610, the seed systems' value): the longest a payment call may take.
     /// - `PAYMENT_MAX_CONCURRENT_CALLS` (64): the bulkhead; calls beyond it are refused at once.
-    /// - `BREAKER_FAILURE_RATE` (0.5), `BREAKER_WINDOW` (20 calls), `BREAKER_MIN_CALLS` (5): the
-    ///   circuit opens when at least this share of the last calls failed.
+    /// - `BREAKER_FAILURE_RATE` (0.5), `BREAKER_WINDOW_MS` (10000), `BREAKER_MIN_CALLS` (5): the
+    ///   circuit opens when at least this share of the calls of the last window failed.
     /// - `BREAKER_OPEN_MS` (5000): how long it stays open before letting `BREAKER_HALF_OPEN_CALLS`
     ///   (3) trial calls through; also the `Retry-After` given to customers.
     /// - `RENTAL_PERIOD_DAYS` (14): when a rented book is due.
@@ -50,7 +50,7 @@ impl Config {
             timeout: env.millis("PAYMENT_TIMEOUT_MS", 610),
             max_concurrent_calls: env.or("PAYMENT_MAX_CONCURRENT_CALLS", 64),
             failure_rate: env.or("BREAKER_FAILURE_RATE", 0.5),
-            window: env.or("BREAKER_WINDOW", 20),
+            window: env.millis("BREAKER_WINDOW_MS", 10_000),
             minimum_calls: env.or("BREAKER_MIN_CALLS", 5),
             open_for: env.millis("BREAKER_OPEN_MS", 5000),
             half_open_calls: env.or("BREAKER_HALF_OPEN_CALLS", 3),
@@ -67,10 +67,10 @@ impl Config {
             env.invalid("BREAKER_FAILURE_RATE must be above 0 and at most 1");
         }
         if config.payment.max_concurrent_calls == 0
-            || config.payment.window == 0
+            || config.payment.window.is_zero()
             || config.payment.half_open_calls == 0
         {
-            env.invalid("PAYMENT_MAX_CONCURRENT_CALLS, BREAKER_WINDOW and BREAKER_HALF_OPEN_CALLS must be at least 1");
+            env.invalid("PAYMENT_MAX_CONCURRENT_CALLS, BREAKER_WINDOW_MS and BREAKER_HALF_OPEN_CALLS must be at least 1");
         }
         if period_days < 1 {
             env.invalid("RENTAL_PERIOD_DAYS must be at least 1");

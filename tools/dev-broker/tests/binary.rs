@@ -6,6 +6,16 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+/// The broker process, killed when the test ends, even by a failed assertion.
+struct Broker(std::process::Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for_file(path: &std::path::Path) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -24,12 +34,14 @@ fn serves_the_fleet_topics_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("dev-broker-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bootstrap");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
-        .args(["--partitions", "5", "--bootstrap-file"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Broker(
+        Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+            .args(["--partitions", "5", "--bootstrap-file"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let bootstrap = wait_for_file(&file);
 
     let client: BaseConsumer = ClientConfig::new()
@@ -76,12 +88,14 @@ fn ensuring_topics_that_exist_changes_nothing() {
     let dir = std::env::temp_dir().join(format!("dev-broker-ensure-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bootstrap");
-    let mut broker = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
-        .args(["--partitions", "3", "--bootstrap-file"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _broker = Broker(
+        Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+            .args(["--partitions", "3", "--bootstrap-file"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let bootstrap = wait_for_file(&file);
     let status = Command::new(env!("CARGO_BIN_EXE_dev-broker"))
         .args(["--ensure-topics-on", &bootstrap, "--partitions", "7"])
@@ -101,8 +115,6 @@ fn ensuring_topics_that_exist_changes_nothing() {
         3,
         "an existing topic keeps its partitions"
     );
-    broker.kill().unwrap();
-    broker.wait().unwrap();
     std::fs::remove_dir_all(dir).ok();
 }
 

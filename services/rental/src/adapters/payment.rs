@@ -9,7 +9,9 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Reg
 use serde::Deserialize;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
-use tower_resilience::circuitbreaker::{CircuitBreakerError, CircuitBreakerLayer, CircuitState};
+use tower_resilience::circuitbreaker::{
+    CircuitBreakerError, CircuitBreakerLayer, CircuitState, SlidingWindowType,
+};
 use uuid::Uuid;
 
 use crate::application::{PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable};
@@ -22,7 +24,8 @@ pub struct PaymentSettings {
     pub timeout: Duration,
     pub max_concurrent_calls: usize,
     pub failure_rate: f64,
-    pub window: usize,
+    /// The sliding window the failure rate is measured over.
+    pub window: Duration,
     pub minimum_calls: usize,
     pub open_for: Duration,
     pub half_open_calls: usize,
@@ -133,7 +136,10 @@ impl PaymentClient {
         let breaker = CircuitBreakerLayer::builder()
             .name("payment")
             .failure_rate_threshold(settings.failure_rate)
-            .sliding_window_size(settings.window)
+            // A time window: the crate's count-based one only resets on a state change, so a long
+            // healthy run would outweigh any later outage.
+            .sliding_window_type(SlidingWindowType::TimeBased)
+            .sliding_window_duration(settings.window)
             .minimum_number_of_calls(settings.minimum_calls)
             .wait_duration_in_open(settings.open_for)
             .permitted_calls_in_half_open(settings.half_open_calls)

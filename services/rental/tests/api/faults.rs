@@ -13,22 +13,28 @@ fn metric(metrics: &str, series: &str) -> f64 {
     sample(metrics, series)
 }
 
-/// Rents until the breaker is open, checking every answer is a 503 with Retry-After.
-async fn rent_until_open(rental: &App, customer: &Customer, book: uuid::Uuid) {
-    eventually("the payment circuit to open", WAIT, || async {
-        let response = customer.rent(rental, book).await;
-        assert_eq!(response.headers()["retry-after"], "1");
-        let problem = assert_problem(response, 503).await;
-        assert!(
-            problem["detail"]
-                .as_str()
-                .unwrap()
-                .contains("pay again in a moment"),
-            "{problem}"
-        );
-        (metric(&rental.metrics().await, "payment_circuit_state") == 1.0).then_some(())
+/// Rents until the breaker is open, checking every answer is a 503 with Retry-After; returns how
+/// many rents that took.
+async fn rent_until_open(rental: &App, customer: &Customer, book: uuid::Uuid) -> usize {
+    let mut attempts = 0;
+    eventually("the payment circuit to open", WAIT, || {
+        attempts += 1;
+        async {
+            let response = customer.rent(rental, book).await;
+            assert_eq!(response.headers()["retry-after"], "1");
+            let problem = assert_problem(response, 503).await;
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("pay again in a moment"),
+                "{problem}"
+            );
+            (metric(&rental.metrics().await, "payment_circuit_state") == 1.0).then_some(())
+        }
     })
     .await;
+    attempts
 }
 
 /// With the circuit open, a rent is answered without calling payment, well within its timeout.
@@ -109,6 +115,42 @@ async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
 }
 
 #[tokio::test]
+async fn a_long_healthy_run_does_not_keep_the_circuit_closed_when_payment_stops() {
+    let fleet = Fleet::new().await;
+    let port = free_port();
+    let payment = fleet.payment(Some(port), &[]).await;
+    let books = fleet.books().await;
+    let rental = fleet
+        .rental(
+            &payment.address,
+            &[
+                ("PAYMENT_TIMEOUT_MS", "3000"),
+                ("RECONCILE_AFTER_MS", "4000"),
+            ],
+        )
+        .await;
+    let book = fleet.book(&books, 300).await;
+    let ada = Customer::new();
+    for _ in 0..40 {
+        let rented = ada.rents(&rental, book).await;
+        assert_eq!(
+            ada.act(&rental, id_of(&rented), "return").await.status(),
+            200
+        );
+    }
+    // Failures are weighed against the calls of the last window only, not against every
+    // success so far: once the healthy run is out of the window, a few failures open it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    payment.stop().await;
+    let attempts = rent_until_open(&rental, &ada, book).await;
+    assert!(
+        attempts <= 4,
+        "took {attempts} failed rents after 40 good ones (BREAKER_MIN_CALLS is 3)"
+    );
+    fleet.agree().await;
+}
+
+#[tokio::test]
 async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
     let fleet = Fleet::new().await;
     let port = free_port();
@@ -183,7 +225,9 @@ async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
     assert_eq!(status, "APPROVED");
     drop(crashing);
 
+    // Two replicas come back, both reconciling: the payment is still refunded once.
     let restarted = ServiceProcess::spawn(binary, &fleet.rental_env(&payment.address, &[])).await;
+    let _second = ServiceProcess::spawn(binary, &fleet.rental_env(&payment.address, &[])).await;
     eventually("the reconciler to settle the rental", WAIT, || async {
         let refunded = payment_of(&fleet, &rental_id.to_string())
             .await
@@ -194,6 +238,21 @@ async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
     })
     .await;
     fleet.agree().await;
+    let payment_events = fleet
+        .kafka
+        .reader(&fleet.topic(shared_events::Topic::Payment))
+        .await
+        .expect(2, WAIT)
+        .await;
+    let types: Vec<String> = payment_events
+        .iter()
+        .map(|m| m.event().event_type)
+        .collect();
+    assert_eq!(
+        types,
+        ["PaymentApproved", "PaymentRefunded"],
+        "refunded exactly once"
+    );
 
     let again = reqwest::Client::new()
         .post(format!("{}/api/v1/rentals", restarted.base_url))

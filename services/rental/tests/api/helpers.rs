@@ -20,7 +20,7 @@ pub struct Fleet {
 pub const RENTAL_DEFAULTS: &[(&str, &str)] = &[
     ("PAYMENT_TIMEOUT_MS", "1000"),
     ("BREAKER_MIN_CALLS", "3"),
-    ("BREAKER_WINDOW", "5"),
+    ("BREAKER_WINDOW_MS", "1000"),
     ("BREAKER_OPEN_MS", "1000"),
     ("BREAKER_HALF_OPEN_CALLS", "1"),
     ("RECONCILE_AFTER_MS", "1500"),

@@ -96,6 +96,19 @@ async fn rent_cancel_refund_and_return_end_to_end() {
         ["PaymentApproved", "PaymentApproved", "PaymentRefunded"],
         "exactly one refund"
     );
+    let metrics = rental.metrics().await;
+    assert_eq!(
+        sample(&metrics, "payment_calls_total{outcome=\"approved\""),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "payment_call_duration_seconds_count{outcome=\"approved\""
+        ),
+        2.0
+    );
+    assert_eq!(sample(&metrics, "payment_circuit_state"), 0.0);
     fleet.agree().await;
 }
 

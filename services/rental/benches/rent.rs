@@ -1,0 +1,154 @@
+//! Renting under load, on this machine: rental and payment in one process, talking real HTTP,
+//! each on its own schema of a real Postgres, with the embedded broker.
+//!
+//! `cargo bench -p rental --bench rent` (RENTS=2000 CONCURRENCY=16 FAST_FAILS=300); needs
+//! `DATABASE_ADMIN_URL` as `scripts/test.sh` sets it up.
+//!
+//! Prints the rent latency (median, p99) and rents/s with payment healthy, then the latency of a
+//! rent answered 503 by the open circuit breaker while payment is down.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use service_kit::testing::{TestApp, TestDatabase, TestKafka, env_of, service_env};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+fn var(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn env(url: &str, kafka: &TestKafka, extra: &[(&str, &str)]) -> service_kit::Env {
+    let mut env = service_env(url, kafka);
+    env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env.push(("RUST_LOG".into(), "error".into()));
+    env_of(&env)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let (rents, concurrency, fast_fails) = (
+        var("RENTS", 2000),
+        var("CONCURRENCY", 16),
+        var("FAST_FAILS", 300),
+    );
+    let db = TestDatabase::create().await;
+    let rental_url = db.add_service("rental_svc", "rental").await;
+    let payment_url = db.add_service("payment_svc", "payment").await;
+    let kafka = TestKafka::start().await;
+    let payment = TestApp::spawn(
+        payment::build(payment::Config::from_env(env(&payment_url, &kafka, &[]))?).await?,
+    )
+    .await;
+    let rental_config = rental::Config::from_env(env(
+        &rental_url,
+        &kafka,
+        &[
+            ("PAYMENT_URL", &payment.address),
+            ("DATABASE_MAX_CONNECTIONS", "32"),
+        ],
+    ))?;
+    let rental = TestApp::spawn(rental::build(rental_config).await?).await;
+
+    // Books straight into rental's replica: this measures renting, not the catalogue.
+    let books: Vec<Uuid> = (0..rents + fast_fails).map(|_| Uuid::now_v7()).collect();
+    sqlx::query(
+        "INSERT INTO rental.catalogue (book_id, title, rental_fee, updated_at) SELECT id, 'Benchmark', 300, now() FROM unnest($1::uuid[]) id",
+    )
+    .bind(&books)
+    .execute(&db.admin)
+    .await?;
+
+    let (client, url) = (rental.client.clone(), rental.url("/api/v1/rentals"));
+    let rent = move |book: Uuid| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let started = Instant::now();
+            let response = client
+                .post(url)
+                .header("x-user-id", Uuid::new_v4().to_string())
+                .json(&json!({"bookId": book}))
+                .send()
+                .await
+                .expect("rental answers");
+            (response.status().as_u16(), started.elapsed())
+        }
+    };
+
+    // Warm up connections and caches.
+    for book in &books[..20] {
+        rent(*book).await;
+    }
+    let queue = Arc::new(Mutex::new(books[20..rents].to_vec()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (queue, rent) = (queue.clone(), rent.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    // Take the next book and let go of the queue before renting.
+                    let next = queue.lock().await.pop();
+                    let Some(book) = next else { break };
+                    let (status, took) = rent(book).await;
+                    assert_eq!(status, 201, "a healthy rent is 201");
+                    latencies.push(took);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await?);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "rent, payment healthy: {} rents at concurrency {concurrency} in {elapsed:.2?}: {:.0} rents/s, median {:.2?}, p99 {:.2?}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+
+    payment.stop().await;
+    let mut fast = Vec::new();
+    let mut tripping = 0;
+    for book in &books[rents..] {
+        let metrics = rental.metrics().await;
+        let open = service_kit::testing::sample(&metrics, "payment_circuit_state") == 1.0;
+        let (status, took) = rent(*book).await;
+        assert_eq!(status, 503, "payment is down");
+        if open {
+            fast.push(took);
+        } else {
+            tripping += 1;
+        }
+    }
+    if fast.is_empty() {
+        let metrics = rental.metrics().await;
+        let calls: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("payment_c"))
+            .collect();
+        anyhow::bail!("the circuit never opened: {calls:#?}");
+    }
+    fast.sort();
+    println!(
+        "rent, payment down, circuit open: {} rents answered 503, median {:.2?}, p99 {:.2?} (call timeout 610ms; {tripping} calls before it opened)",
+        fast.len(),
+        percentile(&fast, 0.5),
+        percentile(&fast, 0.99)
+    );
+    Ok(())
+}
