@@ -129,7 +129,10 @@ async fn main() -> anyhow::Result<()> {
         let (status, _) = rent(books[rents]).await;
         assert_eq!(status, 503, "payment is down");
         tripping += 1;
-        anyhow::ensure!(opening.elapsed() < Duration::from_secs(60), "the circuit never opened");
+        anyhow::ensure!(
+            opening.elapsed() < Duration::from_secs(60),
+            "the circuit never opened"
+        );
     }
     let mut fast = Vec::new();
     for book in &books[rents..] {
