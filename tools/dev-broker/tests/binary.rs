@@ -75,10 +75,10 @@ fn serves_the_fleet_topics_and_stops_on_sigterm() {
     }
 
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(dir).ok();
 }
