@@ -101,10 +101,11 @@ if cargo nextest --version >/dev/null 2>&1; then
     if cargo nextest run --help 2>/dev/null | grep -q -- '--no-tests'; then
         nextest_args+=(--no-tests=warn)
     fi
-    log "cargo nextest run"
-    cargo nextest run "${nextest_args[@]}" "${runner_args[@]}"
+    # Doc tests first, so that the run closes on nextest's summary of every test.
     log "cargo test --doc"
     cargo test --doc --workspace --all-features
+    log "cargo nextest run"
+    cargo nextest run "${nextest_args[@]}" "${runner_args[@]}"
 else
     log "cargo test (install cargo-nextest for faster runs)"
     cargo test --workspace --all-features "${runner_args[@]}"
