@@ -91,6 +91,10 @@ impl TestDatabase {
     }
 }
 
+fn unique_prefix() -> String {
+    format!("t{}.", &Uuid::new_v4().simple().to_string()[..12])
+}
+
 /// A Kafka-protocol broker for one test.
 pub struct TestKafka {
     // Lives until the test process exits: services a test leaves running close their Kafka
@@ -104,11 +108,10 @@ impl TestKafka {
     /// A mock cluster of the test's own, or the real Kafka in `KAFKA_BROKERS` with topics
     /// behind a unique prefix.
     pub async fn start() -> Self {
-        let prefix = format!("t{}.", &Uuid::new_v4().simple().to_string()[..12]);
-        let topics = fleet_topics(&prefix);
         match std::env::var("KAFKA_BROKERS") {
             Ok(brokers) if !brokers.is_empty() => {
-                dev_broker::ensure_topics(&brokers, &topics, PARTITIONS, 1)
+                let prefix = unique_prefix();
+                dev_broker::ensure_topics(&brokers, &fleet_topics(&prefix), PARTITIONS, 1)
                     .await
                     .expect("create the test's topics");
                 Self {
@@ -117,16 +120,21 @@ impl TestKafka {
                     prefix,
                 }
             }
-            _ => {
-                let mock =
-                    MockBroker::start(1, &topics, PARTITIONS).expect("start the mock broker");
-                let mock: &'static MockBroker = Box::leak(Box::new(mock));
-                Self {
-                    brokers: mock.bootstrap_servers().to_owned(),
-                    mock: Some(mock),
-                    prefix,
-                }
-            }
+            _ => Self::embedded(),
+        }
+    }
+
+    /// An embedded broker of the test's own, whatever `KAFKA_BROKERS` says: for tests that take
+    /// the broker down.
+    pub fn embedded() -> Self {
+        let prefix = unique_prefix();
+        let mock = MockBroker::start(1, &fleet_topics(&prefix), PARTITIONS)
+            .expect("start the mock broker");
+        let mock: &'static MockBroker = Box::leak(Box::new(mock));
+        Self {
+            brokers: mock.bootstrap_servers().to_owned(),
+            mock: Some(mock),
+            prefix,
         }
     }
 
@@ -136,7 +144,7 @@ impl TestKafka {
 
     fn mock(&self) -> &MockBroker {
         self.mock
-            .expect("only the embedded broker can be taken down; unset KAFKA_BROKERS")
+            .expect("only an embedded broker can be taken down: use TestKafka::embedded()")
     }
 
     /// The broker drops every connection and refuses new ones. It closes its listening port
@@ -395,10 +403,14 @@ pub struct TestWorld {
 
 impl TestWorld {
     pub async fn new(role: &str, schema: &str) -> Self {
+        Self::with_kafka(role, schema, TestKafka::start().await).await
+    }
+
+    /// The same, with a broker the test controls (see [`TestKafka::embedded`]).
+    pub async fn with_kafka(role: &str, schema: &str, kafka: TestKafka) -> Self {
         init_logs();
         let db = TestDatabase::create().await;
         let database_url = db.add_service(role, schema).await;
-        let kafka = TestKafka::start().await;
         Self {
             db,
             kafka,

@@ -79,7 +79,7 @@ async fn a_rolled_back_transaction_publishes_nothing() {
 
 #[tokio::test]
 async fn registrations_succeed_while_the_broker_is_down_and_are_delivered_when_it_returns() {
-    let world = World::new().await;
+    let world = World::with_embedded_broker().await;
     let app = world.spawn(&[]).await;
     world.kafka.go_down();
 

@@ -23,6 +23,18 @@ impl World {
         Self(TestWorld::new("book_svc", "book").await)
     }
 
+    /// With an embedded broker that the test can take down, even when `KAFKA_BROKERS` is set.
+    pub async fn with_embedded_broker() -> Self {
+        Self(
+            TestWorld::with_kafka(
+                "book_svc",
+                "book",
+                service_kit::testing::TestKafka::embedded(),
+            )
+            .await,
+        )
+    }
+
     /// A replica of the service in this process, once it is ready.
     pub async fn spawn(&self, extra: &[(&str, &str)]) -> App {
         App::spawn(self.service(self.env_with(extra)).await).await
