@@ -34,6 +34,10 @@ FLEET_SERVICES=(
 service_extra_env() {
     case "$1" in
         rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" ;;
+        # A signing key made at each start (tokens die with the process) and a manager to sign
+        # in as: local development only.
+        user) printf '%s\n' "JWT_EPHEMERAL_KEY=true" "MANAGER_EMAIL=manager@fleet.example" \
+            "MANAGER_PASSWORD=manage the fleet locally" ;;
         *) ;;
     esac
 }

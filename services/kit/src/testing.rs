@@ -515,6 +515,38 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `/livez` and `/readyz` both answer 200.
+    pub async fn assert_probes_answer(&self) {
+        for probe in ["/livez", "/readyz"] {
+            let response = self.client.get(self.url(probe)).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{probe}");
+        }
+    }
+
+    /// The service's OpenAPI 3 document, checked to describe every one of `paths`.
+    pub async fn api_document(&self, paths: &[&str]) -> serde_json::Value {
+        let response = self
+            .client
+            .get(self.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let doc: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+            "{doc}"
+        );
+        for path in paths {
+            assert!(
+                doc["paths"][path].is_object(),
+                "{path} missing from {:?}",
+                doc["paths"]
+            );
+        }
+        doc
+    }
+
     /// Starts shutting down, as SIGTERM does.
     pub fn begin_stop(&self) {
         self.stop.cancel();

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use service_kit::testing::{ServiceProcess, TestDatabase};
 
 use crate::helpers::*;
@@ -47,24 +46,7 @@ async fn the_book_role_cannot_read_another_services_schema() {
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    assert_eq!(
-        app.client
-            .get(app.url("/livez"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.assert_probes_answer().await;
     app.register_book("Counted").await;
     let metrics = app.metrics().await;
     assert!(
@@ -73,23 +55,9 @@ async fn health_metrics_and_the_api_document_are_served() {
     );
     assert!(metrics.contains("process_resident_memory_bytes"));
 
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/books", "/api/v1/books/{id}"] {
-        assert!(
-            doc["paths"][path].is_object(),
-            "{path} missing from {:?}",
-            doc["paths"]
-        );
-    }
+    let doc = app
+        .api_document(&["/api/v1/books", "/api/v1/books/{id}"])
+        .await;
     assert!(doc["components"]["schemas"]["Problem"].is_object());
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use service_kit::testing::ServiceProcess;
 use uuid::Uuid;
 
@@ -12,10 +12,7 @@ use crate::helpers::*;
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    for probe in ["/livez", "/readyz"] {
-        let response = app.client.get(app.url(probe)).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{probe}");
-    }
+    app.assert_probes_answer().await;
     app.pay_for(Uuid::new_v4(), Uuid::new_v4(), 1).await;
     let metrics = app.metrics().await;
     assert!(
@@ -23,27 +20,13 @@ async fn health_metrics_and_the_api_document_are_served() {
         "{metrics}"
     );
 
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/v1/payments",
-        "/api/v1/payments/{id}",
-        "/api/v1/payments/{id}/refund",
-    ] {
-        assert!(
-            doc["paths"][path].is_object(),
-            "{path} missing from {:?}",
-            doc["paths"]
-        );
-    }
+    let doc = app
+        .api_document(&[
+            "/api/v1/payments",
+            "/api/v1/payments/{id}",
+            "/api/v1/payments/{id}/refund",
+        ])
+        .await;
     for schema in ["PayForRental", "PaymentView", "PaymentList", "Problem"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }

@@ -1,0 +1,6 @@
+pub mod http;
+pub mod kafka;
+pub mod passwords;
+pub mod postgres;
+pub mod signing;
+pub mod tokens;

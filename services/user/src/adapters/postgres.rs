@@ -1,0 +1,164 @@
+//! The account store on Postgres. A new account and its outbox event share one transaction.
+
+use chrono::{DateTime, Utc};
+use service_kit::outbox;
+use shared_events::UserRegistered;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::SERVICE;
+use crate::application::{AccountStore, Added, StoreError};
+use crate::domain::{Account, Email, Name, PasswordHash, Role, UserId};
+
+/// The unique index over `lower(email)`.
+const EMAIL_UNIQUE: &str = "accounts_email_unique";
+
+#[derive(Clone)]
+pub struct PgAccountStore {
+    pool: PgPool,
+}
+
+impl PgAccountStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: Uuid,
+    name: String,
+    email: String,
+    role: String,
+    active_rentals: i32,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<AccountRow> for Account {
+    type Error = anyhow::Error;
+
+    // The table's CHECK constraints hold the same rules; a row that breaks them is corrupt.
+    fn try_from(row: AccountRow) -> anyhow::Result<Self> {
+        Ok(Account {
+            id: UserId(row.id),
+            name: Name::parse(&row.name)?,
+            email: Email::parse(&row.email)?,
+            role: Role::parse(&row.role)
+                .ok_or_else(|| anyhow::anyhow!("unknown role {}", row.role))?,
+            active_rentals: u32::try_from(row.active_rentals)?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, name, email, role, active_rentals, created_at";
+
+fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Unavailable(e.into())
+}
+
+/// Loads an account and locks it until the transaction ends.
+pub async fn lock(conn: &mut PgConnection, id: UserId) -> anyhow::Result<Option<Account>> {
+    let row: Option<AccountRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.0)
+    .fetch_optional(conn)
+    .await?;
+    row.map(Account::try_from).transpose()
+}
+
+/// Writes an account's active-rental count back, in the caller's transaction.
+pub async fn save_active_rentals(
+    conn: &mut PgConnection,
+    account: &Account,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE accounts SET active_rentals = $2 WHERE id = $1")
+        .bind(account.id.0)
+        .bind(i32::try_from(account.active_rentals).unwrap_or(i32::MAX))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl AccountStore for PgAccountStore {
+    async fn add(
+        &self,
+        account: &Account,
+        hash: &PasswordHash,
+        event: Option<UserRegistered>,
+    ) -> Result<Added, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, name, email, password_hash, role, active_rentals, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(account.id.0)
+        .bind(account.name.as_str())
+        .bind(account.email.as_str())
+        .bind(hash.as_str())
+        .bind(account.role.as_str())
+        .bind(account.active_rentals as i32)
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // A concurrent registration of the address waits on the index and then fails here:
+            // the transaction rolls back with nothing written.
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.constraint() == Some(EMAIL_UNIQUE) =>
+            {
+                return Ok(Added::EmailTaken);
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+        if let Some(event) = event {
+            outbox::enqueue(&mut tx, SERVICE, event)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Added::Stored)
+    }
+
+    async fn get(&self, id: UserId) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM accounts WHERE id = $1"))
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        row.map(Account::try_from).transpose().map_err(unavailable)
+    }
+
+    async fn credentials(
+        &self,
+        email: &Email,
+    ) -> Result<Option<(Account, PasswordHash)>, StoreError> {
+        // lower() on both sides, as the unique index has it: Postgres alone decides which
+        // addresses are the same.
+        let row: Option<CredentialsRow> = sqlx::query_as(&format!(
+            "SELECT password_hash, {COLUMNS} FROM accounts WHERE lower(email) = lower($1)"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.map(|row| -> anyhow::Result<_> {
+            Ok((
+                Account::try_from(row.account)?,
+                PasswordHash::new(row.password_hash),
+            ))
+        })
+        .transpose()
+        .map_err(unavailable)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    password_hash: String,
+    #[sqlx(flatten)]
+    account: AccountRow,
+}

@@ -1,0 +1,75 @@
+use shared_events::UserRegistered;
+
+use crate::domain::{Account, Email, Password, PasswordHash, UserId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Unavailable(#[from] anyhow::Error),
+}
+
+/// What adding an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// The account, its hash and its event were stored.
+    Stored,
+    /// An account already has that email, in some case; nothing was written.
+    EmailTaken,
+}
+
+/// Where accounts live. Adding one stores it with its event atomically: no event without its
+/// account, no account without its event.
+pub trait AccountStore: Clone + Send + Sync + 'static {
+    /// Stores a new account, its password hash and (for a customer) its event, unless an
+    /// account has the same email whatever its case: even when registrations race, one wins.
+    fn add(
+        &self,
+        account: &Account,
+        hash: &PasswordHash,
+        event: Option<UserRegistered>,
+    ) -> impl Future<Output = Result<Added, StoreError>> + Send;
+
+    fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// The account that signs in with `email` (whatever its case), and its password hash.
+    fn credentials(
+        &self,
+        email: &Email,
+    ) -> impl Future<Output = Result<Option<(Account, PasswordHash)>, StoreError>> + Send;
+}
+
+/// Turns passwords into hashes and checks attempts against them. Both are slow on purpose, so
+/// implementations do the work off the async threads.
+pub trait PasswordHasher: Clone + Send + Sync + 'static {
+    fn hash(&self, password: Password)
+    -> impl Future<Output = anyhow::Result<PasswordHash>> + Send;
+
+    /// Whether `attempt` is the password behind `hash`. Without a hash (no such account) it
+    /// does the same work against a stand-in and answers false, so the time taken does not
+    /// tell whether an account exists.
+    fn verify(
+        &self,
+        attempt: String,
+        hash: Option<PasswordHash>,
+    ) -> impl Future<Output = bool> + Send;
+}
+
+/// An access token as the token endpoint hands it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A bearer token is a credential: whoever reads a log line could use it.
+        write!(f, "AccessToken(.., expires_in: {})", self.expires_in)
+    }
+}
+
+/// Issues signed access tokens naming an account and its role.
+pub trait TokenIssuer: Clone + Send + Sync + 'static {
+    fn issue(&self, account: &Account) -> impl Future<Output = anyhow::Result<AccessToken>> + Send;
+}

@@ -1,0 +1,380 @@
+//! user: customers and managers (a supporting subdomain). Customers register; everyone signs in
+//! through the OAuth2 token endpoint and gets an RS256 access token, checked by the fleet with
+//! the keys at `/.well-known/jwks.json`; each account's active rentals follow `rental.events`.
+
+pub mod adapters;
+pub mod application;
+pub mod domain;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, Opts};
+use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use shared_events::Topic;
+use tokio_util::sync::CancellationToken;
+
+use adapters::http::{self, Api};
+use adapters::kafka::RentalActivity;
+use adapters::passwords::Argon2Hasher;
+use adapters::postgres::PgAccountStore;
+use adapters::signing::{JwtIssuer, SigningKey, TokenSettings};
+use adapters::tokens::TokenVerifier;
+use application::{AccountStore, Accounts, Bootstrap, PasswordHasher, TokenIssuer};
+use domain::{Email, Name, Password};
+
+/// The service name: event source and consumer group.
+pub const SERVICE: &str = "user";
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Where the key that signs tokens comes from.
+pub enum KeySource {
+    /// `JWT_SIGNING_KEY` or `JWT_SIGNING_KEY_FILE`, already parsed.
+    Configured(SigningKey),
+    /// `JWT_EPHEMERAL_KEY=true`: generated at start, for local development only.
+    Ephemeral,
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Configured(key) => write!(f, "Configured({})", key.kid()),
+            KeySource::Ephemeral => f.write_str("Ephemeral"),
+        }
+    }
+}
+
+/// The manager account set up from configuration.
+#[derive(Debug, Clone)]
+pub struct ManagerAccount {
+    pub name: Name,
+    pub email: Email,
+    pub password: Password,
+}
+
+pub struct Config {
+    pub kit: KitConfig,
+    pub signing_key: KeySource,
+    pub tokens: TokenSettings,
+    pub manager: Option<ManagerAccount>,
+}
+
+impl Config {
+    /// The kit's settings and user's own:
+    ///
+    /// - `JWT_SIGNING_KEY`: the RSA private key that signs tokens, as PEM (PKCS#8, as a
+    ///   Kubernetes Secret injects it), or `JWT_SIGNING_KEY_FILE`: a path to such a PEM. One of
+    ///   them is required, unless `JWT_EPHEMERAL_KEY=true` has a key generated at each start
+    ///   (local development only: tokens do not survive a restart).
+    /// - `JWT_ISSUER` (`book-rental-fleet`), `JWT_AUDIENCE` (`book-rental-api`): the tokens'
+    ///   `iss` and `aud`.
+    /// - `TOKEN_TTL_SECS` (900): how long a token lasts.
+    /// - `MANAGER_EMAIL`, `MANAGER_PASSWORD` (both or neither), `MANAGER_NAME` (`Manager`): the
+    ///   manager account created at start when no account has that email.
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let kit = KitConfig::read(&mut env, "users");
+        let signing_key = signing_key(&mut env);
+        let tokens = TokenSettings {
+            issuer: env.or("JWT_ISSUER", "book-rental-fleet".to_owned()),
+            audience: env.or("JWT_AUDIENCE", "book-rental-api".to_owned()),
+            ttl: Duration::from_secs(env.or("TOKEN_TTL_SECS", 900)),
+        };
+        if tokens.issuer.is_empty() || tokens.audience.is_empty() {
+            env.invalid("JWT_ISSUER and JWT_AUDIENCE must not be empty");
+        }
+        if tokens.ttl.is_zero() {
+            env.invalid("TOKEN_TTL_SECS must be at least 1");
+        }
+        let manager = manager(&mut env);
+        env.finish()?;
+        Ok(Self {
+            kit,
+            signing_key: signing_key.expect("no key only with a problem recorded"),
+            tokens,
+            manager,
+        })
+    }
+}
+
+/// `None` when a problem was recorded.
+fn signing_key(env: &mut Env) -> Option<KeySource> {
+    // Empty counts as unset: a template may render an absent Secret as an empty variable.
+    let mut set = |name: &str| env.optional::<String>(name).filter(|v| !v.is_empty());
+    let inline = set("JWT_SIGNING_KEY");
+    let file = set("JWT_SIGNING_KEY_FILE");
+    let ephemeral: bool = env.or("JWT_EPHEMERAL_KEY", false);
+    let (pem, origin) = match (inline, file) {
+        (Some(_), Some(_)) => {
+            env.invalid("set JWT_SIGNING_KEY or JWT_SIGNING_KEY_FILE, not both");
+            return None;
+        }
+        (Some(pem), None) => (pem, "JWT_SIGNING_KEY".to_owned()),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(pem) => (pem, format!("JWT_SIGNING_KEY_FILE ({path})")),
+            Err(e) => {
+                env.invalid(format!("JWT_SIGNING_KEY_FILE={path:?} cannot be read: {e}"));
+                return None;
+            }
+        },
+        (None, None) if ephemeral => return Some(KeySource::Ephemeral),
+        (None, None) => {
+            env.invalid(
+                "JWT_SIGNING_KEY is required but not set: the RSA private key (PKCS#8 PEM) that \
+                 signs tokens, or JWT_SIGNING_KEY_FILE naming a file that holds it \
+                 (JWT_EPHEMERAL_KEY=true generates one at start, for local development only)",
+            );
+            return None;
+        }
+    };
+    match SigningKey::from_pem(&pem) {
+        Ok(key) => Some(KeySource::Configured(key)),
+        Err(reason) => {
+            env.invalid(format!("{origin} {reason}"));
+            None
+        }
+    }
+}
+
+fn manager(env: &mut Env) -> Option<ManagerAccount> {
+    let email: Option<String> = env.optional("MANAGER_EMAIL");
+    let password: Option<String> = env.optional("MANAGER_PASSWORD");
+    let name: String = env.or("MANAGER_NAME", "Manager".to_owned());
+    let (email, password) = match (email, password) {
+        (Some(email), Some(password)) => (email, password),
+        (None, None) => return None,
+        _ => {
+            env.invalid("set both MANAGER_EMAIL and MANAGER_PASSWORD, or neither");
+            return None;
+        }
+    };
+    // The values are not repeated in the messages: one of them is a password.
+    let name = Name::parse(&name).map_err(|e| env.invalid(format!("MANAGER_NAME: {e}")));
+    let password = Password::parse(&password, &email)
+        .map_err(|e| env.invalid(format!("MANAGER_PASSWORD: {e}")));
+    let email = Email::parse(&email).map_err(|e| env.invalid(format!("MANAGER_EMAIL: {e}")));
+    Some(ManagerAccount {
+        name: name.ok()?,
+        email: email.ok()?,
+        password: password.ok()?,
+    })
+}
+
+/// Wires the hexagon: Postgres store, Argon2 hasher and JWT issuer → account use cases → HTTP;
+/// `rental.events` → active-rental counts; the manager bootstrap once migrations are done.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let service = Service::build(
+        ServiceSpec {
+            name: SERVICE,
+            migrations: &MIGRATIONS,
+        },
+        config.kit,
+    )
+    .await?;
+    let key = match config.signing_key {
+        KeySource::Configured(key) => key,
+        KeySource::Ephemeral => {
+            let key = SigningKey::generate().await?;
+            tracing::warn!(
+                kid = key.kid(),
+                "JWT_EPHEMERAL_KEY=true: tokens are signed with a key generated at start. They \
+                 stop working when this process restarts, and other replicas reject them. For \
+                 local development only; give JWT_SIGNING_KEY or JWT_SIGNING_KEY_FILE anywhere else."
+            );
+            key
+        }
+    };
+    tracing::info!(kid = key.kid(), "signing tokens");
+    let issuer = JwtIssuer::new(key, config.tokens);
+    let jwks = issuer.jwks();
+    let verifier = TokenVerifier::new(
+        &jwks,
+        &issuer.settings().issuer,
+        &issuer.settings().audience,
+    )?;
+    let hasher = Argon2Hasher::new(None).await?;
+    let accounts = Accounts::new(PgAccountStore::new(service.pool().clone()), hasher, issuer);
+    let api = Api {
+        accounts: accounts.clone(),
+        verifier: Arc::new(verifier),
+        jwks: Arc::new(jwks),
+    };
+    let bootstraps = IntCounterVec::new(
+        Opts::new(
+            "manager_bootstraps_total",
+            "Runs of the manager bootstrap, by outcome (created, existing, not_a_manager)",
+        ),
+        &["outcome"],
+    )?;
+    service
+        .metrics()
+        .registry
+        .register(Box::new(bootstraps.clone()))?;
+    let mut service = service.with_routes(http::routes(api));
+    if let Some(manager) = config.manager {
+        service =
+            service.with_worker(move |stop| bootstrap_manager(accounts, manager, bootstraps, stop));
+    }
+    service.consume(&[Topic::Rental], RentalActivity)
+}
+
+/// Creates the configured manager once (retrying while the database is away), then waits for
+/// shutdown like any worker.
+async fn bootstrap_manager<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
+    accounts: Accounts<S, H, I>,
+    manager: ManagerAccount,
+    outcomes: IntCounterVec,
+    stop: CancellationToken,
+) {
+    let mut wait = Duration::from_millis(250);
+    let done = loop {
+        let attempt = accounts.bootstrap_manager(
+            manager.name.clone(),
+            manager.email.clone(),
+            manager.password.clone(),
+        );
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            outcome = attempt => outcome,
+        };
+        match outcome {
+            Ok(Bootstrap::Created(account)) => {
+                tracing::info!(user_id = %account.id, "manager account created");
+                break "created";
+            }
+            Ok(Bootstrap::Existing(account)) if account.role == domain::Role::Manager => {
+                tracing::info!(user_id = %account.id, "manager account already there");
+                break "existing";
+            }
+            Ok(Bootstrap::Existing(account)) => {
+                tracing::warn!(user_id = %account.id, role = account.role.as_str(), "MANAGER_EMAIL belongs to an account that is not a manager; it is left as it is");
+                break "not_a_manager";
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot bootstrap the manager yet; retrying")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(10)),
+        }
+    };
+    // On /metrics, so an operator (or a test) sees what the bootstrap found.
+    outcomes.with_label_values(&[done]).inc();
+    stop.cancelled().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &[(&str, &str)]) -> Env {
+        let mut vars = vec![
+            ("DATABASE_URL", "postgres://x"),
+            ("KAFKA_BROKERS", "k:9092"),
+        ];
+        vars.extend_from_slice(extra);
+        Env::from_pairs(vars)
+    }
+
+    fn error(extra: &[(&str, &str)]) -> String {
+        Config::from_env(env(extra)).err().unwrap().to_string()
+    }
+
+    #[test]
+    fn defaults_with_an_ephemeral_key() {
+        let config = Config::from_env(env(&[("JWT_EPHEMERAL_KEY", "true")])).unwrap();
+        assert_eq!(config.kit.database_schema, "users");
+        assert!(matches!(config.signing_key, KeySource::Ephemeral));
+        assert_eq!(
+            config.tokens,
+            TokenSettings {
+                issuer: "book-rental-fleet".into(),
+                audience: "book-rental-api".into(),
+                ttl: Duration::from_secs(900),
+            }
+        );
+        assert!(config.manager.is_none());
+    }
+
+    #[test]
+    fn a_signing_key_is_required() {
+        let err = error(&[]);
+        assert!(err.contains("JWT_SIGNING_KEY is required"), "{err}");
+        let err = error(&[("JWT_EPHEMERAL_KEY", "false")]);
+        assert!(err.contains("JWT_SIGNING_KEY is required"), "{err}");
+    }
+
+    #[test]
+    fn an_unusable_signing_key_is_reported_without_its_value() {
+        let err = error(&[("JWT_SIGNING_KEY", "s3cret-not-a-pem")]);
+        assert!(
+            err.contains("JWT_SIGNING_KEY is not a PEM RSA private key"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = error(&[("JWT_SIGNING_KEY_FILE", "/nonexistent/key.pem")]);
+        assert!(
+            err.contains("JWT_SIGNING_KEY_FILE=\"/nonexistent/key.pem\" cannot be read"),
+            "{err}"
+        );
+        let err = error(&[("JWT_SIGNING_KEY", "x"), ("JWT_SIGNING_KEY_FILE", "y")]);
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn the_manager_needs_an_email_and_a_password_that_pass_the_rules() {
+        let config = Config::from_env(env(&[
+            ("JWT_EPHEMERAL_KEY", "true"),
+            ("MANAGER_EMAIL", "boss@example.org"),
+            ("MANAGER_PASSWORD", "a long managerial secret"),
+        ]))
+        .unwrap();
+        let manager = config.manager.unwrap();
+        assert_eq!(manager.email.as_str(), "boss@example.org");
+        assert_eq!(manager.name.as_str(), "Manager");
+
+        let err = error(&[
+            ("JWT_EPHEMERAL_KEY", "true"),
+            ("MANAGER_EMAIL", "boss@example.org"),
+        ]);
+        assert!(
+            err.contains("set both MANAGER_EMAIL and MANAGER_PASSWORD"),
+            "{err}"
+        );
+        let err = error(&[
+            ("JWT_EPHEMERAL_KEY", "true"),
+            ("MANAGER_EMAIL", "boss"),
+            ("MANAGER_PASSWORD", "password123"),
+            ("MANAGER_NAME", " "),
+        ]);
+        for expected in [
+            "MANAGER_EMAIL: email must contain an @",
+            "MANAGER_PASSWORD: password is one of the most common",
+            "MANAGER_NAME: name must not be empty",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from: {err}");
+        }
+        assert!(!err.contains("password123"), "{err}");
+    }
+
+    #[test]
+    fn every_invalid_setting_is_reported_at_once() {
+        let err = Config::from_env(Env::from_pairs([
+            ("TOKEN_TTL_SECS", "0"),
+            ("JWT_ISSUER", ""),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        for expected in [
+            "DATABASE_URL is required",
+            "JWT_SIGNING_KEY is required",
+            "TOKEN_TTL_SECS must be at least 1",
+            "JWT_ISSUER and JWT_AUDIENCE must not be empty",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from: {err}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! user against a real Postgres and a real Kafka-protocol broker, over real HTTP.
+
+mod consumer;
+mod helpers;
+mod manager;
+mod operations;
+mod profile;
+mod registration;
+mod tokens;
