@@ -1,46 +1,505 @@
-//! Who is calling. Until token verification lands (the identity and gateway work), the caller is
-//! read from the `X-User-Id` and `X-User-Roles` headers, which only a trusted hop in front of the
-//! service may set: run the services behind that hop, never exposed as they are now.
+//! Verifying access tokens: RS256 JWTs checked against a set of RSA public keys (RFC 7517
+//! JWKs), with the HTTP side of it (the bearer header, RFC 6750, and its 401 answers).
+//!
+//! It knows nothing of how tokens are signed, only the published keys: the user service checks
+//! tokens with its own keys, every other service (and the gateway) with the JWKS the user service
+//! serves ([`RemoteKeys`], behind the [`Caller`] extractor), so all check them the same way.
 
-use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use uuid::Uuid;
+use std::collections::HashMap;
 
 use crate::problem::Problem;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
-pub const USER_ID: &str = "x-user-id";
-pub const USER_ROLES: &str = "x-user-roles";
+/// The one signing algorithm the fleet accepts.
+pub const ALGORITHM: &str = "RS256";
 
-/// The signed-in customer or manager making the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    pub user_id: Uuid,
-    pub manager: bool,
+/// Clock skew allowed between the issuer and a verifier.
+const LEEWAY_SECS: u64 = 30;
+
+/// An RSA public key as RFC 7517 writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// Always `RSA`.
+    pub kty: String,
+    /// Always `sig`: the key checks signatures.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+    /// Always `RS256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// The key's RFC 7638 thumbprint; a token names its key with it (header `kid`).
+    pub kid: String,
+    /// The modulus, base64url without padding.
+    pub n: String,
+    /// The public exponent, base64url without padding.
+    pub e: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = Problem;
+impl Jwk {
+    /// A signing key for RS256 from its modulus and exponent (big-endian bytes), identified by
+    /// its thumbprint.
+    pub fn rsa(modulus: &[u8], exponent: &[u8]) -> Self {
+        let n = URL_SAFE_NO_PAD.encode(modulus);
+        let e = URL_SAFE_NO_PAD.encode(exponent);
+        Self {
+            kty: "RSA".to_owned(),
+            use_: Some("sig".to_owned()),
+            alg: Some(ALGORITHM.to_owned()),
+            kid: thumbprint(&n, &e),
+            n,
+            e,
+        }
+    }
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let unauthorized = |detail: &str| Problem::new(StatusCode::UNAUTHORIZED, detail);
-        let user_id = parts
-            .headers
-            .get(USER_ID)
-            .ok_or_else(|| unauthorized("Sign in first: the request names no caller."))?
-            .to_str()
-            .ok()
-            .and_then(|v| Uuid::try_parse(v.trim()).ok())
-            .ok_or_else(|| unauthorized("The caller's id is not a UUID."))?;
-        let manager = parts
-            .headers
-            .get(USER_ROLES)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|roles| {
-                roles
-                    .split(',')
-                    .any(|r| r.trim().eq_ignore_ascii_case("manager"))
-            });
-        Ok(Self { user_id, manager })
+    /// Whether the key can check an RS256 signature; other keys in a set are skipped.
+    fn verifies_rs256(&self) -> bool {
+        self.kty == "RSA"
+            && self.use_.as_deref().is_none_or(|u| u == "sig")
+            && self.alg.as_deref().is_none_or(|a| a == ALGORITHM)
+    }
+}
+
+/// RFC 7638: base64url(SHA-256) of the required members in lexical order, no whitespace. The
+/// base64url alphabet needs no JSON escaping.
+pub fn thumbprint(n: &str, e: &str) -> String {
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// A JWK Set: what `/.well-known/jwks.json` serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+/// What an access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The account's id.
+    pub sub: String,
+    /// `customer` or `manager`.
+    pub roles: Vec<String>,
+    pub iss: String,
+    pub aud: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// The caller a valid token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("it is not a JWT")]
+    Malformed,
+    #[error("it is signed with {0}; only RS256 is accepted")]
+    Algorithm(String),
+    #[error("it names no key (kid)")]
+    NoKeyId,
+    #[error("it names a key this service does not know")]
+    UnknownKey(String),
+    #[error("its signature does not match")]
+    Signature,
+    #[error("it has expired")]
+    Expired,
+    #[error("it is from another issuer")]
+    Issuer,
+    #[error("it is meant for another audience")]
+    Audience,
+    #[error("it lacks the {0} claim")]
+    MissingClaim(String),
+    #[error("its subject is not a user id")]
+    Subject,
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        match e.into_kind() {
+            ErrorKind::InvalidSignature => TokenError::Signature,
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::InvalidIssuer => TokenError::Issuer,
+            ErrorKind::InvalidAudience => TokenError::Audience,
+            ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim),
+            ErrorKind::InvalidAlgorithm => TokenError::Algorithm("another algorithm".into()),
+            _ => TokenError::Malformed,
+        }
+    }
+}
+
+/// The part of a JOSE header read before any key is chosen.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Checks access tokens: RS256 only, signed by one of the given keys (chosen by `kid`), not
+/// expired, from the expected issuer and for the expected audience.
+pub struct TokenVerifier {
+    keys: HashMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    /// Keys in `jwks` that cannot check RS256 signatures are ignored.
+    pub fn new(jwks: &JwkSet, issuer: &str, audience: &str) -> anyhow::Result<Self> {
+        let mut keys = HashMap::new();
+        for jwk in jwks.keys.iter().filter(|k| k.verifies_rs256()) {
+            let key = DecodingKey::from_rsa_components(&jwk.n, &jwk.e)
+                .map_err(|e| anyhow::anyhow!("JWK {} is not an RSA public key: {e}", jwk.kid))?;
+            keys.insert(jwk.kid.clone(), key);
+        }
+        if keys.is_empty() {
+            anyhow::bail!("the JWK set holds no RSA key for RS256");
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Ok(Self { keys, validation })
+    }
+
+    /// The caller named by `token`, if every check passes.
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let header = read_header(token)?;
+        // Checked before any key is used: `none` and the HS256-with-the-public-key trick never
+        // reach a signature check.
+        if header.alg != ALGORITHM {
+            return Err(TokenError::Algorithm(header.alg));
+        }
+        let kid = header.kid.ok_or(TokenError::NoKeyId)?;
+        let key = self
+            .keys
+            .get(&kid)
+            .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims;
+        let user_id = Uuid::try_parse(&claims.sub).map_err(|_| TokenError::Subject)?;
+        Ok(Caller {
+            user_id,
+            roles: claims.roles,
+        })
+    }
+
+    /// The caller named by the request's bearer token.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Unauthorized> {
+        let token = bearer(headers)?;
+        self.verify(token).map_err(|e| {
+            tracing::info!(reason = %e, "access token refused");
+            Unauthorized::Invalid(e)
+        })
+    }
+}
+
+fn read_header(token: &str) -> Result<Header, TokenError> {
+    let encoded = token.split('.').next().unwrap_or_default();
+    let json = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)
+}
+
+/// A request without a usable bearer token (RFC 6750 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unauthorized {
+    /// No bearer token at all: the challenge carries no error code.
+    Missing,
+    Invalid(TokenError),
+    /// The signing keys could not be fetched yet: nothing can be checked.
+    KeysUnavailable,
+}
+
+/// The token in `Authorization: Bearer <token>`.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, Unauthorized> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(Unauthorized::Missing);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Unauthorized::Invalid(TokenError::Malformed))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Unauthorized::Missing);
+    }
+    match token.trim() {
+        "" => Err(Unauthorized::Invalid(TokenError::Malformed)),
+        token => Ok(token),
+    }
+}
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let (challenge, detail) = match self {
+            Unauthorized::Missing => (
+                "Bearer",
+                "Sign in first: send an access token as Authorization: Bearer <token>.".to_owned(),
+            ),
+            Unauthorized::Invalid(reason) => (
+                r#"Bearer error="invalid_token""#,
+                format!("The access token is not valid: {reason}. Get a new one."),
+            ),
+            Unauthorized::KeysUnavailable => {
+                return Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Access tokens cannot be checked right now; try again in a moment.",
+                )
+                .into_response();
+            }
+        };
+        let mut response = Problem::new(StatusCode::UNAUTHORIZED, detail).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+        response
+    }
+}
+
+/// Where the signing keys are published and what a token must say about itself.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl AuthConfig {
+    /// `JWKS_URL` (required), `JWT_ISSUER` (default `book-rental-fleet`), `JWT_AUDIENCE`
+    /// (default `book-rental-api`).
+    pub fn read(env: &mut crate::Env) -> Self {
+        Self {
+            jwks_url: env.required("JWKS_URL"),
+            issuer: env.or("JWT_ISSUER", "book-rental-fleet".to_owned()),
+            audience: env.or("JWT_AUDIENCE", "book-rental-api".to_owned()),
+        }
+    }
+}
+
+/// Fetch the keys again at most this often, however many unknown key ids arrive.
+const REFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tokens checked against the keys published at `JWKS_URL`: fetched on first use, fetched again
+/// when a token names an unknown key, and kept while the user service is away.
+#[derive(Clone)]
+pub struct RemoteKeys(std::sync::Arc<Remote>);
+
+struct Remote {
+    config: AuthConfig,
+    http: reqwest::Client,
+    verifier: std::sync::RwLock<Option<std::sync::Arc<TokenVerifier>>>,
+    fetched_at: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl RemoteKeys {
+    pub fn new(config: AuthConfig) -> Self {
+        Self(std::sync::Arc::new(Remote {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()
+                .expect("an HTTP client without TLS always builds"),
+            config,
+            verifier: std::sync::RwLock::default(),
+            fetched_at: tokio::sync::Mutex::default(),
+        }))
+    }
+
+    fn current(&self) -> Option<std::sync::Arc<TokenVerifier>> {
+        self.0.verifier.read().expect("not poisoned").clone()
+    }
+
+    /// The caller named by the request's bearer token.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Unauthorized> {
+        let token = bearer(headers)?;
+        let outcome = match self.current() {
+            Some(verifier) => verifier.verify(token),
+            None => Err(TokenError::UnknownKey(String::new())),
+        };
+        let outcome = match outcome {
+            Err(TokenError::UnknownKey(_)) => match self.refresh().await {
+                Some(verifier) => verifier.verify(token),
+                None => return Err(Unauthorized::KeysUnavailable),
+            },
+            outcome => outcome,
+        };
+        outcome.map_err(|e| {
+            tracing::info!(reason = %e, "access token refused");
+            Unauthorized::Invalid(e)
+        })
+    }
+
+    /// Fetches the keys (once per `REFETCH_AFTER` at most); the verifier to use, if there is any.
+    async fn refresh(&self) -> Option<std::sync::Arc<TokenVerifier>> {
+        let mut fetched_at = self.0.fetched_at.lock().await;
+        if fetched_at.is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
+            return self.current();
+        }
+        *fetched_at = Some(std::time::Instant::now());
+        let config = &self.0.config;
+        let fetched = async {
+            let set: JwkSet = self
+                .0
+                .http
+                .get(&config.jwks_url)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            TokenVerifier::new(&set, &config.issuer, &config.audience)
+        };
+        match fetched.await {
+            Ok(verifier) => {
+                tracing::info!(url = %config.jwks_url, keys = verifier.keys.len(), "signing keys fetched");
+                let verifier = std::sync::Arc::new(verifier);
+                *self.0.verifier.write().expect("not poisoned") = Some(verifier.clone());
+                Some(verifier)
+            }
+            Err(e) => {
+                // Keep what we had: tokens signed with known keys still verify.
+                tracing::warn!(url = %config.jwks_url, error = %format!("{e:#}"), "cannot fetch the signing keys");
+                self.current()
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let keys = parts
+            .extensions
+            .get::<RemoteKeys>()
+            .cloned()
+            .ok_or_else(|| {
+                Problem::internal("no RemoteKeys: the service did not call with_auth")
+                    .into_response()
+            })?;
+        keys.authenticate(&parts.headers)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7638 §3.1's example key and its thumbprint.
+    const RFC_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+    fn rfc_key() -> Jwk {
+        let n = URL_SAFE_NO_PAD.decode(RFC_N).unwrap();
+        Jwk::rsa(&n, &[1, 0, 1])
+    }
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::new(
+            &JwkSet {
+                keys: vec![rfc_key()],
+            },
+            "iss",
+            "aud",
+        )
+        .unwrap()
+    }
+
+    fn token(header: &str) -> String {
+        format!(
+            "{}.{}.sig",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"x"}"#)
+        )
+    }
+
+    #[test]
+    fn the_key_id_is_the_rfc_7638_thumbprint() {
+        let jwk = rfc_key();
+        assert_eq!(jwk.kid, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(jwk.n, RFC_N);
+        assert_eq!(jwk.e, "AQAB");
+        let json = serde_json::to_value(&jwk).unwrap();
+        assert_eq!(json["use"], "sig");
+        assert_eq!(json["alg"], "RS256");
+    }
+
+    #[test]
+    fn only_rs256_gets_near_a_key() {
+        let verifier = verifier();
+        let kid = rfc_key().kid;
+        for alg in ["none", "HS256", "RS512", "ES256"] {
+            let token = token(&format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#));
+            assert_eq!(
+                verifier.verify(&token),
+                Err(TokenError::Algorithm(alg.into())),
+                "{alg}"
+            );
+        }
+        assert_eq!(
+            verifier.verify(&token(r#"{"alg":"RS256"}"#)),
+            Err(TokenError::NoKeyId)
+        );
+        assert_eq!(
+            verifier.verify(&token(r#"{"alg":"RS256","kid":"other"}"#)),
+            Err(TokenError::UnknownKey("other".into()))
+        );
+        assert_eq!(
+            verifier.verify(&token(&format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#))),
+            Err(TokenError::Signature),
+            "checked with the key it names"
+        );
+        for garbage in ["", "abc", "....", "e30.e30"] {
+            assert!(verifier.verify(garbage).is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn keys_that_cannot_check_rs256_are_skipped() {
+        let mut encryption = rfc_key();
+        encryption.use_ = Some("enc".into());
+        let jwks = JwkSet {
+            keys: vec![encryption],
+        };
+        assert!(TokenVerifier::new(&jwks, "iss", "aud").is_err());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_from_the_authorization_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), Err(Unauthorized::Missing));
+        headers.insert(header::AUTHORIZATION, "Basic dXNlcjpwdw==".parse().unwrap());
+        assert_eq!(bearer(&headers), Err(Unauthorized::Missing));
+        headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(
+            bearer(&headers),
+            Err(Unauthorized::Invalid(TokenError::Malformed))
+        );
+        headers.insert(header::AUTHORIZATION, "bearer a.b.c".parse().unwrap());
+        assert_eq!(bearer(&headers), Ok("a.b.c"));
     }
 }

@@ -45,6 +45,7 @@ pub struct Service {
     listener: TcpListener,
     routes: Router,
     workers: Vec<Worker>,
+    auth: Option<crate::auth::RemoteKeys>,
     stop: CancellationToken,
 }
 
@@ -70,6 +71,7 @@ impl Service {
             listener,
             routes: Router::new(),
             workers: Vec::new(),
+            auth: None,
             stop: CancellationToken::new(),
         })
     }
@@ -96,6 +98,13 @@ impl Service {
     /// Cancelling it shuts the service down as SIGTERM does (tests use it).
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()
+    }
+
+    /// Checks access tokens against the user service's published keys: handlers take a
+    /// [`crate::auth::Caller`].
+    pub fn with_auth(mut self, config: crate::auth::AuthConfig) -> Self {
+        self.auth = Some(crate::auth::RemoteKeys::new(config));
+        self
     }
 
     /// The service's own HTTP routes, state already applied.
@@ -155,8 +164,13 @@ impl Service {
             listener,
             routes,
             workers,
+            auth,
             stop,
         } = self;
+        let routes = match auth {
+            Some(keys) => routes.layer(axum::Extension(keys)),
+            None => routes,
+        };
         let readiness = Readiness::default();
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();

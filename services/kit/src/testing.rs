@@ -625,3 +625,76 @@ pub async fn assert_rentals_and_payments_agree(pool: &PgPool, wait: Duration) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The user service's token issuing, as other services' tests need it: one RSA key per test
+/// process, its JWKS served over HTTP on a random port, and tokens minted for anyone.
+pub struct TestIdentity {
+    pub jwks_url: String,
+    key: &'static IdentityKey,
+}
+
+struct IdentityKey {
+    encoding: jsonwebtoken::EncodingKey,
+    jwks: crate::auth::JwkSet,
+}
+
+pub const TEST_ISSUER: &str = "book-rental-fleet";
+pub const TEST_AUDIENCE: &str = "book-rental-api";
+
+fn identity_key() -> &'static IdentityKey {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    static KEY: std::sync::OnceLock<IdentityKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let private =
+            rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("generate a test RSA key");
+        let der = private.to_pkcs1_der().expect("encode the test key");
+        let jwk = crate::auth::Jwk::rsa(&private.n().to_bytes_be(), &private.e().to_bytes_be());
+        IdentityKey {
+            encoding: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+            jwks: crate::auth::JwkSet { keys: vec![jwk] },
+        }
+    })
+}
+
+impl TestIdentity {
+    pub async fn start() -> Self {
+        let key = identity_key();
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || async move { axum::Json(key.jwks.clone()) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let jwks_url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { jwks_url, key }
+    }
+
+    /// What a service needs to check tokens from this issuer.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("JWKS_URL".into(), self.jwks_url.clone()),
+            ("JWT_ISSUER".into(), TEST_ISSUER.into()),
+            ("JWT_AUDIENCE".into(), TEST_AUDIENCE.into()),
+        ]
+    }
+
+    /// A valid token for `user_id` with `roles` (`customer`, `manager`).
+    pub fn token(&self, user_id: Uuid, roles: &[&str]) -> String {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(serde_json::json!({
+            "sub": user_id.to_string(), "roles": roles, "iss": TEST_ISSUER, "aud": TEST_AUDIENCE,
+            "iat": now, "exp": now + 900,
+        }))
+    }
+
+    /// Any claims, signed with the test key (an expired token, another audience, …).
+    pub fn sign(&self, claims: serde_json::Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(self.key.jwks.keys[0].kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key.encoding).expect("sign a test token")
+    }
+}

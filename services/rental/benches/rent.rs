@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use service_kit::testing::{TestApp, TestDatabase, TestKafka, env_of, service_env};
+use service_kit::testing::{TestApp, TestDatabase, TestIdentity, TestKafka, env_of, service_env};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let rental_url = db.add_service("rental_svc", "rental").await;
     let payment_url = db.add_service("payment_svc", "payment").await;
     let kafka = TestKafka::start().await;
+    let identity = TestIdentity::start().await;
     let payment = TestApp::spawn(
         payment::build(payment::Config::from_env(env(&payment_url, &kafka, &[]))?).await?,
     )
@@ -68,14 +69,16 @@ async fn main() -> anyhow::Result<()> {
     .execute(&db.admin)
     .await?;
 
+    // One customer renting many books: the token is signed once, outside the timing.
+    let bearer = format!("Bearer {}", identity.token(Uuid::new_v4(), &["customer"]));
     let (client, url) = (rental.client.clone(), rental.url("/api/v1/rentals"));
     let rent = move |book: Uuid| {
-        let (client, url) = (client.clone(), url.clone());
+        let (client, url, bearer) = (client.clone(), url.clone(), bearer.clone());
         async move {
             let started = Instant::now();
             let response = client
                 .post(url)
-                .header("x-user-id", Uuid::new_v4().to_string())
+                .header("authorization", bearer)
                 .json(&json!({"bookId": book}))
                 .send()
                 .await

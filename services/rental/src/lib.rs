@@ -8,6 +8,7 @@ mod fault;
 
 use std::time::Duration;
 
+use service_kit::auth::AuthConfig;
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 
@@ -24,6 +25,7 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Config {
     pub kit: KitConfig,
+    pub auth: AuthConfig,
     pub payment: PaymentSettings,
     pub rental_period: chrono::Duration,
     pub reconcile_after: Duration,
@@ -31,7 +33,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's settings and rental's own:
+    /// The kit's settings, the token checks' (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`) and
+    /// rental's own:
     ///
     /// - `PAYMENT_URL` (required): where payment answers.
     /// - `PAYMENT_TIMEOUT_MS` (610, the seed systems' value): the longest a payment call may take.
@@ -45,6 +48,7 @@ impl Config {
     ///   must be before the reconciler settles it, and how often it looks.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "rental");
+        let auth = AuthConfig::read(&mut env);
         let payment = PaymentSettings {
             base_url: env.required("PAYMENT_URL"),
             timeout: env.millis("PAYMENT_TIMEOUT_MS", 610),
@@ -58,6 +62,7 @@ impl Config {
         let period_days: i64 = env.or("RENTAL_PERIOD_DAYS", 14);
         let config = Self {
             kit,
+            auth,
             payment,
             rental_period: chrono::Duration::days(period_days),
             reconcile_after: env.millis("RECONCILE_AFTER_MS", 30_000),
@@ -109,6 +114,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     };
     service
         .with_routes(http::routes(api))
+        .with_auth(config.auth)
         .with_worker(|stop| reconciler.run(stop))
         .consume(&[Topic::Book], CatalogueReplica)
 }

@@ -20,9 +20,9 @@ use adapters::kafka::RentalActivity;
 use adapters::passwords::Argon2Hasher;
 use adapters::postgres::PgAccountStore;
 use adapters::signing::{JwtIssuer, SigningKey, TokenSettings};
-use adapters::tokens::TokenVerifier;
 use application::{AccountStore, Accounts, Bootstrap, PasswordHasher, TokenIssuer};
 use domain::{Email, Name, Password};
+use service_kit::auth::TokenVerifier;
 
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "user";

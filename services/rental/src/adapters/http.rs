@@ -134,7 +134,7 @@ fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
 #[utoipa::path(post, path = "/api/v1/rentals", request_body = RentBook, tag = "rentals",
     responses(
         (status = 201, description = "Rented and paid", body = RentalView, headers(("Location" = String))),
-        (status = 401, description = "No caller", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Payment declined", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The book is rented or retired", body = Problem, content_type = "application/problem+json"),
@@ -170,7 +170,7 @@ async fn get_rental<S: RentalStore, P: PaymentGateway>(
 ) -> Result<Json<RentalView>, Problem> {
     Ok(Json(
         api.rentals
-            .rental(id, caller.user_id, caller.manager)
+            .rental(id, caller.user_id, caller.has_role("manager"))
             .await?
             .into(),
     ))

@@ -98,7 +98,7 @@ async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
         )
         .await;
     let book = fleet.book(&books, 300).await;
-    let ada = Customer::new();
+    let ada = fleet.customer();
     payment.stop().await;
 
     rent_until_open(&rental, &ada, book).await;
@@ -130,7 +130,7 @@ async fn a_long_healthy_run_does_not_keep_the_circuit_closed_when_payment_stops(
         )
         .await;
     let book = fleet.book(&books, 300).await;
-    let ada = Customer::new();
+    let ada = fleet.customer();
     for _ in 0..40 {
         let rented = ada.rents(&rental, book).await;
         assert_eq!(
@@ -169,7 +169,7 @@ async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
         )
         .await;
     let book = fleet.book(&books, 300).await;
-    let ada = Customer::new();
+    let ada = fleet.customer();
 
     rent_until_open(&rental, &ada, book).await;
     assert!(
@@ -197,7 +197,7 @@ async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
     let payment = fleet.payment(None, &[]).await;
     let books = fleet.books().await;
     let binary = Path::new(env!("CARGO_BIN_EXE_rental"));
-    let ada = Customer::new();
+    let ada = fleet.customer();
 
     let crashing = ServiceProcess::spawn(
         binary,
@@ -207,7 +207,7 @@ async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
     let book = fleet.book(&books, 300).await;
     let answer = reqwest::Client::new()
         .post(format!("{}/api/v1/rentals", crashing.base_url))
-        .header("x-user-id", ada.id.to_string())
+        .header("authorization", ada.bearer())
         .json(&serde_json::json!({"bookId": book}))
         .send()
         .await;
@@ -256,7 +256,7 @@ async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
 
     let again = reqwest::Client::new()
         .post(format!("{}/api/v1/rentals", restarted.base_url))
-        .header("x-user-id", ada.id.to_string())
+        .header("authorization", ada.bearer())
         .json(&serde_json::json!({"bookId": book}))
         .send()
         .await

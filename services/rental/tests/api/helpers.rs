@@ -3,7 +3,9 @@ use serde_json::{Value, json};
 pub use service_kit::testing::{
     TestApp as App, WAIT, assert_problem, assert_rentals_and_payments_agree, sample,
 };
-use service_kit::testing::{TestDatabase, TestKafka, env_of, eventually, init_logs, service_env};
+use service_kit::testing::{
+    TestDatabase, TestIdentity, TestKafka, env_of, eventually, init_logs, service_env,
+};
 use shared_events::Topic;
 use uuid::Uuid;
 
@@ -11,6 +13,8 @@ use uuid::Uuid;
 pub struct Fleet {
     pub db: TestDatabase,
     pub kafka: TestKafka,
+    /// Issues the customers' and managers' access tokens.
+    pub identity: TestIdentity,
     rental_url: String,
     payment_url: String,
     book_url: String,
@@ -35,7 +39,9 @@ impl Fleet {
         let payment_url = db.add_service("payment_svc", "payment").await;
         let book_url = db.add_service("book_svc", "book").await;
         let kafka = TestKafka::start().await;
+        let identity = TestIdentity::start().await;
         Self {
+            identity,
             db,
             kafka,
             rental_url,
@@ -73,7 +79,9 @@ impl Fleet {
         settings.push(("PAYMENT_URL", payment));
         settings.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
         settings.extend_from_slice(extra);
-        self.env(&self.rental_url, &settings)
+        let mut env = self.env(&self.rental_url, &settings);
+        env.extend(self.identity.env());
+        env
     }
 
     pub async fn rental(&self, payment: &str, extra: &[(&str, &str)]) -> App {
@@ -138,21 +146,33 @@ impl Fleet {
     }
 }
 
-/// The rental API as one customer calls it.
+/// The rental API as one signed-in customer calls it.
 pub struct Customer {
     pub id: Uuid,
+    pub token: String,
+}
+
+impl Fleet {
+    /// A new customer with a valid access token.
+    pub fn customer(&self) -> Customer {
+        let id = Uuid::new_v4();
+        Customer {
+            id,
+            token: self.identity.token(id, &["customer"]),
+        }
+    }
 }
 
 impl Customer {
-    pub fn new() -> Self {
-        Self { id: Uuid::new_v4() }
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
     }
 
     pub async fn rent(&self, rental: &App, book_id: Uuid) -> Response {
         rental
             .client
             .post(rental.url("/api/v1/rentals"))
-            .header("x-user-id", self.id.to_string())
+            .header("authorization", self.bearer())
             .json(&json!({"bookId": book_id}))
             .send()
             .await
@@ -170,7 +190,7 @@ impl Customer {
         rental
             .client
             .post(rental.url(&format!("/api/v1/rentals/{id}/{action}")))
-            .header("x-user-id", self.id.to_string())
+            .header("authorization", self.bearer())
             .send()
             .await
             .unwrap()
@@ -180,7 +200,7 @@ impl Customer {
         rental
             .client
             .get(rental.url(&format!("/api/v1/rentals/{id}")))
-            .header("x-user-id", self.id.to_string())
+            .header("authorization", self.bearer())
             .send()
             .await
             .unwrap()

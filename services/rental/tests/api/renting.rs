@@ -35,7 +35,7 @@ async fn rent_cancel_refund_and_return_end_to_end() {
     let books = fleet.books().await;
     let rental = fleet.rental(&payment.address, &[]).await;
     let book = fleet.book(&books, 450).await;
-    let ada = Customer::new();
+    let ada = fleet.customer();
 
     let rented = ada.rents(&rental, book).await;
     assert_eq!(rented["status"], "RENTED");
@@ -120,7 +120,7 @@ async fn twenty_concurrent_rents_of_one_book_make_one_rental_and_one_payment() {
     let rental = fleet.rental(&payment.address, &[]).await;
     let book = fleet.book(&books, 300).await;
 
-    let customers: Vec<Customer> = (0..20).map(|_| Customer::new()).collect();
+    let customers: Vec<Customer> = (0..20).map(|_| fleet.customer()).collect();
     let answers = futures::future::join_all(customers.iter().map(|c| c.rent(&rental, book))).await;
     let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
     statuses.sort();
@@ -146,7 +146,7 @@ async fn cancel_and_return_are_only_legal_from_rented() {
     let books = fleet.books().await;
     let rental = fleet.rental(&payment.address, &[]).await;
     let book = fleet.book(&books, 300).await;
-    let ada = Customer::new();
+    let ada = fleet.customer();
 
     let first = ada.rents(&rental, book).await;
     let first = id_of(&first);
@@ -183,7 +183,7 @@ async fn a_customer_sees_and_changes_only_their_own_rentals() {
     let books = fleet.books().await;
     let rental = fleet.rental(&payment.address, &[]).await;
     let book = fleet.book(&books, 300).await;
-    let (ada, bob) = (Customer::new(), Customer::new());
+    let (ada, bob) = (fleet.customer(), fleet.customer());
     let rented = ada.rents(&rental, book).await;
     let id = id_of(&rented);
 
@@ -191,22 +191,42 @@ async fn a_customer_sees_and_changes_only_their_own_rentals() {
     assert_problem(bob.get(&rental, id).await, 404).await;
     assert_problem(bob.act(&rental, id, "cancel").await, 404).await;
     assert_problem(bob.act(&rental, id, "return").await, 404).await;
-    let manager = rental
-        .client
-        .get(rental.url(&format!("/api/v1/rentals/{id}")))
-        .header("x-user-id", uuid::Uuid::new_v4().to_string())
-        .header("x-user-roles", "manager")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(manager.status(), 200);
-    let anonymous = rental
-        .client
-        .get(rental.url(&format!("/api/v1/rentals/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let read_with = |authorization: Option<String>| {
+        let mut request = rental
+            .client
+            .get(rental.url(&format!("/api/v1/rentals/{id}")));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let manager = fleet.identity.token(uuid::Uuid::new_v4(), &["manager"]);
+    assert_eq!(
+        read_with(Some(format!("Bearer {manager}")))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // The service checks the token itself.
+    let anonymous = read_with(None).await.unwrap();
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
     assert_problem(anonymous, 401).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, exp: i64| serde_json::json!({"sub": ada.id.to_string(), "roles": ["customer"], "iss": "book-rental-fleet", "aud": aud, "iat": now, "exp": exp});
+    for forged in [
+        fleet.identity.sign(claims("book-rental-api", now - 3600)),
+        fleet.identity.sign(claims("another-api", now + 600)),
+        format!("{}x", ada.token),
+    ] {
+        let refused = read_with(Some(format!("Bearer {forged}"))).await.unwrap();
+        assert_eq!(
+            refused.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token""#
+        );
+        assert_problem(refused, 401).await;
+    }
     assert_eq!(fleet.rental_status(id.parse().unwrap()).await, "RENTED");
 }
 
@@ -218,7 +238,7 @@ async fn unknown_retired_and_declined_books_are_refused_without_a_charge() {
         .await;
     let books = fleet.books().await;
     let rental = fleet.rental(&payment.address, &[]).await;
-    let ada = Customer::new();
+    let ada = fleet.customer();
 
     assert_problem(ada.rent(&rental, uuid::Uuid::new_v4()).await, 404).await;
 
@@ -248,7 +268,7 @@ async fn unknown_retired_and_declined_books_are_refused_without_a_charge() {
     let bad = rental
         .client
         .post(rental.url("/api/v1/rentals"))
-        .header("x-user-id", ada.id.to_string())
+        .header("authorization", ada.bearer())
         .header("content-type", "application/json")
         .body(r#"{"bookId":"not-a-uuid"}"#)
         .send()

@@ -17,9 +17,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use super::tokens::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
 use crate::application::{AccountStore, Accounts, AccountsError, PasswordHasher, TokenIssuer};
 use crate::domain::{Account, Email, Name, Password, Role, UserId};
+use service_kit::auth::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
 
 pub const USERS: &str = "/api/v1/users";
 pub const TOKEN: &str = "/api/v1/auth/token";

@@ -3,4 +3,3 @@ pub mod kafka;
 pub mod passwords;
 pub mod postgres;
 pub mod signing;
-pub mod tokens;

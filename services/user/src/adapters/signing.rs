@@ -12,9 +12,9 @@ use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
-use super::tokens::{Claims, Jwk, JwkSet};
 use crate::application::{AccessToken, TokenIssuer};
 use crate::domain::Account;
+use service_kit::auth::{Claims, Jwk, JwkSet};
 
 /// The smallest RSA key accepted (NIST SP 800-57's floor for RSA signatures).
 pub const MIN_KEY_BITS: usize = 2048;
@@ -154,8 +154,8 @@ mod tests {
     use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
     use super::*;
-    use crate::adapters::tokens::{TokenError, TokenVerifier};
     use crate::domain::{Email, Name};
+    use service_kit::auth::{TokenError, TokenVerifier};
 
     fn rsa_key(bits: usize) -> RsaPrivateKey {
         RsaPrivateKey::new(&mut rand_core::OsRng, bits).unwrap()
