@@ -86,9 +86,16 @@ impl<H: EventHandler> InboxConsumer<H> {
                 tracing::warn!(error = %e, "cannot store offset; the event may be seen again");
             }
         }
-        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, "no offsets committed at shutdown");
-        }
+        // Committing and closing (leaving the group) wait on the broker: do it off the async
+        // threads, so an unreachable broker cannot stall the rest of the shutdown.
+        let consumer = self.consumer;
+        let closed = tokio::task::spawn_blocking(move || {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "no offsets committed at shutdown");
+            }
+            drop(consumer);
+        });
+        let _ = closed.await;
     }
 
     /// Returns false when it gave up because of shutdown (nothing was stored or dead-lettered).
