@@ -7,6 +7,7 @@ pub mod domain;
 
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
+use utoipa::OpenApi;
 
 use adapters::{http, kafka::RentalActivity, postgres::PgBookStore};
 use application::Catalogue;
@@ -41,5 +42,6 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     let catalogue = Catalogue::new(PgBookStore::new(service.pool().clone()));
     service
         .with_routes(http::routes(catalogue))
+        .with_api_doc(http::ApiDoc::openapi())
         .consume(&[Topic::Rental], RentalActivity)
 }

@@ -107,9 +107,22 @@ impl Service {
         self
     }
 
+    /// Serves the service's OpenAPI document at `/openapi.json`.
+    pub fn with_api_doc(mut self, doc: utoipa::openapi::OpenApi) -> Self {
+        let doc = std::sync::Arc::new(doc);
+        self.routes = self.routes.route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        );
+        self
+    }
+
     /// The service's own HTTP routes, state already applied.
     pub fn with_routes(mut self, routes: Router) -> Self {
-        self.routes = routes;
+        self.routes = self.routes.merge(routes);
         self
     }
 

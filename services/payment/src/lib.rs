@@ -8,6 +8,7 @@ pub mod domain;
 
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
+use utoipa::OpenApi;
 
 use adapters::{http, kafka::RentalCancellations, postgres::PgPaymentStore};
 use application::{Latency, Payments, Settings};
@@ -67,6 +68,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     let payments = Payments::new(PgPaymentStore::new(service.pool().clone()), config.payments);
     service
         .with_routes(http::routes(payments))
+        .with_api_doc(http::ApiDoc::openapi())
         .consume(&[Topic::Rental], RentalCancellations)
 }
 

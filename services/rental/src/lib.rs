@@ -11,6 +11,7 @@ use std::time::Duration;
 use service_kit::auth::AuthConfig;
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
+use utoipa::OpenApi;
 
 use adapters::http::{self, Api};
 use adapters::kafka::CatalogueReplica;
@@ -114,6 +115,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     };
     service
         .with_routes(http::routes(api))
+        .with_api_doc(http::ApiDoc::openapi())
         .with_auth(config.auth)
         .with_worker(|stop| reconciler.run(stop))
         .consume(&[Topic::Book], CatalogueReplica)

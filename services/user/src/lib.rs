@@ -14,6 +14,7 @@ use prometheus::{IntCounterVec, Opts};
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 use adapters::http::{self, Api};
 use adapters::kafka::RentalActivity;
@@ -211,7 +212,9 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .metrics()
         .registry
         .register(Box::new(bootstraps.clone()))?;
-    let mut service = service.with_routes(http::routes(api));
+    let mut service = service
+        .with_routes(http::routes(api))
+        .with_api_doc(http::ApiDoc::openapi());
     if let Some(manager) = config.manager {
         service =
             service.with_worker(move |stop| bootstrap_manager(accounts, manager, bootstraps, stop));

@@ -16,8 +16,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
 
 enum Command {
-    Down,
-    Up,
+    /// Each carries a way to say it is done, so the caller knows the change took effect.
+    Down(mpsc::Sender<()>),
+    Up(mpsc::Sender<()>),
     Stop,
 }
 
@@ -142,22 +143,23 @@ impl MockBroker {
                         }
                     };
                     // -1 addresses every broker of the cluster.
-                    let outcome = match command {
-                        Some(Command::Down) if held.is_empty() => {
+                    let (outcome, done) = match command {
+                        Some(Command::Down(done)) if held.is_empty() => {
                             let outcome = cluster.broker_down(-1);
                             held = ports.iter().filter_map(|port| hold(*port)).collect();
-                            outcome
+                            (outcome, done)
                         }
-                        Some(Command::Up) if !held.is_empty() => {
+                        Some(Command::Up(done)) if !held.is_empty() => {
                             held.clear();
-                            cluster.broker_up(-1)
+                            (cluster.broker_up(-1), done)
                         }
-                        Some(Command::Down | Command::Up) => Ok(()),
+                        Some(Command::Down(done) | Command::Up(done)) => (Ok(()), done),
                         Some(Command::Stop) | None => break,
                     };
                     if let Err(e) = outcome {
                         eprintln!("mock broker: {e}");
                     }
+                    let _ = done.send(());
                 }
             })
             .context("cannot spawn the mock broker thread")?;
@@ -176,14 +178,23 @@ impl MockBroker {
         &self.bootstrap_servers
     }
 
-    /// Drops every connection and refuses new ones, like a broker that went away.
+    /// Drops every connection and refuses new ones, like a broker that went away. Returns once
+    /// the broker is down.
     pub fn go_down(&self) {
-        let _ = self.control.send(Command::Down);
+        self.command(Command::Down);
     }
 
-    /// Accepts connections again; what was stored before is still there.
+    /// Accepts connections again; what was stored before is still there. Returns once the
+    /// broker is up.
     pub fn come_back(&self) {
-        let _ = self.control.send(Command::Up);
+        self.command(Command::Up);
+    }
+
+    fn command(&self, command: fn(mpsc::Sender<()>) -> Command) {
+        let (done, finished) = mpsc::channel();
+        if self.control.send(command(done)).is_ok() {
+            let _ = finished.recv();
+        }
     }
 }
 

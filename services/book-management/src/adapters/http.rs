@@ -27,10 +27,6 @@ pub fn routes<S: BookStore>(catalogue: Catalogue<S>) -> Router {
                 .delete(retire_book::<S>),
         )
         .with_state(catalogue)
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
 }
 
 #[derive(OpenApi)]

@@ -24,10 +24,6 @@ pub fn routes<S: PaymentStore>(payments: Payments<S>) -> Router {
         .route("/api/v1/payments/{id}", get(get_payment::<S>))
         .route("/api/v1/payments/{id}/refund", post(refund_payment::<S>))
         .with_state(payments)
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
 }
 
 #[derive(OpenApi)]

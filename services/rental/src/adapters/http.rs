@@ -32,10 +32,6 @@ pub fn routes<S: RentalStore, P: PaymentGateway>(api: Api<S, P>) -> Router {
         .route("/api/v1/rentals/{id}/cancel", post(cancel::<S, P>))
         .route("/api/v1/rentals/{id}/return", post(return_book::<S, P>))
         .with_state(api)
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
 }
 
 #[derive(OpenApi)]

@@ -41,10 +41,6 @@ pub fn routes<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(api: Api<S, H,
         .route(TOKEN, post(token::<S, H, I>))
         .route(JWKS, get(jwks::<S, H, I>))
         .with_state(api)
-        .route(
-            "/openapi.json",
-            get(|| async { axum::Json(ApiDoc::openapi()) }),
-        )
 }
 
 #[derive(OpenApi)]
