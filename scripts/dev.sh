@@ -35,6 +35,7 @@ service_extra_env() {
     case "$1" in
         rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" \
             "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
+        book-management) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         # A signing key made at each start (tokens die with the process) and a manager to sign
         # in as: local development only.
         user) printf '%s\n' "JWT_EPHEMERAL_KEY=true" "MANAGER_EMAIL=manager@fleet.example" \

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
+use service_kit::auth::AuthConfig;
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
@@ -19,13 +20,15 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Config {
     pub kit: KitConfig,
+    pub auth: AuthConfig,
 }
 
 impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "book");
+        let auth = AuthConfig::read(&mut env);
         env.finish()?;
-        Ok(Self { kit })
+        Ok(Self { kit, auth })
     }
 }
 
@@ -43,5 +46,6 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     service
         .with_routes(http::routes(catalogue))
         .with_api_doc(http::ApiDoc::openapi())
+        .with_auth(config.auth)
         .consume(&[Topic::Rental], RentalActivity)
 }

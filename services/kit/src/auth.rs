@@ -406,6 +406,26 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     }
 }
 
+/// A signed-in manager; anyone else signed in gets 403.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manager(pub Caller);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Manager {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.has_role("manager") {
+            Ok(Manager(caller))
+        } else {
+            Err(Problem::new(StatusCode::FORBIDDEN, "Only a manager may do this.").into_response())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -397,6 +397,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub struct TestWorld {
     pub db: TestDatabase,
     pub kafka: TestKafka,
+    /// Issues access tokens; services under test check them against its keys.
+    pub identity: TestIdentity,
     pub database_url: String,
     schema: String,
 }
@@ -412,6 +414,7 @@ impl TestWorld {
         let db = TestDatabase::create().await;
         let database_url = db.add_service(role, schema).await;
         Self {
+            identity: TestIdentity::start().await,
             db,
             kafka,
             database_url,
@@ -420,7 +423,9 @@ impl TestWorld {
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
-        service_env(&self.database_url, &self.kafka)
+        let mut env = service_env(&self.database_url, &self.kafka);
+        env.extend(self.identity.env());
+        env
     }
 
     /// The test settings with `extra` added (an `extra` value replaces the default).
@@ -491,6 +496,19 @@ impl TestApp {
             stop,
             running: Some(running),
         }
+    }
+
+    /// Every request of this app's client carries `token` unless it sets its own.
+    pub fn signed_in_as(mut self, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a token is ASCII");
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        self.client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("a plain HTTP client builds");
+        self
     }
 
     /// Runs `service` and waits until it is ready.

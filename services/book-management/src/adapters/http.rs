@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::auth::{Caller, Manager};
 use service_kit::http::{InvalidFields, Json, Path, Query};
 use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -121,6 +122,8 @@ impl From<CatalogueError> for Problem {
 #[utoipa::path(post, path = "/api/v1/books", request_body = RegisterBook, tag = "books",
     responses(
         (status = 201, description = "Registered", body = BookView, headers(("Location" = String))),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a manager", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
@@ -128,6 +131,7 @@ impl From<CatalogueError> for Problem {
     ))]
 async fn register_book<S: BookStore>(
     State(catalogue): State<Catalogue<S>>,
+    _manager: Manager,
     Json(body): Json<RegisterBook>,
 ) -> Result<Response, Problem> {
     let mut fields = InvalidFields::default();
@@ -151,6 +155,7 @@ async fn register_book<S: BookStore>(
     responses((status = 200, body = BookPage), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn list_books<S: BookStore>(
     State(catalogue): State<Catalogue<S>>,
+    _caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<BookPage>, Problem> {
     let limit = query.limit.unwrap_or(20);
@@ -176,6 +181,7 @@ async fn list_books<S: BookStore>(
     responses((status = 200, body = BookView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get_book<S: BookStore>(
     State(catalogue): State<Catalogue<S>>,
+    _caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<Json<BookView>, Problem> {
     Ok(Json(catalogue.book(BookId(id)).await?.into()))
@@ -190,6 +196,7 @@ async fn get_book<S: BookStore>(
     ))]
 async fn update_book<S: BookStore>(
     State(catalogue): State<Catalogue<S>>,
+    _manager: Manager,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateBook>,
 ) -> Result<Json<BookView>, Problem> {
@@ -220,6 +227,7 @@ async fn update_book<S: BookStore>(
     ))]
 async fn retire_book<S: BookStore>(
     State(catalogue): State<Catalogue<S>>,
+    _manager: Manager,
     Path(id): Path<Uuid>,
 ) -> Result<Json<BookView>, Problem> {
     Ok(Json(catalogue.retire(BookId(id)).await?.into()))

@@ -370,3 +370,87 @@ async fn a_rented_book_cannot_be_retired_until_it_is_returned() {
         200
     );
 }
+
+#[tokio::test]
+async fn managers_change_the_catalogue_and_anyone_signed_in_reads_it() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let id = app.register_book("Solaris").await;
+    let customer = world.identity.token(uuid::Uuid::new_v4(), &["customer"]);
+    let anonymous = reqwest::Client::new();
+
+    let read = anonymous
+        .get(app.url(&format!("/api/v1/books/{id}")))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200, "a customer reads the catalogue");
+    let list = anonymous
+        .get(app.url("/api/v1/books"))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+
+    let register = anonymous
+        .post(app.url("/api/v1/books"))
+        .bearer_auth(&customer)
+        .json(&json!({"title": "Mine", "author": "Me", "rentalFee": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(register, 403).await;
+    let malformed = anonymous
+        .post(app.url("/api/v1/books"))
+        .bearer_auth(&customer)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, 403).await; // refused before the body is even read
+    let patch = anonymous
+        .patch(app.url(&format!("/api/v1/books/{id}")))
+        .bearer_auth(&customer)
+        .json(&json!({"rentalFee": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(patch, 403).await;
+    let retire = anonymous
+        .delete(app.url(&format!("/api/v1/books/{id}")))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(retire, 403).await;
+
+    let nobody = anonymous
+        .get(app.url("/api/v1/books"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.headers()["www-authenticate"], "Bearer");
+    assert_problem(nobody, 401).await;
+    let expired = world.identity.sign(json!({
+        "sub": uuid::Uuid::new_v4().to_string(), "roles": ["manager"], "iss": "book-rental-fleet",
+        "aud": "book-rental-api", "iat": 0, "exp": 1
+    }));
+    let stale = anonymous
+        .get(app.url("/api/v1/books"))
+        .bearer_auth(expired)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(stale, 401).await;
+
+    assert_eq!(world.count("books").await, 1);
+    assert_eq!(
+        world.count("outbox").await,
+        1,
+        "only the manager's registration wrote an event"
+    );
+    assert_eq!(app.book(id).await["status"], "AVAILABLE");
+}

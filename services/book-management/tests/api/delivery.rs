@@ -117,6 +117,7 @@ async fn killing_the_process_between_commit_and_publish_loses_nothing() {
         ServiceProcess::spawn(binary, &world.env_with(&[("KAFKA_BROKERS", "127.0.0.1:1")])).await;
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/books", first.base_url))
+        .bearer_auth(world.manager_token())
         .json(&json!({"title": "Survivor", "author": "A", "rentalFee": 10}))
         .send()
         .await

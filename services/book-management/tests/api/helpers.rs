@@ -35,14 +35,21 @@ impl World {
         )
     }
 
-    /// A replica of the service in this process, once it is ready.
+    /// A replica of the service in this process, once it is ready; its client is signed in
+    /// as a manager.
     pub async fn spawn(&self, extra: &[(&str, &str)]) -> App {
-        App::spawn(self.service(self.env_with(extra)).await).await
+        App::spawn(self.service(self.env_with(extra)).await)
+            .await
+            .signed_in_as(&self.manager_token())
     }
 
     /// A replica started with exactly `env`, without waiting for it to be ready.
     pub async fn start(&self, env: Vec<(String, String)>) -> App {
-        App::start(self.service(env).await)
+        App::start(self.service(env).await).signed_in_as(&self.manager_token())
+    }
+
+    pub fn manager_token(&self) -> String {
+        self.identity.token(Uuid::new_v4(), &["manager"])
     }
 
     async fn service(&self, env: Vec<(String, String)>) -> service_kit::Service {

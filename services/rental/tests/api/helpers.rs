@@ -67,10 +67,15 @@ impl Fleet {
         App::spawn(payment::build(config).await.unwrap()).await
     }
 
+    /// book-management, with a client signed in as a manager.
     pub async fn books(&self) -> App {
-        let config =
-            book_management::Config::from_env(env_of(&self.env(&self.book_url, &[]))).unwrap();
-        App::spawn(book_management::build(config).await.unwrap()).await
+        let mut env = self.env(&self.book_url, &[]);
+        env.extend(self.identity.env());
+        let config = book_management::Config::from_env(env_of(&env)).unwrap();
+        let manager = self.identity.token(Uuid::new_v4(), &["manager"]);
+        App::spawn(book_management::build(config).await.unwrap())
+            .await
+            .signed_in_as(&manager)
     }
 
     /// rental's settings for a payment at `payment`: the test defaults with `extra` on top.
