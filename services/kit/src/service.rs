@@ -87,10 +87,6 @@ impl Service {
         &self.pool
     }
 
-    pub fn config(&self) -> &KitConfig {
-        &self.config
-    }
-
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }

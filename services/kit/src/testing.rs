@@ -326,6 +326,28 @@ pub async fn wait_ready(base_url: &str, wait: Duration) {
     .await
 }
 
+/// Starts `binary` with only `env` and checks it refuses to start, naming every one of `expected`
+/// on stderr (configuration problems are reported together).
+pub fn assert_refuses_to_start(binary: &Path, env: &[(&str, &str)], expected: &[&str]) {
+    let output = std::process::Command::new(binary)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    assert!(
+        !output.status.success(),
+        "{} started with a bad configuration",
+        binary.display()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in expected {
+        assert!(
+            stderr.contains(expected),
+            "{expected} missing from: {stderr}"
+        );
+    }
+}
+
 /// A service running as a process of its own, as in production, so a test can kill it.
 pub struct ServiceProcess {
     child: tokio::process::Child,

@@ -118,24 +118,15 @@ async fn draining_turns_unready_while_requests_are_still_answered() {
 
 #[tokio::test]
 async fn missing_configuration_is_reported_clearly() {
-    let binary = env!("CARGO_BIN_EXE_book-management");
-    let output = std::process::Command::new(binary)
-        .env_clear()
-        .env("HTTP_PORT", "x")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    for expected in [
-        "DATABASE_URL is required",
-        "KAFKA_BROKERS is required",
-        "HTTP_PORT=\"x\" is invalid",
-    ] {
-        assert!(
-            stderr.contains(expected),
-            "{expected} missing from: {stderr}"
-        );
-    }
+    service_kit::testing::assert_refuses_to_start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_book-management")),
+        &[("HTTP_PORT", "x")],
+        &[
+            "DATABASE_URL is required",
+            "KAFKA_BROKERS is required",
+            "HTTP_PORT=\"x\" is invalid",
+        ],
+    );
 }
 
 #[tokio::test]

@@ -35,25 +35,19 @@ async fn health_metrics_and_the_api_document_are_served() {
 
 #[tokio::test]
 async fn invalid_configuration_is_reported_at_once() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_payment"))
-        .env_clear()
-        .env("PAYMENT_LATENCY_MS", "620..400")
-        .env("PAYMENT_DECLINE_AMOUNT_ABOVE", "abc")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    for expected in [
-        "DATABASE_URL is required",
-        "KAFKA_BROKERS is required",
-        "PAYMENT_LATENCY_MS=\"620..400\" is invalid",
-        "PAYMENT_DECLINE_AMOUNT_ABOVE=\"abc\" is invalid",
-    ] {
-        assert!(
-            stderr.contains(expected),
-            "{expected} missing from: {stderr}"
-        );
-    }
+    service_kit::testing::assert_refuses_to_start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_payment")),
+        &[
+            ("PAYMENT_LATENCY_MS", "620..400"),
+            ("PAYMENT_DECLINE_AMOUNT_ABOVE", "abc"),
+        ],
+        &[
+            "DATABASE_URL is required",
+            "KAFKA_BROKERS is required",
+            "PAYMENT_LATENCY_MS=\"620..400\" is invalid",
+            "PAYMENT_DECLINE_AMOUNT_ABOVE=\"abc\" is invalid",
+        ],
+    );
 }
 
 #[tokio::test]

@@ -62,24 +62,16 @@ async fn health_metrics_and_the_api_document_are_served() {
 
 #[tokio::test]
 async fn without_a_signing_key_the_binary_refuses_to_start() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_user"))
-        .env_clear()
-        .env("MANAGER_EMAIL", "boss@example.org")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    for expected in [
-        "DATABASE_URL is required",
-        "KAFKA_BROKERS is required",
-        "JWT_SIGNING_KEY is required",
-        "set both MANAGER_EMAIL and MANAGER_PASSWORD",
-    ] {
-        assert!(
-            stderr.contains(expected),
-            "{expected} missing from: {stderr}"
-        );
-    }
+    service_kit::testing::assert_refuses_to_start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_user")),
+        &[("MANAGER_EMAIL", "boss@example.org")],
+        &[
+            "DATABASE_URL is required",
+            "KAFKA_BROKERS is required",
+            "JWT_SIGNING_KEY is required",
+            "set both MANAGER_EMAIL and MANAGER_PASSWORD",
+        ],
+    );
 }
 
 #[tokio::test]
