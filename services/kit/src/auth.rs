@@ -155,11 +155,26 @@ struct Header {
     kid: Option<String>,
 }
 
+/// How many verified tokens a verifier remembers.
+const VERIFIED_CAPACITY: usize = 10_000;
+
 /// Checks access tokens: RS256 only, signed by one of the given keys (chosen by `kid`), not
 /// expired, from the expected issuer and for the expected audience.
+///
+/// An RSA signature check costs more than the rest of a typical request, and a client sends the
+/// same token many times: a token that passed is remembered (by its SHA-256) until it expires, so
+/// its next requests skip the signature check. A new set of keys makes a new verifier, which
+/// remembers nothing.
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    verified: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+#[derive(Clone)]
+struct Verified {
+    caller: Caller,
+    expires_at: i64,
 }
 
 impl TokenVerifier {
@@ -179,11 +194,46 @@ impl TokenVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            validation,
+            verified: std::sync::Mutex::default(),
+        })
     }
 
     /// The caller named by `token`, if every check passes.
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        if let Some(caller) = self.remembered(&digest, now) {
+            return Ok(caller);
+        }
+        let verified = self.check(token)?;
+        let caller = verified.caller.clone();
+        self.remember(digest, verified, now);
+        Ok(caller)
+    }
+
+    /// A token verified before that has not expired since (with the same leeway as a check).
+    fn remembered(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
+        let verified = self.verified.lock().expect("not poisoned");
+        let entry = verified.get(digest)?;
+        (now <= entry.expires_at + LEEWAY_SECS as i64).then(|| entry.caller.clone())
+    }
+
+    fn remember(&self, digest: [u8; 32], entry: Verified, now: i64) {
+        let mut verified = self.verified.lock().expect("not poisoned");
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, e| now <= e.expires_at + LEEWAY_SECS as i64);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, entry);
+    }
+
+    /// Every check, on the token itself.
+    fn check(&self, token: &str) -> Result<Verified, TokenError> {
         let header = read_header(token)?;
         // Checked before any key is used: `none` and the HS256-with-the-public-key trick never
         // reach a signature check.
@@ -197,9 +247,12 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims;
         let user_id = Uuid::try_parse(&claims.sub).map_err(|_| TokenError::Subject)?;
-        Ok(Caller {
-            user_id,
-            roles: claims.roles,
+        Ok(Verified {
+            caller: Caller {
+                user_id,
+                roles: claims.roles,
+            },
+            expires_at: claims.exp,
         })
     }
 
@@ -349,6 +402,20 @@ impl RemoteKeys {
         })
     }
 
+    /// Fetches the keys at start-up, retrying until it has them, so tokens verify even if the
+    /// user service goes away before this process sees its first token.
+    pub async fn prefetch(self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            if self.refresh().await.is_some() {
+                return;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(REFETCH_AFTER) => {}
+            }
+        }
+    }
+
     /// Fetches the keys (once per `REFETCH_AFTER` at most); the verifier to use, if there is any.
     async fn refresh(&self) -> Option<std::sync::Arc<TokenVerifier>> {
         let mut fetched_at = self.0.fetched_at.lock().await;
@@ -496,6 +563,27 @@ mod tests {
         for garbage in ["", "abc", "....", "e30.e30"] {
             assert!(verifier.verify(garbage).is_err(), "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let verifier = verifier();
+        let caller = Caller {
+            user_id: Uuid::new_v4(),
+            roles: vec!["customer".into()],
+        };
+        let digest = [7; 32];
+        let entry = Verified {
+            caller: caller.clone(),
+            expires_at: 1_000,
+        };
+        verifier.remember(digest, entry, 900);
+        assert_eq!(verifier.remembered(&digest, 1_000), Some(caller));
+        assert_eq!(
+            verifier.remembered(&digest, 1_000 + LEEWAY_SECS as i64 + 1),
+            None
+        );
+        assert_eq!(verifier.remembered(&[8; 32], 900), None, "never verified");
     }
 
     #[test]

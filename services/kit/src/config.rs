@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Everything that is wrong with the configuration, one line per variable.
@@ -11,10 +12,21 @@ use std::time::Duration;
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
 pub struct ConfigError(pub Vec<String>);
 
-/// A snapshot of environment variables and the problems found reading them.
+/// A snapshot of environment variables and the problems found reading them. It also remembers
+/// every name it was asked for, so that a binary can say which variables it reads
+/// ([`print_env_if_asked`]).
 pub struct Env {
     vars: HashMap<String, String>,
     problems: Vec<String>,
+    read: Arc<Mutex<Vec<VariableRead>>>,
+}
+
+/// One variable a configuration asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariableRead {
+    pub name: String,
+    /// Asked for with [`Env::required`].
+    pub required: bool,
 }
 
 impl Env {
@@ -33,6 +45,24 @@ impl Env {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             problems: Vec::new(),
+            read: Arc::default(),
+        }
+    }
+
+    /// The names asked for so far, in order, each once. The list is shared: it stays readable
+    /// after the `Env` is consumed by [`Env::finish`].
+    pub fn names_read(&self) -> Arc<Mutex<Vec<VariableRead>>> {
+        Arc::clone(&self.read)
+    }
+
+    fn remember(&mut self, name: &str, required: bool) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        match read.iter_mut().find(|v| v.name == name) {
+            Some(known) => known.required |= required,
+            None => read.push(VariableRead {
+                name: name.to_owned(),
+                required,
+            }),
         }
     }
 
@@ -56,6 +86,7 @@ impl Env {
     where
         T::Err: Display,
     {
+        self.remember(name, true);
         if !self.vars.contains_key(name) {
             self.problems
                 .push(format!("{name} is required but not set"));
@@ -68,6 +99,7 @@ impl Env {
     where
         T::Err: Display,
     {
+        self.remember(name, false);
         self.parse(name).unwrap_or(default)
     }
 
@@ -75,6 +107,7 @@ impl Env {
     where
         T::Err: Display,
     {
+        self.remember(name, false);
         self.parse(name)
     }
 
@@ -97,6 +130,51 @@ impl Env {
     }
 }
 
+/// Variables read outside [`Env`]: the log filter of [`crate::telemetry::init`].
+const ALSO_READ: &[&str] = &["RUST_LOG"];
+
+/// With `--print-env` among the process's arguments: print the names of the environment
+/// variables the configuration reads, one per line (`NAME`, or `NAME required` for one that must
+/// be set), and exit 0. Otherwise return at once. Call it first in `main`:
+///
+/// ```no_run
+/// # struct Config;
+/// # impl Config { fn from_env(env: service_kit::Env) -> Result<Self, service_kit::ConfigError> { env.finish().map(|()| Config) } }
+/// service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
+/// ```
+///
+/// The configuration is read from an empty environment and its complaints are ignored, except
+/// that a variable it reports as `NAME is required` (a rule of its own, such as "one of two must
+/// be set") counts as required.
+pub fn print_env_if_asked(read: impl FnOnce(Env) -> Result<(), ConfigError>) {
+    if std::env::args().skip(1).any(|arg| arg == "--print-env") {
+        print!("{}", env_listing(read));
+        std::process::exit(0);
+    }
+}
+
+/// What `--print-env` prints.
+pub fn env_listing(read: impl FnOnce(Env) -> Result<(), ConfigError>) -> String {
+    let env = Env::from_pairs(std::iter::empty::<(String, String)>());
+    let names = env.names_read();
+    let problems = read(env).err().map(|e| e.0).unwrap_or_default();
+    let names = names.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = String::new();
+    for variable in names.iter() {
+        let reported = format!("{} is required", variable.name);
+        let required = variable.required || problems.iter().any(|p| p.starts_with(&reported));
+        out.push_str(&variable.name);
+        out.push_str(if required { " required\n" } else { "\n" });
+    }
+    for name in ALSO_READ {
+        if !names.iter().any(|v| v.name == *name) {
+            out.push_str(name);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -116,11 +194,41 @@ impl FromStr for LogFormat {
     }
 }
 
+/// How a process serves HTTP: every service, and the gateway.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub host: String,
+    pub port: u16,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    /// Time between turning unready and closing the listener, so load balancers stop sending.
+    pub shutdown_drain_delay: Duration,
+    pub log_format: LogFormat,
+}
+
+impl HttpConfig {
+    /// `HTTP_HOST`, `HTTP_PORT` (default `default_port`), `REQUEST_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
+    /// `SHUTDOWN_DRAIN_DELAY_MS`, `LOG_FORMAT`.
+    pub fn read(env: &mut Env, default_port: u16) -> Self {
+        let config = Self {
+            host: env.or("HTTP_HOST", "0.0.0.0".to_owned()),
+            port: env.or("HTTP_PORT", default_port),
+            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 10_000),
+            body_limit_bytes: env.or("BODY_LIMIT_BYTES", 64 * 1024),
+            shutdown_drain_delay: env.millis("SHUTDOWN_DRAIN_DELAY_MS", 0),
+            log_format: env.or("LOG_FORMAT", LogFormat::Json),
+        };
+        if config.request_timeout.is_zero() {
+            env.invalid("REQUEST_TIMEOUT_MS must be at least 1");
+        }
+        config
+    }
+}
+
 /// The settings every service has.
 #[derive(Debug, Clone)]
 pub struct KitConfig {
-    pub http_host: String,
-    pub http_port: u16,
+    pub http: HttpConfig,
     pub database_url: String,
     pub database_schema: String,
     pub database_max_connections: u32,
@@ -132,19 +240,13 @@ pub struct KitConfig {
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: u32,
     pub consumer_max_retries: u32,
-    pub request_timeout: Duration,
-    pub body_limit_bytes: usize,
-    /// Time between turning unready and closing the listener, so load balancers stop sending.
-    pub shutdown_drain_delay: Duration,
-    pub log_format: LogFormat,
 }
 
 impl KitConfig {
     /// Reads the shared settings; `default_schema` is the service's own schema.
     pub fn read(env: &mut Env, default_schema: &str) -> Self {
         let config = Self {
-            http_host: env.or("HTTP_HOST", "0.0.0.0".to_owned()),
-            http_port: env.or("HTTP_PORT", 8080),
+            http: HttpConfig::read(env, 8080),
             database_url: env.required("DATABASE_URL"),
             database_schema: env.or("DATABASE_SCHEMA", default_schema.to_owned()),
             database_max_connections: env.or("DATABASE_MAX_CONNECTIONS", 10),
@@ -154,16 +256,9 @@ impl KitConfig {
             outbox_poll_interval: env.millis("OUTBOX_POLL_INTERVAL_MS", 100),
             outbox_batch_size: env.or("OUTBOX_BATCH_SIZE", 500),
             consumer_max_retries: env.or("CONSUMER_MAX_RETRIES", 5),
-            request_timeout: env.millis("REQUEST_TIMEOUT_MS", 10_000),
-            body_limit_bytes: env.or("BODY_LIMIT_BYTES", 64 * 1024),
-            shutdown_drain_delay: env.millis("SHUTDOWN_DRAIN_DELAY_MS", 0),
-            log_format: env.or("LOG_FORMAT", LogFormat::Json),
         };
         if config.database_max_connections == 0 {
             env.invalid("DATABASE_MAX_CONNECTIONS must be at least 1");
-        }
-        if config.request_timeout.is_zero() {
-            env.invalid("REQUEST_TIMEOUT_MS must be at least 1");
         }
         if config.outbox_batch_size == 0 {
             env.invalid("OUTBOX_BATCH_SIZE must be at least 1");
@@ -208,6 +303,32 @@ mod tests {
     }
 
     #[test]
+    fn env_listing_names_every_variable_read_once_and_marks_the_required() {
+        let listing = env_listing(|mut env| {
+            KitConfig::read(&mut env, "book");
+            let _: Option<String> = env.optional("KAFKA_BROKERS");
+            let _: Option<String> = env.optional("SIGNING_KEY");
+            env.invalid("SIGNING_KEY is required but not set: one of two");
+            env.finish()
+        });
+        let lines: Vec<&str> = listing.lines().collect();
+        assert_eq!(lines[0], "HTTP_HOST", "{listing}");
+        assert!(lines.contains(&"DATABASE_URL required"), "{listing}");
+        assert!(lines.contains(&"KAFKA_BROKERS required"), "{listing}");
+        assert!(lines.contains(&"SHUTDOWN_DRAIN_DELAY_MS"), "{listing}");
+        assert!(lines.contains(&"SIGNING_KEY required"), "{listing}");
+        assert_eq!(lines.last(), Some(&"RUST_LOG"), "{listing}");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("KAFKA_BROKERS"))
+                .count(),
+            1,
+            "{listing}"
+        );
+    }
+
+    #[test]
     fn defaults_fill_in_what_is_not_set() {
         let mut env = Env::from_pairs([
             ("DATABASE_URL", "postgres://x"),
@@ -215,8 +336,8 @@ mod tests {
         ]);
         let config = KitConfig::read(&mut env, "book");
         env.finish().unwrap();
-        assert_eq!(config.http_port, 8080);
+        assert_eq!(config.http.port, 8080);
         assert_eq!(config.database_schema, "book");
-        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.http.log_format, LogFormat::Json);
     }
 }

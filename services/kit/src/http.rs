@@ -223,7 +223,7 @@ async fn problem_bodies(request: Request, next: middleware::Next) -> Response {
 }
 
 /// Wraps a service's routes with what every service answers the same way: problem fallbacks,
-/// a body limit, a request timeout, panics as 500s, request ids, tracing and metrics.
+/// a body limit, a request timeout, panics as 500s, request ids, trace context, logs and metrics.
 pub fn finish_router(
     routes: Router,
     metrics: Metrics,
@@ -249,17 +249,102 @@ pub fn finish_router(
             TraceLayer::new_for_http()
                 // A 5xx is already logged where it is made; this is the request's context.
                 .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN))
+                // One line per request, carrying its request and trace ids.
+                .on_request(())
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
                 .make_span_with(|request: &Request| {
                 let request_id = request
                     .headers()
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+                let trace = crate::trace::TraceParent::of(request);
+                let trace_id = trace.as_ref().map_or("", |t| t.trace_id());
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id, trace_id)
             }),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(crate::trace::ensure_trace_context))
+}
+
+/// `doc` with the answers this module's extractors give that handlers do not document one by
+/// one: 400 for a path or query parameter that does not parse ([`Path`], [`Query`]), and 400 for
+/// a body that is not JSON and 415 for one not sent as JSON ([`Json`]). An answer an operation
+/// already documents is kept.
+pub fn document_rejections(mut doc: serde_json::Value) -> serde_json::Value {
+    use serde_json::{Value, json};
+
+    let problem = |description: &str| {
+        json!({
+            "description": description,
+            "content": {
+                crate::problem::CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }
+        })
+    };
+    let mut used = false;
+    for item in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+    {
+        let shared_params = item.get("parameters").cloned().unwrap_or(Value::Null);
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if !matches!(
+                method.as_str(),
+                "get" | "put" | "post" | "delete" | "options" | "head" | "patch" | "trace"
+            ) {
+                continue;
+            }
+            let parsed_params = [&operation["parameters"], &shared_params]
+                .into_iter()
+                .filter_map(Value::as_array)
+                .flatten()
+                .any(|p| matches!(p["in"].as_str(), Some("path" | "query")));
+            let json_body = operation
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+                .is_some_and(|content| content.contains_key("application/json"));
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let mut add = |status: &str, description: &str| {
+                if !responses.contains_key(status) {
+                    responses.insert(status.to_owned(), problem(description));
+                    used = true;
+                }
+            };
+            match (parsed_params, json_body) {
+                (true, true) => add("400", "A parameter does not parse, or the body is not JSON"),
+                (true, false) => add("400", "A parameter does not parse"),
+                (false, true) => add("400", "The body is not JSON"),
+                (false, false) => {}
+            }
+            if json_body {
+                add("415", "The body is not sent as application/json");
+            }
+        }
+    }
+    if used && doc.pointer("/components/schemas/Problem").is_none() {
+        let schemas = &mut doc["components"]["schemas"];
+        for (name, schema) in [
+            ("Problem", <Problem as utoipa::PartialSchema>::schema()),
+            (
+                "InvalidParam",
+                <InvalidParam as utoipa::PartialSchema>::schema(),
+            ),
+        ] {
+            schemas[name] = serde_json::to_value(schema).expect("a schema serializes");
+        }
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -298,5 +383,46 @@ mod tests {
     #[test]
     fn malformed_json_is_a_bad_request() {
         assert_eq!(problem_for(r#"{"bookId":"#).status, 400);
+    }
+
+    #[test]
+    fn the_extractors_answers_are_documented_where_an_operation_leaves_them_out() {
+        let doc = serde_json::json!({
+            "paths": {
+                "/things/{id}": {
+                    "get": {
+                        "parameters": [{"name": "id", "in": "path"}],
+                        "responses": {"200": {"description": "ok"}}
+                    },
+                    "patch": {
+                        "parameters": [{"name": "id", "in": "path"}],
+                        "requestBody": {"content": {"application/json": {}}},
+                        "responses": {"400": {"description": "its own"}}
+                    }
+                },
+                "/token": {
+                    "post": {
+                        "requestBody": {"content": {"application/x-www-form-urlencoded": {}}},
+                        "responses": {"200": {"description": "ok"}}
+                    }
+                }
+            }
+        });
+        let doc = document_rejections(doc);
+        let read = &doc["paths"]["/things/{id}"]["get"]["responses"];
+        assert_eq!(
+            read["400"]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem"
+        );
+        assert!(read.get("415").is_none());
+        let change = &doc["paths"]["/things/{id}"]["patch"]["responses"];
+        assert_eq!(change["400"]["description"], "its own");
+        assert!(change["415"].is_object());
+        let token = doc["paths"]["/token"]["post"]["responses"]
+            .as_object()
+            .unwrap();
+        assert_eq!(token.keys().collect::<Vec<_>>(), ["200"]);
+        assert!(doc["components"]["schemas"]["Problem"].is_object());
+        assert!(doc["components"]["schemas"]["InvalidParam"].is_object());
     }
 }

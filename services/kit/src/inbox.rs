@@ -3,7 +3,7 @@
 //! that commit. An event that cannot be parsed, or still fails after bounded retries, goes to
 //! `<topic>.dlq` with the reason and the partition moves on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
@@ -12,8 +12,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_events::{DecodeError, RawEvent};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::metrics::Metrics;
+use crate::trace::TraceParent;
 
 /// Why an event could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -100,15 +102,58 @@ impl<H: EventHandler> InboxConsumer<H> {
 
     /// Returns false when it gave up because of shutdown (nothing was stored or dead-lettered).
     async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
-        let topic = message.topic();
         let event = match RawEvent::from_slice(message.payload().unwrap_or_default()) {
             Ok(event) => event,
             Err(e) => return self.dead_letter(message, &e.to_string(), shutdown).await,
         };
+        // Continue the producer's trace (the Kafka header, else the envelope's attribute), so the
+        // event's effects and logs belong to the request that caused it.
+        let header = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == crate::trace::TRACEPARENT)
+                .and_then(|h| std::str::from_utf8(h.value?).ok())
+                .and_then(TraceParent::parse)
+        });
+        let trace = header
+            .or_else(|| event.traceparent.as_deref().and_then(TraceParent::parse))
+            .unwrap_or_else(TraceParent::start)
+            .child();
+        let span = tracing::info_span!(
+            "event",
+            topic = message.topic(),
+            event_type = %event.event_type,
+            event_id = %event.id,
+            trace_id = trace.trace_id(),
+        );
+        let started = Instant::now();
+        let done = crate::trace::within(trace, self.process_event(message, &event, shutdown))
+            .instrument(span)
+            .await;
+        self.metrics
+            .event_processing
+            .with_label_values(&[message.topic()])
+            .observe(started.elapsed().as_secs_f64());
+        done
+    }
+
+    async fn process_event(
+        &self,
+        message: &BorrowedMessage<'_>,
+        event: &RawEvent,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let topic = message.topic();
         let mut attempt = 0;
         loop {
-            let error = match self.apply(topic, &event).await {
+            let error = match self.apply(topic, event).await {
                 Ok(Outcome::Applied) => {
+                    let lag = (chrono::Utc::now() - event.time).as_seconds_f64().max(0.0);
+                    self.metrics
+                        .event_lag
+                        .with_label_values(&[topic])
+                        .observe(lag);
+                    tracing::info!(lag_ms = (lag * 1000.0) as u64, "event applied");
                     self.metrics
                         .events_consumed
                         .with_label_values(&[topic, "applied"])

@@ -1,21 +1,45 @@
 //! Kafka clients configured the same way in every service.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use anyhow::Context;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
 use shared_events::Topic;
 
 use crate::KitConfig;
 use crate::metrics::Metrics;
 
-/// Logs every rebalance and exports how many partitions this replica owns.
+/// Logs every rebalance and exports how many partitions this replica owns and how far behind
+/// it is on them.
 pub struct RebalanceLog {
     pub metrics: Metrics,
 }
 
-impl ClientContext for RebalanceLog {}
+impl ClientContext for RebalanceLog {
+    /// librdkafka's statistics, every `STATISTICS_INTERVAL`: the lag of each owned partition.
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            let lag: i64 = topic
+                .partitions
+                .values()
+                // -1 is librdkafka's "not known" and the internal partition; skip both.
+                .filter(|p| p.partition >= 0)
+                .map(|p| p.consumer_lag.max(0))
+                .sum();
+            self.metrics
+                .consumer_lag
+                .with_label_values(&[name])
+                .set(lag);
+        }
+    }
+}
+
+/// How often consumers report their lag.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
 
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -98,6 +122,124 @@ impl Kafka {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // A broker answers a fetch as soon as events arrive, but librdkafka's mock broker
+            // only when this runs out: short, so an event reaches its consumer in milliseconds
+            // everywhere (a real broker just sees a few more idle fetches).
+            .set("fetch.wait.max.ms", "50")
+            .set(
+                "statistics.interval.ms",
+                STATISTICS_INTERVAL.as_millis().to_string(),
+            )
             .create_with_context(RebalanceLog { metrics })
+    }
+
+    /// Rewinds consumer group `group` to the oldest event still kept on every partition of
+    /// `topics`, so that its service reads them all again when it next starts. Returns how many
+    /// partitions it rewound.
+    ///
+    /// It joins the group and commits as a member: a broker only takes commits from outside a
+    /// group that has no members (and librdkafka's mock cluster not even then). The group must
+    /// have no other member, so every replica of the service must be stopped: unless this
+    /// member alone owns every partition within `wait` (plus up to 30 s while its join is still
+    /// in progress), it leaves the group without committing anything and fails.
+    pub async fn reset_consumer_group(
+        &self,
+        group: &str,
+        topics: &[Topic],
+        wait: Duration,
+    ) -> anyhow::Result<usize> {
+        let group = self.name(group);
+        let topics: Vec<String> = topics.iter().map(|t| self.topic(*t)).collect();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .context("cannot create the Kafka consumer")?;
+        // librdkafka's calls block: keep them off the async threads.
+        tokio::task::spawn_blocking(move || rewind(&consumer, &group, &topics, wait)).await?
+    }
+}
+
+fn rewind(
+    consumer: &BaseConsumer,
+    group: &str,
+    topics: &[String],
+    wait: Duration,
+) -> anyhow::Result<usize> {
+    let timeout = Duration::from_secs(10);
+    let mut oldest = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), timeout)
+            .with_context(|| format!("cannot read the metadata of {topic}"))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions())
+            .filter(|p| !p.is_empty())
+            .with_context(|| format!("topic {topic} does not exist"))?;
+        for partition in partitions {
+            let (low, _) = consumer
+                .fetch_watermarks(topic, partition.id(), timeout)
+                .with_context(|| {
+                    format!("cannot read the offsets of {topic}[{}]", partition.id())
+                })?;
+            oldest.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
+        }
+    }
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    let deadline = Instant::now() + wait;
+    // A join still in flight cannot be abandoned cleanly (the group would count this member
+    // until its session times out, holding up the replicas): give it time to complete.
+    let joined_deadline = deadline + Duration::from_secs(30);
+    loop {
+        // Polling drives the join; what it fetches is dropped, and nothing is committed for it.
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
+            tracing::debug!(error = %e, "while joining the group");
+        }
+        let owned = consumer.assignment()?;
+        let owns_all = oldest
+            .elements()
+            .iter()
+            .all(|p| owned.find_partition(p.topic(), p.partition()).is_some());
+        if owns_all {
+            break;
+        }
+        let now = Instant::now();
+        if now > deadline && (owned.count() > 0 || now > joined_deadline) {
+            leave(consumer);
+            anyhow::bail!(
+                "consumer group {group} still has other members after {wait:?} (this one owns {} of {} partitions): stop every replica of the service first",
+                owned.count(),
+                oldest.count()
+            );
+        }
+    }
+    let committed = consumer
+        .commit(&oldest, CommitMode::Sync)
+        .with_context(|| format!("cannot commit the offsets of consumer group {group}"));
+    leave(consumer);
+    committed?;
+    tracing::info!(
+        group,
+        partitions = oldest.count(),
+        "consumer group rewound to the oldest events"
+    );
+    Ok(oldest.count())
+}
+
+/// Leaves the group at once, so the service's replicas need not wait for this member's session
+/// to time out before they get every partition.
+fn leave(consumer: &BaseConsumer) {
+    consumer.unsubscribe();
+    let until = Instant::now() + Duration::from_secs(5);
+    while consumer.assignment().is_ok_and(|a| a.count() > 0) && Instant::now() < until {
+        consumer.poll(Duration::from_millis(100));
     }
 }

@@ -13,12 +13,14 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod problem;
+pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
-pub use config::{ConfigError, Env, KitConfig};
+pub use config::{ConfigError, Env, HttpConfig, KitConfig};
 pub use problem::Problem;
 pub use service::{Service, ServiceSpec};

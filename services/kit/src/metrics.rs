@@ -8,7 +8,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -20,9 +21,15 @@ pub struct Inner {
     pub http_duration: HistogramVec,
     pub outbox_published: IntCounterVec,
     pub outbox_backlog: IntGauge,
+    pub outbox_oldest_unsent_age: Gauge,
     pub events_consumed: IntCounterVec,
+    pub event_processing: HistogramVec,
+    pub event_lag: HistogramVec,
     pub events_dead_lettered: IntCounterVec,
     pub consumer_partitions: IntGauge,
+    pub consumer_lag: IntGaugeVec,
+    pub db_pool_connections: IntGaugeVec,
+    pub db_pool_max_connections: IntGauge,
 }
 
 impl std::ops::Deref for Metrics {
@@ -89,6 +96,54 @@ impl Metrics {
             "Partitions this replica owns in its consumer group",
         )
         .unwrap();
+        let outbox_oldest_unsent_age = Gauge::new(
+            "outbox_oldest_unsent_age_seconds",
+            "Age of the oldest event not yet published, as of the relay's last pass (0 when none)",
+        )
+        .unwrap();
+        let event_processing = HistogramVec::new(
+            HistogramOpts::new(
+                "event_processing_duration_seconds",
+                "Time to apply one consumed event (retries included), by topic",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+            ]),
+            &["topic"],
+        )
+        .unwrap();
+        let event_lag = HistogramVec::new(
+            HistogramOpts::new(
+                "event_lag_seconds",
+                "Time from an event's creation (its CloudEvent time) to its effect here, by topic",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["topic"],
+        )
+        .unwrap();
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "consumer_lag",
+                "Events on the broker this replica's partitions have not consumed yet, by topic",
+            ),
+            &["topic"],
+        )
+        .unwrap();
+        let db_pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database connections held by the pool, by state (in_use, idle)",
+            ),
+            &["state"],
+        )
+        .unwrap();
+        let db_pool_max_connections = IntGauge::new(
+            "db_pool_max_connections",
+            "The most connections the pool opens",
+        )
+        .unwrap();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -97,6 +152,12 @@ impl Metrics {
             Box::new(events_consumed.clone()),
             Box::new(events_dead_lettered.clone()),
             Box::new(consumer_partitions.clone()),
+            Box::new(outbox_oldest_unsent_age.clone()),
+            Box::new(event_processing.clone()),
+            Box::new(event_lag.clone()),
+            Box::new(consumer_lag.clone()),
+            Box::new(db_pool_connections.clone()),
+            Box::new(db_pool_max_connections.clone()),
         ] {
             registry
                 .register(collector)
@@ -114,9 +175,15 @@ impl Metrics {
             http_duration,
             outbox_published,
             outbox_backlog,
+            outbox_oldest_unsent_age,
             events_consumed,
+            event_processing,
+            event_lag,
             events_dead_lettered,
             consumer_partitions,
+            consumer_lag,
+            db_pool_connections,
+            db_pool_max_connections,
         }))
     }
 
@@ -129,7 +196,23 @@ impl Metrics {
     }
 }
 
-pub async fn serve_metrics(State(metrics): State<Metrics>) -> Response {
+/// What `/metrics` reads: the registry, and the pool whose use is read at scrape time.
+#[derive(Clone)]
+pub struct Scrape {
+    pub metrics: Metrics,
+    pub pool: Option<sqlx::PgPool>,
+}
+
+pub async fn serve_metrics(State(Scrape { metrics, pool }): State<Scrape>) -> Response {
+    if let Some(pool) = pool {
+        let (size, idle) = (i64::from(pool.size()), pool.num_idle() as i64);
+        let connections = &metrics.db_pool_connections;
+        connections.with_label_values(&["in_use"]).set(size - idle);
+        connections.with_label_values(&["idle"]).set(idle);
+        metrics
+            .db_pool_max_connections
+            .set(i64::from(pool.options().get_max_connections()));
+    }
     (
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
         metrics.render(),

@@ -26,15 +26,19 @@ pub async fn enqueue<E: DomainEvent>(
     event: E,
 ) -> Result<Uuid, sqlx::Error> {
     let key = event.key();
-    let envelope = CloudEvent::new(source, event);
+    // The event continues the trace of the request (or event) that caused it.
+    let envelope = CloudEvent::new(source, event).with_traceparent(crate::trace::outgoing());
     let payload = serde_json::to_string(&envelope).expect("events always serialize");
-    sqlx::query("INSERT INTO outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)")
-        .bind(envelope.id)
-        .bind(E::TOPIC.name())
-        .bind(key)
-        .bind(payload)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, key, payload, traceparent) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(envelope.id)
+    .bind(E::TOPIC.name())
+    .bind(key)
+    .bind(payload)
+    .bind(&envelope.traceparent)
+    .execute(conn)
+    .await?;
     Ok(envelope.id)
 }
 
@@ -53,6 +57,7 @@ struct Pending {
     topic: String,
     key: String,
     payload: String,
+    traceparent: Option<String>,
 }
 
 impl Relay {
@@ -113,26 +118,34 @@ impl Relay {
             return Ok(0);
         }
         let pending: Vec<Pending> = sqlx::query_as(
-            "SELECT id, topic, key, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id, topic, key, payload, traceparent FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(i64::from(self.batch_size))
         .fetch_all(&mut *tx)
         .await?;
         if pending.is_empty() {
             self.metrics.outbox_backlog.set(0);
+            self.metrics.outbox_oldest_unsent_age.set(0.0);
             return Ok(0);
         }
 
         // Enqueue the whole batch before awaiting any delivery: one round trip, not one per event.
         let topics: Vec<String> = pending.iter().map(|p| self.kafka.name(&p.topic)).collect();
         let deliveries = pending.iter().zip(&topics).map(|(event, topic)| {
+            let mut headers = OwnedHeaders::new().insert(Header {
+                key: "content-type",
+                value: Some(CLOUDEVENTS_JSON),
+            });
+            if let Some(traceparent) = &event.traceparent {
+                headers = headers.insert(Header {
+                    key: crate::trace::TRACEPARENT,
+                    value: Some(traceparent.as_str()),
+                });
+            }
             let record = FutureRecord::to(topic)
                 .key(&event.key)
                 .payload(&event.payload)
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: "content-type",
-                    value: Some(CLOUDEVENTS_JSON),
-                }));
+                .headers(headers);
             self.producer.send(record, Duration::from_secs(5))
         });
         let outcomes = join_all(deliveries).await;
@@ -156,16 +169,22 @@ impl Relay {
             .bind(&sent)
             .execute(&mut *tx)
             .await?;
+        // What is left, for the backlog and staleness alerts.
+        let (backlog, oldest_age): (i64, f64) = sqlx::query_as(
+            "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+             FROM outbox WHERE sent_at IS NULL",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
+        self.metrics.outbox_backlog.set(backlog);
+        self.metrics.outbox_oldest_unsent_age.set(oldest_age);
         for event in &pending[..sent.len()] {
             self.metrics
                 .outbox_published
                 .with_label_values(&[&event.topic])
                 .inc();
         }
-        self.metrics
-            .outbox_backlog
-            .set((pending.len() - sent.len()) as i64);
         match failure {
             Some(e) => Err(e),
             None => Ok(sent.len()),

@@ -14,16 +14,16 @@ use rdkafka::producer::FutureProducer;
 use shared_events::Topic;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::KitConfig;
-use crate::health::{HealthState, Readiness, livez, readyz};
+use crate::health::Readiness;
 use crate::inbox::{EventHandler, InboxConsumer};
 use crate::kafka::Kafka;
-use crate::metrics::{Metrics, serve_metrics};
+use crate::metrics::Metrics;
 use crate::outbox::Relay;
+use crate::server::HttpServer;
 
 /// What makes a service itself.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +41,7 @@ pub struct Service {
     pool: PgPool,
     kafka: Kafka,
     producer: FutureProducer,
-    metrics: Metrics,
-    listener: TcpListener,
+    server: HttpServer,
     routes: Router,
     workers: Vec<Worker>,
     auth: Option<crate::auth::RemoteKeys>,
@@ -52,10 +51,7 @@ pub struct Service {
 impl Service {
     /// Binds the listener and creates the clients; nothing waits on the database or broker yet.
     pub async fn build(spec: ServiceSpec, config: KitConfig) -> anyhow::Result<Self> {
-        let address = format!("{}:{}", config.http_host, config.http_port);
-        let listener = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("cannot listen on {address}"))?;
+        let server = HttpServer::bind(spec.name, config.http.clone()).await?;
         let pool = crate::db::pool(&config).context("invalid DATABASE_URL")?;
         let kafka = Kafka::new(&config);
         let producer = kafka
@@ -63,12 +59,11 @@ impl Service {
             .context("cannot create the Kafka producer")?;
         Ok(Self {
             spec,
-            metrics: Metrics::new(spec.name),
             config,
             pool,
             kafka,
             producer,
-            listener,
+            server,
             routes: Router::new(),
             workers: Vec::new(),
             auth: None,
@@ -77,10 +72,7 @@ impl Service {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.server.port()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -88,7 +80,7 @@ impl Service {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        self.server.metrics()
     }
 
     /// Cancelling it shuts the service down as SIGTERM does (tests use it).
@@ -103,9 +95,11 @@ impl Service {
         self
     }
 
-    /// Serves the service's OpenAPI document at `/openapi.json`.
+    /// Serves the service's OpenAPI document at `/openapi.json`, with the answers the kit's
+    /// extractors give (see [`crate::http::document_rejections`]).
     pub fn with_api_doc(mut self, doc: utoipa::openapi::OpenApi) -> Self {
-        let doc = std::sync::Arc::new(doc);
+        let doc = serde_json::to_value(&doc).expect("an OpenAPI document serializes");
+        let doc = std::sync::Arc::new(crate::http::document_rejections(doc));
         self.routes = self.routes.route(
             "/openapi.json",
             get(move || {
@@ -130,7 +124,7 @@ impl Service {
     ) -> anyhow::Result<Self> {
         let consumer = self
             .kafka
-            .consumer(self.spec.name, self.metrics.clone())
+            .consumer(self.spec.name, self.server.metrics().clone())
             .context("cannot create the Kafka consumer")?;
         let names: Vec<String> = topics.iter().map(|t| self.kafka.topic(*t)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -141,7 +135,7 @@ impl Service {
             dlq_producer: self.producer.clone(),
             handler,
             max_retries: self.config.consumer_max_retries,
-            metrics: self.metrics.clone(),
+            metrics: self.server.metrics().clone(),
             group: self.kafka.name(self.spec.name),
         };
         self.workers
@@ -169,18 +163,15 @@ impl Service {
             pool,
             kafka,
             producer,
-            metrics,
-            listener,
+            server,
             routes,
             workers,
             auth,
             stop,
         } = self;
-        let routes = match auth {
-            Some(keys) => routes.layer(axum::Extension(keys)),
-            None => routes,
-        };
-        let readiness = Readiness::default();
+
+        let metrics = server.metrics().clone();
+        let readiness = server.readiness();
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();
 
@@ -192,6 +183,13 @@ impl Service {
             batch_size: config.outbox_batch_size,
             poll_interval: config.outbox_poll_interval,
         };
+        let routes = match auth {
+            Some(keys) => {
+                tasks.spawn(keys.clone().prefetch(background.clone()));
+                routes.layer(axum::Extension(keys))
+            }
+            None => routes,
+        };
         tasks.spawn(start_workers(
             spec,
             pool.clone(),
@@ -202,38 +200,7 @@ impl Service {
             background.clone(),
         ));
 
-        let ops = Router::new()
-            .route("/livez", get(livez))
-            .route("/readyz", get(readyz))
-            .with_state(HealthState {
-                readiness: readiness.clone(),
-                pool: pool.clone(),
-            })
-            .merge(
-                Router::new()
-                    .route("/metrics", get(serve_metrics))
-                    .with_state(metrics.clone()),
-            );
-        let app = crate::http::finish_router(
-            routes.merge(ops),
-            metrics,
-            config.request_timeout,
-            config.body_limit_bytes,
-        );
-
-        tracing::info!(service = spec.name, address = %listener.local_addr()?, "listening");
-        let drain_delay = config.shutdown_drain_delay;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = crate::shutdown::signal_received() => {}
-                    _ = stop.cancelled() => {}
-                }
-                readiness.start_draining();
-                tracing::info!(?drain_delay, "draining");
-                tokio::time::sleep(drain_delay).await;
-            })
-            .await?;
+        server.serve(routes, Some(pool.clone()), stop).await?;
 
         // No request is in flight any more: stop the workers and flush the outbox.
         background.cancel();

@@ -311,6 +311,22 @@ pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String
     env
 }
 
+/// A service's configuration for a benchmark or a test that builds it in-process: the test
+/// settings for `database_url` and `kafka`, `identity`'s keys to check tokens with, and `extra`
+/// (which replaces a default of the same name).
+pub fn settings(
+    database_url: &str,
+    kafka: &TestKafka,
+    identity: &TestIdentity,
+    extra: &[(&str, &str)],
+) -> Env {
+    let mut env = service_env(database_url, kafka);
+    env.extend(identity.env());
+    env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env_of(&env)
+}
+
 /// An `Env` made of `pairs`, for building a service's configuration in a test.
 pub fn env_of(pairs: &[(String, String)]) -> Env {
     Env::from_pairs(pairs.iter().cloned())
@@ -348,10 +364,15 @@ pub fn assert_refuses_to_start(binary: &Path, env: &[(&str, &str)], expected: &[
     }
 }
 
-/// A service running as a process of its own, as in production, so a test can kill it.
+/// A service running as a process of its own, as in production, so a test can kill it. What it
+/// logs goes to a file (or to the test's output with `TEST_LOG` set).
 pub struct ServiceProcess {
     child: tokio::process::Child,
     pub base_url: String,
+    binary: std::path::PathBuf,
+    env: Vec<(String, String)>,
+    port: u16,
+    log: Option<std::path::PathBuf>,
 }
 
 impl ServiceProcess {
@@ -362,33 +383,42 @@ impl ServiceProcess {
             .local_addr()
             .unwrap()
             .port();
-        let verbose = std::env::var_os("TEST_LOG").is_some();
-        let child = tokio::process::Command::new(binary)
-            .envs(env.iter().cloned())
-            .env("HTTP_PORT", port.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(if verbose {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stderr(if verbose {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let log = match std::env::var_os("TEST_LOG") {
+            Some(_) => None,
+            None => {
+                let dir = std::env::temp_dir().join("fleet-test-logs");
+                std::fs::create_dir_all(&dir).expect("create the test log folder");
+                let name = binary.file_name().unwrap_or_default().to_string_lossy();
+                Some(dir.join(format!("{name}-{port}-{}.log", Uuid::new_v4().simple())))
+            }
+        };
+        let child = start_process(binary, env, port, log.as_deref());
         let process = Self {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
+            binary: binary.to_owned(),
+            env: env.to_vec(),
+            port,
+            log,
         };
         wait_ready(&process.base_url, Duration::from_secs(30)).await;
         process
+    }
+
+    /// Starts the stopped (or killed) process again, on the same port with the same settings,
+    /// as a restarted pod behind its Service.
+    pub async fn restart(&mut self) {
+        let _ = self.child.wait().await;
+        self.child = start_process(&self.binary, &self.env, self.port, self.log.as_deref());
+        wait_ready(&self.base_url, Duration::from_secs(30)).await;
+    }
+
+    /// Everything the process has logged so far (empty with `TEST_LOG` set).
+    pub fn logs(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
     }
 
     /// SIGKILL: no shutdown code runs.
@@ -409,6 +439,76 @@ impl ServiceProcess {
             .expect("wait for the service");
         status.success()
     }
+}
+
+fn start_process(
+    binary: &Path,
+    env: &[(String, String)],
+    port: u16,
+    log: Option<&Path>,
+) -> tokio::process::Child {
+    let output = || match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the service's log file"),
+        ),
+        None => Stdio::inherit(),
+    };
+    tokio::process::Command::new(binary)
+        .envs(env.iter().cloned())
+        .env("HTTP_PORT", port.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(output())
+        .stderr(output())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+}
+
+/// The path of one of the fleet's binaries (`gateway`, `rental`, …), for tests that run the
+/// fleet as separate processes. Under nextest, the first call in a test process builds them all
+/// as the test command does (a quick no-op when they are fresh), so any one crate's tests can
+/// run alone. (`cargo test` holds the build lock while tests run: build them first.)
+pub fn fleet_binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        if std::env::var_os("NEXTEST").is_none() {
+            return;
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .current_dir(workspace)
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--all-features",
+                "--bins",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "the fleet's binaries do not build");
+    });
+    // Tests run from <target>/debug/deps; the binaries are in <target>/debug.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in <target>/<profile>/deps")
+        .join(name);
+    assert!(
+        binary.exists(),
+        "{} was not built: cargo build --workspace --all-features",
+        binary.display()
+    );
+    binary
 }
 
 /// How long tests wait for something that should happen soon.
@@ -675,6 +775,9 @@ pub struct TestIdentity {
 
 struct IdentityKey {
     encoding: jsonwebtoken::EncodingKey,
+    /// PKCS#8, as the user service reads `JWT_SIGNING_KEY`.
+    private_pem: String,
+    public_pem: String,
     jwks: crate::auth::JwkSet,
 }
 
@@ -683,6 +786,7 @@ pub const TEST_AUDIENCE: &str = "book-rental-api";
 
 fn identity_key() -> &'static IdentityKey {
     use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
     use rsa::traits::PublicKeyParts;
     static KEY: std::sync::OnceLock<IdentityKey> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
@@ -692,6 +796,14 @@ fn identity_key() -> &'static IdentityKey {
         let jwk = crate::auth::Jwk::rsa(&private.n().to_bytes_be(), &private.e().to_bytes_be());
         IdentityKey {
             encoding: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
+            private_pem: private
+                .to_pkcs8_pem(LineEnding::LF)
+                .expect("encode the test key")
+                .to_string(),
+            public_pem: private
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .expect("encode the test public key"),
             jwks: crate::auth::JwkSet { keys: vec![jwk] },
         }
     })
@@ -729,6 +841,17 @@ impl TestIdentity {
             "sub": user_id.to_string(), "roles": roles, "iss": TEST_ISSUER, "aud": TEST_AUDIENCE,
             "iat": now, "exp": now + 900,
         }))
+    }
+
+    /// The private key as PEM: a user service given it as `JWT_SIGNING_KEY` issues tokens this
+    /// identity could have signed.
+    pub fn private_key_pem(&self) -> &str {
+        &self.key.private_pem
+    }
+
+    /// The public key as PEM, as an attacker who read the JWKS would hold it.
+    pub fn public_key_pem(&self) -> &str {
+        &self.key.public_pem
     }
 
     /// Any claims, signed with the test key (an expired token, another audience, …).

@@ -1,11 +1,12 @@
 //! payment: the payments of rentals (a generic subdomain). Rental pays for a rental
 //! synchronously, with the rental id as idempotency key; a cancelled rental (`rental.events`) is
-//! refunded.
+//! refunded. Owners and managers read payments with an access token.
 
 pub mod adapters;
 pub mod application;
 pub mod domain;
 
+use service_kit::auth::AuthConfig;
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
@@ -21,11 +22,13 @@ pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Config {
     pub kit: KitConfig,
+    pub auth: AuthConfig,
     pub payments: Settings,
 }
 
 impl Config {
-    /// The kit's settings and payment's own:
+    /// The kit's settings, the token checks' (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`) and
+    /// payment's own:
     ///
     /// - `PAYMENT_LATENCY_MS`: simulated processing time of a new payment, a number of
     ///   milliseconds (`300`) or a range drawn from uniformly (`400..620`, inclusive); unset, no
@@ -34,19 +37,21 @@ impl Config {
     ///   payment is approved.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "payment");
+        let auth = AuthConfig::read(&mut env);
         let latency: Option<Latency> = env.optional("PAYMENT_LATENCY_MS");
         let decline_above: Option<u32> = env.optional("PAYMENT_DECLINE_AMOUNT_ABOVE");
         if let Some(latency) = latency
-            && latency.max() >= kit.request_timeout
+            && latency.max() >= kit.http.request_timeout
         {
             env.invalid(format!(
                 "PAYMENT_LATENCY_MS ({latency}) must stay below REQUEST_TIMEOUT_MS ({} ms)",
-                kit.request_timeout.as_millis()
+                kit.http.request_timeout.as_millis()
             ));
         }
         env.finish()?;
         Ok(Self {
             kit,
+            auth,
             payments: Settings {
                 latency,
                 decline: decline_above.map_or(DeclineRule::never(), DeclineRule::amount_above),
@@ -55,7 +60,8 @@ impl Config {
     }
 }
 
-/// Wires the hexagon: Postgres store → payment use cases → HTTP; `rental.events` → refunds.
+/// Wires the hexagon: Postgres store → payment use cases → HTTP (public reads checking tokens,
+/// rental's internal calls); `rental.events` → refunds.
 pub async fn build(config: Config) -> anyhow::Result<Service> {
     let service = Service::build(
         ServiceSpec {
@@ -66,9 +72,16 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     )
     .await?;
     let payments = Payments::new(PgPaymentStore::new(service.pool().clone()), config.payments);
+    // The contract tests' provider states: compiled only with the test-only feature.
+    #[cfg(feature = "provider-states")]
+    let service = service.with_routes(adapters::provider_states::routes(
+        payments.clone(),
+        config.payments,
+    ));
     service
         .with_routes(http::routes(payments))
         .with_api_doc(http::ApiDoc::openapi())
+        .with_auth(config.auth)
         .consume(&[Topic::Rental], RentalCancellations)
 }
 
@@ -82,6 +95,7 @@ mod tests {
         let mut vars = vec![
             ("DATABASE_URL", "postgres://x"),
             ("KAFKA_BROKERS", "k:9092"),
+            ("JWKS_URL", "http://user/.well-known/jwks.json"),
         ];
         vars.extend_from_slice(extra);
         Env::from_pairs(vars)
@@ -91,6 +105,7 @@ mod tests {
     fn no_latency_and_no_declines_by_default() {
         let config = Config::from_env(env(&[])).unwrap();
         assert_eq!(config.kit.database_schema, "payment");
+        assert_eq!(config.auth.jwks_url, "http://user/.well-known/jwks.json");
         assert_eq!(config.payments.latency, None);
         assert_eq!(config.payments.decline, DeclineRule::never());
     }
@@ -120,6 +135,7 @@ mod tests {
         .to_string();
         for expected in [
             "DATABASE_URL is required",
+            "JWKS_URL is required",
             "PAYMENT_LATENCY_MS=\"620..400\" is invalid",
             "PAYMENT_DECLINE_AMOUNT_ABOVE=\"-1\" is invalid",
         ] {

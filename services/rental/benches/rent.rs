@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use service_kit::testing::{TestApp, TestDatabase, TestIdentity, TestKafka, env_of, service_env};
+use service_kit::testing::{TestApp, TestDatabase, TestIdentity, TestKafka, settings};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -20,14 +20,6 @@ fn var(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn env(url: &str, kafka: &TestKafka, extra: &[(&str, &str)]) -> service_kit::Env {
-    let mut env = service_env(url, kafka);
-    env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env.push(("RUST_LOG".into(), "error".into()));
-    env_of(&env)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -46,13 +38,12 @@ async fn main() -> anyhow::Result<()> {
     let payment_url = db.add_service("payment_svc", "payment").await;
     let kafka = TestKafka::start().await;
     let identity = TestIdentity::start().await;
-    let payment = TestApp::spawn(
-        payment::build(payment::Config::from_env(env(&payment_url, &kafka, &[]))?).await?,
-    )
-    .await;
-    let rental_config = rental::Config::from_env(env(
+    let payment_config = payment::Config::from_env(settings(&payment_url, &kafka, &identity, &[]))?;
+    let payment = TestApp::spawn(payment::build(payment_config).await?).await;
+    let rental_config = rental::Config::from_env(settings(
         &rental_url,
         &kafka,
+        &identity,
         &[
             ("PAYMENT_URL", &payment.address),
             ("DATABASE_MAX_CONNECTIONS", "32"),

@@ -46,10 +46,13 @@ pub struct ApiDoc;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterBook {
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     /// 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     author: String,
     /// In the smallest currency unit, 0 to 1,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     rental_fee: i64,
 }
 
@@ -57,8 +60,11 @@ pub struct RegisterBook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateBook {
+    #[schema(min_length = 1, max_length = 200)]
     title: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     author: Option<String>,
+    #[schema(minimum = 0, maximum = 1_000_000)]
     rental_fee: Option<i64>,
 }
 

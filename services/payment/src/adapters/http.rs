@@ -1,5 +1,7 @@
-//! Payment's REST API and its OpenAPI document. `POST /payments` and the refund are internal
-//! (rental calls them; the gateway never routes them); the reads are public (DESIGN.md §5).
+//! Payment's REST API and its OpenAPI document. The public reads (DESIGN.md §5: owner, manager)
+//! live under `/api/v1` and check the caller's access token. Paying, the lookup by rental and the
+//! refund are rental's, service to service, under `/internal/v1`: the gateway only routes
+//! `/api/v1`, so no customer reaches them.
 
 use axum::Router;
 use axum::extract::State;
@@ -8,21 +10,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::auth::Caller;
 use service_kit::http::{InvalidFields, Json, Path, Query};
 use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{PaymentStore, Payments, PaymentsError, Settlement};
+use crate::application::{PaymentStore, Payments, PaymentsError, Reader, Settlement};
 use crate::domain::{Amount, Payment, PaymentError, PaymentId, ValueError};
 
+/// The public reads, for owners and managers; a new payment's Location points here.
 pub const PAYMENTS: &str = "/api/v1/payments";
+/// rental's way in: paying, looking up and refunding.
+pub const INTERNAL_PAYMENTS: &str = "/internal/v1/payments";
 
 pub fn routes<S: PaymentStore>(payments: Payments<S>) -> Router {
     Router::new()
-        .route(PAYMENTS, get(find_payments::<S>).post(pay::<S>))
+        .route(PAYMENTS, get(find_payments::<S>))
         .route("/api/v1/payments/{id}", get(get_payment::<S>))
-        .route("/api/v1/payments/{id}/refund", post(refund_payment::<S>))
+        .route(INTERNAL_PAYMENTS, get(look_up_payments::<S>).post(pay::<S>))
+        .route(
+            "/internal/v1/payments/{id}/refund",
+            post(refund_payment::<S>),
+        )
         .with_state(payments)
 }
 
@@ -30,10 +40,14 @@ pub fn routes<S: PaymentStore>(payments: Payments<S>) -> Router {
 #[openapi(
     info(
         title = "payment",
-        description = "Payments of rentals: rental pays and refunds (internal); owners and managers read them."
+        description = "Payments of rentals: owners and managers read them; rental pays, looks up and refunds them (internal)."
     ),
-    paths(pay, find_payments, get_payment, refund_payment),
-    components(schemas(PayForRental, PaymentView, PaymentList, Problem, InvalidParam))
+    paths(find_payments, get_payment, pay, look_up_payments, refund_payment),
+    components(schemas(PayForRental, PaymentView, PaymentList, Problem, InvalidParam)),
+    tags(
+        (name = "payments", description = "Public reads, with an access token: a customer sees their own payments, a manager every one."),
+        (name = "internal", description = "Service to service, for rental only, without an access token. The gateway never routes /internal/ paths."),
+    )
 )]
 pub struct ApiDoc;
 
@@ -92,6 +106,22 @@ pub struct FindQuery {
     rental_id: Uuid,
 }
 
+/// Who the caller reads as: a manager reads every payment, anyone else only their own.
+fn reader(caller: &Caller) -> Reader {
+    if caller.has_role("manager") {
+        Reader::Manager
+    } else {
+        Reader::Customer(caller.user_id)
+    }
+}
+
+/// A rental's payment, if any, as the list both lookups answer.
+fn payment_list(payment: Option<Payment>) -> Json<PaymentList> {
+    Json(PaymentList {
+        items: payment.into_iter().map(PaymentView::from).collect(),
+    })
+}
+
 impl From<PaymentsError> for Problem {
     fn from(e: PaymentsError) -> Self {
         match e {
@@ -113,10 +143,43 @@ fn id(field: &str, raw: &str) -> Result<Uuid, ValueError> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/payments", request_body = PayForRental, tag = "payments",
-    description = "Internal: rental calls it; the gateway does not route it.",
+#[utoipa::path(get, path = "/api/v1/payments", params(FindQuery), tag = "payments",
     responses(
-        (status = 201, description = "Paid now: approved or declined", body = PaymentView, headers(("Location" = String))),
+        (status = 200, description = "The rental's payment, if it has one and it is the caller's (a manager's: any)", body = PaymentList),
+        (status = 400, description = "rentalId missing or not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn find_payments<S: PaymentStore>(
+    State(payments): State<Payments<S>>,
+    caller: Caller,
+    Query(query): Query<FindQuery>,
+) -> Result<Json<PaymentList>, Problem> {
+    let payment = payments
+        .payment_of_rental(reader(&caller), query.rental_id)
+        .await?;
+    Ok(payment_list(payment))
+}
+
+#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = PaymentView),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment of the caller's (a manager's: none at all)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_payment<S: PaymentStore>(
+    State(payments): State<Payments<S>>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<Json<PaymentView>, Problem> {
+    let payment = payments.payment(reader(&caller), PaymentId(id)).await?;
+    Ok(Json(payment.into()))
+}
+
+#[utoipa::path(post, path = "/internal/v1/payments", request_body = PayForRental, tag = "internal",
+    description = "Internal: rental pays for a rental; the rental id is the idempotency key. The gateway never routes it.",
+    responses(
+        (status = 201, description = "Paid now: approved or declined; Location is the public path", body = PaymentView, headers(("Location" = String))),
         (status = 200, description = "The rental was already paid for by this same request", body = PaymentView),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The rental id was used for another customer or amount", body = Problem, content_type = "application/problem+json"),
@@ -137,6 +200,7 @@ async fn pay<S: PaymentStore>(
     };
     Ok(match payments.settle(rental_id, user_id, amount).await? {
         Settlement::New(payment) => {
+            // Where the payment is read: the public path, the only one the gateway routes.
             let location = format!("{PAYMENTS}/{}", payment.id);
             (
                 StatusCode::CREATED,
@@ -149,36 +213,21 @@ async fn pay<S: PaymentStore>(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/payments", params(FindQuery), tag = "payments",
+#[utoipa::path(get, path = "/internal/v1/payments", params(FindQuery), tag = "internal",
+    description = "Internal: rental's reconciler finds a rental's payment, whoever paid it. The gateway never routes it.",
     responses(
         (status = 200, description = "The rental's payment, if it has one", body = PaymentList),
         (status = 400, description = "rentalId missing or not a UUID", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn find_payments<S: PaymentStore>(
+async fn look_up_payments<S: PaymentStore>(
     State(payments): State<Payments<S>>,
     Query(query): Query<FindQuery>,
 ) -> Result<Json<PaymentList>, Problem> {
-    let payment = payments.for_rental(query.rental_id).await?;
-    Ok(Json(PaymentList {
-        items: payment.into_iter().map(PaymentView::from).collect(),
-    }))
+    Ok(payment_list(payments.for_rental(query.rental_id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", params(("id" = Uuid, Path)),
-    responses(
-        (status = 200, body = PaymentView),
-        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn get_payment<S: PaymentStore>(
-    State(payments): State<Payments<S>>,
-    Path(id): Path<Uuid>,
-) -> Result<Json<PaymentView>, Problem> {
-    Ok(Json(payments.payment(PaymentId(id)).await?.into()))
-}
-
-#[utoipa::path(post, path = "/api/v1/payments/{id}/refund", tag = "payments", params(("id" = Uuid, Path)),
-    description = "Internal: rental's reconciler calls it; the gateway does not route it.",
+#[utoipa::path(post, path = "/internal/v1/payments/{id}/refund", tag = "internal", params(("id" = Uuid, Path)),
+    description = "Internal: rental's reconciler refunds a payment. The gateway never routes it.",
     responses(
         (status = 200, description = "Refunded (refunding again changes nothing)", body = PaymentView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),

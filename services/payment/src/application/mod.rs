@@ -5,5 +5,5 @@ mod payments;
 mod ports;
 
 pub use latency::Latency;
-pub use payments::{Payments, PaymentsError, Settings, Settlement};
+pub use payments::{Payments, PaymentsError, Reader, Settings, Settlement};
 pub use ports::{Added, PaymentStore, StoreError};

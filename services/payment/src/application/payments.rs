@@ -33,6 +33,24 @@ pub struct Settings {
     pub decline: DeclineRule,
 }
 
+/// Who reads payments through the public API (DESIGN.md §5: owner, manager). A customer sees
+/// only their own payments; a manager sees every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Customer(Uuid),
+    Manager,
+}
+
+impl Reader {
+    /// Whether the reader may see `payment` (OWASP API1: ownership checked on every read).
+    pub fn may_read(&self, payment: &Payment) -> bool {
+        match self {
+            Reader::Manager => true,
+            Reader::Customer(user_id) => payment.user_id == *user_id,
+        }
+    }
+}
+
 /// The answer to a request to pay for a rental.
 #[derive(Debug, Clone)]
 pub enum Settlement {
@@ -42,7 +60,8 @@ pub enum Settlement {
     Repeated(Payment),
 }
 
-/// The payment use cases, for the rental service (pay, refund) and for anyone reading.
+/// The payment use cases: for the rental service (pay, look up, refund) and for owners and
+/// managers reading.
 #[derive(Clone)]
 pub struct Payments<S> {
     store: S,
@@ -86,10 +105,27 @@ impl<S: PaymentStore> Payments<S> {
         }
     }
 
-    pub async fn payment(&self, id: PaymentId) -> Result<Payment, PaymentsError> {
-        self.store.get(id).await?.ok_or(PaymentsError::NotFound(id))
+    /// A payment the reader may see. Someone else's is "not found", like an unknown id, so its
+    /// existence is not revealed.
+    pub async fn payment(&self, reader: Reader, id: PaymentId) -> Result<Payment, PaymentsError> {
+        match self.store.get(id).await? {
+            Some(payment) if reader.may_read(&payment) => Ok(payment),
+            _ => Err(PaymentsError::NotFound(id)),
+        }
     }
 
+    /// A rental's payment, if it has one the reader may see.
+    pub async fn payment_of_rental(
+        &self,
+        reader: Reader,
+        rental_id: Uuid,
+    ) -> Result<Option<Payment>, PaymentsError> {
+        let payment = self.store.for_rental(rental_id).await?;
+        Ok(payment.filter(|payment| reader.may_read(payment)))
+    }
+
+    /// A rental's payment, whoever paid it: for the rental service (its reconciler), not for
+    /// customers.
     pub async fn for_rental(&self, rental_id: Uuid) -> Result<Option<Payment>, PaymentsError> {
         Ok(self.store.for_rental(rental_id).await?)
     }
@@ -109,5 +145,31 @@ fn repeated(stored: Payment, user_id: Uuid, amount: Amount) -> Result<Settlement
         Ok(Settlement::Repeated(stored))
     } else {
         Err(PaymentsError::RentalIdReused(stored.rental_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment_of(user_id: Uuid) -> Payment {
+        let amount = Amount::parse(300).unwrap();
+        Payment::settle(
+            Uuid::new_v4(),
+            user_id,
+            amount,
+            &DeclineRule::never(),
+            now(),
+        )
+        .0
+    }
+
+    #[test]
+    fn a_customer_reads_only_their_own_payments_and_a_manager_reads_all() {
+        let (owner, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let payment = payment_of(owner);
+        assert!(Reader::Customer(owner).may_read(&payment));
+        assert!(!Reader::Customer(other).may_read(&payment));
+        assert!(Reader::Manager.may_read(&payment));
     }
 }

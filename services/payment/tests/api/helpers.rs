@@ -24,11 +24,23 @@ impl World {
         Self(TestWorld::new("payment_svc", "payment").await)
     }
 
-    /// A replica of the service in this process, once it is ready.
+    /// A replica of the service in this process, once it is ready; its client is signed in as a
+    /// manager, who reads every payment. The internal calls go without a token, as rental's do.
     pub async fn spawn(&self, extra: &[(&str, &str)]) -> App {
         let config =
             Config::from_env(env_of(&self.env_with(extra))).expect("valid test configuration");
-        App::spawn(build(config).await.expect("the service builds")).await
+        App::spawn(build(config).await.expect("the service builds"))
+            .await
+            .signed_in_as(&self.manager_token())
+    }
+
+    pub fn manager_token(&self) -> String {
+        self.identity.token(Uuid::new_v4(), &["manager"])
+    }
+
+    /// A token of customer `user_id`.
+    pub fn customer_token(&self, user_id: Uuid) -> String {
+        self.identity.token(user_id, &["customer"])
     }
 
     /// Everything published on `payment.events`, from the beginning.
@@ -42,22 +54,35 @@ impl World {
     }
 }
 
-/// payment's API, as a test calls it.
+pub const INTERNAL_PAYMENTS: &str = "/internal/v1/payments";
+
+/// A client without a token, as rental calls payment's internal endpoints (and as anyone who
+/// has not signed in calls the public ones).
+pub fn anonymous() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+/// payment's API, as a test calls it: the internal calls as rental makes them (no token), the
+/// public reads with the app's client.
 pub trait PaymentApi {
     async fn pay(&self, body: Value) -> Response;
 
     /// Pays for a new rental and returns the payment, checking it was made now (201).
     async fn pay_for(&self, rental_id: Uuid, user_id: Uuid, amount: u32) -> Value;
 
+    /// `GET /api/v1/payments/{id}`, checked to answer 200.
     async fn payment(&self, id: &str) -> Value;
 
     async fn refund(&self, id: &str) -> Response;
+
+    /// rental's lookup: `GET /internal/v1/payments?rentalId=`.
+    async fn look_up(&self, rental_id: Uuid) -> Response;
 }
 
 impl PaymentApi for App {
     async fn pay(&self, body: Value) -> Response {
-        self.client
-            .post(self.url("/api/v1/payments"))
+        anonymous()
+            .post(self.url(INTERNAL_PAYMENTS))
             .json(&body)
             .send()
             .await
@@ -85,8 +110,17 @@ impl PaymentApi for App {
     }
 
     async fn refund(&self, id: &str) -> Response {
-        self.client
-            .post(self.url(&format!("/api/v1/payments/{id}/refund")))
+        anonymous()
+            .post(self.url(&format!("{INTERNAL_PAYMENTS}/{id}/refund")))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn look_up(&self, rental_id: Uuid) -> Response {
+        anonymous()
+            .get(self.url(INTERNAL_PAYMENTS))
+            .query(&[("rentalId", rental_id)])
             .send()
             .await
             .unwrap()

@@ -1,5 +1,6 @@
 //! payment against a real Postgres and a real Kafka-protocol broker, over real HTTP.
 
+mod access;
 mod consumer;
 mod helpers;
 mod operations;

@@ -49,6 +49,8 @@ async fn an_approved_payment_is_stored_read_back_and_announced_once() {
         .await
         .unwrap();
     assert_eq!(found, json!({"items": [created]}));
+    let looked_up: Value = app.look_up(rental).await.json().await.unwrap();
+    assert_eq!(looked_up, found, "rental's lookup answers the same");
     let none: Value = app
         .client
         .get(app.url(&format!("/api/v1/payments?rentalId={}", Uuid::new_v4())))
@@ -208,8 +210,8 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
     let post = |body: String, content_type: &'static str| {
-        app.client
-            .post(app.url("/api/v1/payments"))
+        anonymous()
+            .post(app.url(INTERNAL_PAYMENTS))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -290,16 +292,15 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
         400,
     )
     .await;
-    refused(
-        app.client
-            .post(app.url("/api/v1/payments/not-a-uuid/refund"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    refused(app.refund("not-a-uuid").await, 400).await;
     refused(get("/api/v1/payments".into()).await.unwrap(), 400).await;
+    let look_up = |query: &str| {
+        anonymous()
+            .get(app.url(&format!("{INTERNAL_PAYMENTS}{query}")))
+            .send()
+    };
+    refused(look_up("").await.unwrap(), 400).await;
+    refused(look_up("?rentalId=abc").await.unwrap(), 400).await;
     refused(
         get("/api/v1/payments?rentalId=abc".into()).await.unwrap(),
         400,

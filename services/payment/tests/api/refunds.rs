@@ -1,4 +1,5 @@
-//! Refunds through the API (rental's reconciler): once, however often asked; never for a decline.
+//! Refunds through the internal API (rental's reconciler): once, however often asked; never for a
+//! decline.
 
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,12 +1,14 @@
 //! The payment service over HTTP. Paying goes through a bulkhead (a bounded number of calls in
 //! flight, the rest refused at once), a circuit breaker and a timeout, in that order; the breaker
 //! sees only real call outcomes. Its state, outcomes and latency are Prometheus metrics, and
-//! every state change is logged.
+//! every state change is logged. It calls payment's internal endpoints (`/internal/v1/payments`):
+//! service to service, without a customer's token.
 
 use std::time::{Duration, Instant};
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Deserialize;
+use service_kit::trace::propagate;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_resilience::circuitbreaker::{
@@ -111,12 +113,13 @@ impl PaymentClient {
         let metrics = PaymentMetrics::register(registry)?;
         let base_url = settings.base_url.trim_end_matches('/').to_owned();
 
-        let url = format!("{base_url}/api/v1/payments");
+        let url = format!("{base_url}/internal/v1/payments");
         let client = http.clone();
         let call = tower::service_fn(move |request: PayRequest| {
             let (client, url) = (client.clone(), url.clone());
             async move {
-                let response = client.post(&url).json(&request).send().await?;
+                let call = client.post(&url).json(&request);
+                let response = propagate(call).send().await?;
                 match response.status().as_u16() {
                     200 | 201 => {
                         let payment: PaymentBody = response.json().await?;
@@ -216,13 +219,11 @@ impl PaymentGateway for PaymentClient {
     }
 
     async fn find(&self, rental_id: Uuid) -> anyhow::Result<Option<PaymentRecord>> {
-        let response = self
+        let call = self
             .http
-            .get(format!("{}/api/v1/payments", self.base_url))
-            .query(&[("rentalId", rental_id)])
-            .send()
-            .await?
-            .error_for_status()?;
+            .get(format!("{}/internal/v1/payments", self.base_url))
+            .query(&[("rentalId", rental_id)]);
+        let response = propagate(call).send().await?.error_for_status()?;
         let list: PaymentList = response.json().await?;
         Ok(list.items.into_iter().next().map(|p| PaymentRecord {
             id: p.id,
@@ -231,14 +232,11 @@ impl PaymentGateway for PaymentClient {
     }
 
     async fn refund(&self, payment_id: Uuid) -> anyhow::Result<()> {
-        self.http
-            .post(format!(
-                "{}/api/v1/payments/{payment_id}/refund",
-                self.base_url
-            ))
-            .send()
-            .await?
-            .error_for_status()?;
+        let call = self.http.post(format!(
+            "{}/internal/v1/payments/{payment_id}/refund",
+            self.base_url
+        ));
+        propagate(call).send().await?.error_for_status()?;
         Ok(())
     }
 }

@@ -57,13 +57,15 @@ impl Fleet {
         env
     }
 
-    /// payment, on `port` when given (so it can come back at the same address).
+    /// payment, on `port` when given (so it can come back at the same address). It checks the
+    /// tokens of its public reads; rental calls its internal endpoints without one.
     pub async fn payment(&self, port: Option<u16>, extra: &[(&str, &str)]) -> App {
         let port = port.map(|p| p.to_string()).unwrap_or_else(|| "0".into());
         let mut settings = vec![("HTTP_PORT", port.as_str())];
         settings.extend_from_slice(extra);
-        let config =
-            payment::Config::from_env(env_of(&self.env(&self.payment_url, &settings))).unwrap();
+        let mut env = self.env(&self.payment_url, &settings);
+        env.extend(self.identity.env());
+        let config = payment::Config::from_env(env_of(&env)).unwrap();
         App::spawn(payment::build(config).await.unwrap()).await
     }
 

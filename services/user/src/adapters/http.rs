@@ -81,9 +81,11 @@ impl Modify for BearerAuth {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterUser {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
     /// A plausible address, at most 254 characters; it is the username when signing in, and
     /// no two accounts share one, whatever its case.
+    #[schema(format = Email, max_length = 254)]
     email: String,
     /// At least 10 characters; not one character repeated, not the email or its name part,
     /// not one of the most common passwords. Never stored or shown: only its Argon2id hash is.

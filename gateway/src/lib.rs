@@ -1,0 +1,433 @@
+//! gateway: the fleet's single entry point. It routes DESIGN.md §5's `/api/v1` paths to the
+//! services, checks every access token against the user service's published keys and the role a
+//! route needs, limits each client's request rate, and serves the fleet's merged OpenAPI
+//! document with Swagger UI. It keeps no state of its own: any number of replicas can run.
+
+pub mod openapi;
+pub mod routes;
+pub mod upstream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, get};
+use service_kit::auth::{AuthConfig, RemoteKeys};
+use service_kit::server::HttpServer;
+use service_kit::trace::{TRACEPARENT, outgoing};
+use service_kit::{ConfigError, Env, HttpConfig, Problem};
+use tokio_util::sync::CancellationToken;
+use tower_governor::GovernorError;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor};
+
+use routes::{Access, ROUTES, Route, Service};
+use upstream::{Addresses, Upstream, UpstreamSettings, strip_hop_by_hop};
+
+pub const NAME: &str = "gateway";
+pub const OPENAPI: &str = "/api/v1/openapi.json";
+pub const DOCS: &str = "/api/v1/docs";
+
+/// Each client's budget: `per_second` requests on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+    /// Tell clients apart by `X-Forwarded-For` (behind a trusted load balancer) rather than by
+    /// the connection's address.
+    pub trust_forwarded: bool,
+}
+
+pub struct Config {
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub upstreams: BTreeMap<Service, Addresses>,
+    pub upstream: UpstreamSettings,
+    pub connect_timeout: Duration,
+    pub rate_limit: RateLimit,
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl Config {
+    /// The kit's HTTP settings, `JWKS_URL`/`JWT_ISSUER`/`JWT_AUDIENCE`, and the gateway's own:
+    ///
+    /// - `UPSTREAM_USER`, `UPSTREAM_BOOK_MANAGEMENT`, `UPSTREAM_RENTAL`, `UPSTREAM_PAYMENT`
+    ///   (required) and `UPSTREAM_VIEW` (optional until the view service runs): each a
+    ///   comma-separated list of `http://host:port`, balanced round-robin.
+    /// - `UPSTREAM_TIMEOUT_MS` (5000): wait this long for a service's answer, then 504. It must
+    ///   stay below `REQUEST_TIMEOUT_MS`.
+    /// - `UPSTREAM_CONNECT_TIMEOUT_MS` (500) and `UPSTREAM_SKIP_MS` (5000): an address that does
+    ///   not take a connection within the first is passed over for the second.
+    /// - `RATE_LIMIT_PER_SECOND` (100), `RATE_LIMIT_BURST` (200): each client's budget;
+    ///   `RATE_LIMIT_TRUST_FORWARDED` (false): tell clients apart by `X-Forwarded-For`.
+    /// - `CORS_ALLOWED_ORIGINS`: comma-separated origins browsers may call from; unset, none.
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let http = HttpConfig::read(&mut env, 8080);
+        let auth = AuthConfig::read(&mut env);
+        let mut upstreams = BTreeMap::new();
+        for service in Service::ALL {
+            let variable = service.upstream_variable();
+            let addresses = if service == Service::View {
+                env.optional(variable)
+            } else {
+                Some(env.required::<Addresses>(variable))
+            };
+            if let Some(addresses) = addresses.filter(|a| !a.0.is_empty()) {
+                upstreams.insert(service, addresses);
+            }
+        }
+        let upstream = UpstreamSettings {
+            timeout: env.millis("UPSTREAM_TIMEOUT_MS", 5_000),
+            skip_for: env.millis("UPSTREAM_SKIP_MS", 5_000),
+        };
+        let connect_timeout = env.millis("UPSTREAM_CONNECT_TIMEOUT_MS", 500);
+        let rate_limit = RateLimit {
+            per_second: env.or("RATE_LIMIT_PER_SECOND", 100),
+            burst: env.or("RATE_LIMIT_BURST", 200),
+            trust_forwarded: env.or("RATE_LIMIT_TRUST_FORWARDED", false),
+        };
+        let origins: String = env.or("CORS_ALLOWED_ORIGINS", String::new());
+        let mut cors_origins = Vec::new();
+        for origin in origins.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            match HeaderValue::from_str(origin) {
+                Ok(value) if origin.starts_with("http://") || origin.starts_with("https://") => {
+                    cors_origins.push(value);
+                }
+                _ => env.invalid(format!(
+                    "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin such as https://books.example"
+                )),
+            }
+        }
+        if upstream.timeout.is_zero() || upstream.timeout >= http.request_timeout {
+            env.invalid(format!(
+                "UPSTREAM_TIMEOUT_MS ({} ms) must be at least 1 and below REQUEST_TIMEOUT_MS ({} ms)",
+                upstream.timeout.as_millis(),
+                http.request_timeout.as_millis()
+            ));
+        }
+        if connect_timeout.is_zero() {
+            env.invalid("UPSTREAM_CONNECT_TIMEOUT_MS must be at least 1");
+        }
+        if rate_limit.per_second == 0 || rate_limit.burst == 0 {
+            env.invalid("RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1");
+        }
+        env.finish()?;
+        Ok(Self {
+            http,
+            auth,
+            upstreams,
+            upstream,
+            connect_timeout,
+            rate_limit,
+            cors_origins,
+        })
+    }
+}
+
+/// What every forwarded request needs.
+struct Forwarding {
+    keys: RemoteKeys,
+    upstreams: Arc<HashMap<Service, Upstream>>,
+    body_limit: usize,
+}
+
+pub struct Gateway {
+    server: HttpServer,
+    routes: Router,
+    stop: CancellationToken,
+}
+
+impl Gateway {
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// Cancelling it shuts the gateway down as SIGTERM does.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.server.serve(self.routes, None, self.stop).await?;
+        tracing::info!(service = NAME, "stopped");
+        Ok(())
+    }
+}
+
+pub async fn build(config: Config) -> anyhow::Result<Gateway> {
+    let server = HttpServer::bind(NAME, config.http.clone())
+        .await?
+        .allow_origins(&config.cors_origins);
+    let outcomes = prometheus::IntCounterVec::new(
+        prometheus::Opts::new(
+            "upstream_requests_total",
+            "Requests sent on to a service, by address and outcome (answered, unreachable, timed_out, broken)",
+        ),
+        &["upstream", "address", "outcome"],
+    )?;
+    server
+        .metrics()
+        .registry
+        .register(Box::new(outcomes.clone()))?;
+    let client = upstream::client(config.connect_timeout);
+    let upstreams: HashMap<Service, Upstream> = config
+        .upstreams
+        .into_iter()
+        .map(|(service, addresses)| {
+            let upstream = Upstream::new(
+                service.name(),
+                addresses,
+                client.clone(),
+                config.upstream,
+                outcomes.clone(),
+            );
+            (service, upstream)
+        })
+        .collect();
+    let upstreams = Arc::new(upstreams);
+    let keys = RemoteKeys::new(config.auth);
+    let stop = CancellationToken::new();
+    tokio::spawn(keys.clone().prefetch(stop.clone()));
+    let forwarding = Arc::new(Forwarding {
+        keys,
+        upstreams: upstreams.clone(),
+        body_limit: config.http.body_limit_bytes,
+    });
+
+    let mut by_path: BTreeMap<&str, MethodRouter<Arc<Forwarding>>> = BTreeMap::new();
+    for route in ROUTES.iter().filter(|r| upstreams.contains_key(&r.service)) {
+        let filter = MethodFilter::try_from(route.method.clone())?;
+        let handler =
+            move |State(forwarding): State<Arc<Forwarding>>,
+                  ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                  request: Request| { forward(forwarding, route, peer, request) };
+        let methods = by_path.remove(route.path).unwrap_or_default();
+        by_path.insert(route.path, methods.on(filter, handler));
+    }
+    let mut api = Router::new();
+    for (path, methods) in by_path {
+        api = api.route(path, methods);
+    }
+    let docs = Arc::new(openapi::ApiDocs::new(upstreams));
+    let api = api
+        .with_state(forwarding)
+        .route(
+            OPENAPI,
+            get(move || {
+                let docs = docs.clone();
+                async move { axum::Json(docs.document().await) }
+            }),
+        )
+        .merge(Router::from(
+            utoipa_swagger_ui::SwaggerUi::new(DOCS)
+                .config(utoipa_swagger_ui::Config::from(OPENAPI)),
+        ));
+    let api = rate_limited(api, config.rate_limit)?;
+    Ok(Gateway {
+        server,
+        routes: api,
+        stop,
+    })
+}
+
+/// Checks the caller may use `route`, then sends the request on to its service.
+async fn forward(
+    forwarding: Arc<Forwarding>,
+    route: &'static Route,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if route.access != Access::Anyone {
+        let caller = match forwarding.keys.authenticate(&parts.headers).await {
+            Ok(caller) => caller,
+            Err(refused) => return refused.into_response(),
+        };
+        if let Some(role) = route.access.role()
+            && !caller.has_role(role)
+        {
+            return Problem::new(StatusCode::FORBIDDEN, format!("Only a {role} may do this."))
+                .into_response();
+        }
+    }
+    let body = match read_body(&parts.headers, body, forwarding.body_limit).await {
+        Ok(body) => body,
+        Err(problem) => return problem.into_response(),
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert("x-forwarded-for", value);
+    }
+    // The kit serves every request within its trace; the next hop's parent is this one.
+    if let Some(value) = outgoing().and_then(|t| HeaderValue::from_str(&t).ok()) {
+        headers.insert(TRACEPARENT, value);
+    }
+    let upstream = &forwarding.upstreams[&route.service];
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| axum::http::uri::PathAndQuery::from_static("/"));
+    match upstream.send(&parts.method, &path, &headers, body).await {
+        Ok(mut response) => {
+            let length = response.headers().get(header::CONTENT_LENGTH).cloned();
+            strip_hop_by_hop(response.headers_mut());
+            if let Some(length) = length {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, length);
+            }
+            response
+        }
+        Err(failure) => failure.into_problem(upstream.service).into_response(),
+    }
+}
+
+/// The whole body, so that a request can be tried on a second address; bodies are small JSON.
+async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The body is too large: at most {limit} bytes."),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over_limit = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if over_limit {
+            too_large()
+        } else {
+            Problem::bad_request("The body could not be read.")
+        }
+    })
+}
+
+/// Who a client is, for its rate budget.
+#[derive(Debug, Clone, Copy)]
+struct ClientAddress {
+    trust_forwarded: bool,
+}
+
+impl KeyExtractor for ClientAddress {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
+        if self.trust_forwarded {
+            SmartIpKeyExtractor.extract(request)
+        } else {
+            PeerIpKeyExtractor.extract(request)
+        }
+    }
+}
+
+/// Each client gets `limit`; past it, 429 with `Retry-After`.
+fn rate_limited(api: Router, limit: RateLimit) -> anyhow::Result<Router> {
+    let config = GovernorConfigBuilder::default()
+        .period(Duration::from_secs(1) / limit.per_second)
+        .burst_size(limit.burst)
+        .key_extractor(ClientAddress {
+            trust_forwarded: limit.trust_forwarded,
+        })
+        .finish()
+        .ok_or_else(|| anyhow::anyhow!("invalid rate limit {limit:?}"))?;
+    // Forget clients that have been quiet, or the table grows with every address ever seen.
+    let limiter = config.limiter().clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    let layer = tower_governor::GovernorLayer::new(config).error_handler(|error| match error {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            let mut response = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests from this client; slow down and try again after Retry-After seconds.",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait_time.max(1)));
+            response
+        }
+        other => Problem::internal(other).into_response(),
+    });
+    Ok(api.layer(layer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &[(&str, &str)]) -> Env {
+        let mut vars = vec![
+            ("JWKS_URL", "http://user:8080/.well-known/jwks.json"),
+            ("UPSTREAM_USER", "http://user:8080"),
+            ("UPSTREAM_BOOK_MANAGEMENT", "http://book-management:8080"),
+            (
+                "UPSTREAM_RENTAL",
+                "http://rental-a:8080,http://rental-b:8080",
+            ),
+            ("UPSTREAM_PAYMENT", "http://payment:8080"),
+        ];
+        vars.extend_from_slice(extra);
+        Env::from_pairs(vars)
+    }
+
+    #[test]
+    fn defaults_fill_in_what_is_not_set() {
+        let config = Config::from_env(env(&[])).unwrap();
+        assert_eq!(config.upstreams[&Service::Rental].0.len(), 2);
+        assert!(!config.upstreams.contains_key(&Service::View));
+        assert_eq!(config.rate_limit.per_second, 100);
+        assert!(config.cors_origins.is_empty());
+        assert_eq!(config.upstream.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::from_env(Env::from_pairs([
+            ("UPSTREAM_RENTAL", "rental:8080"),
+            ("RATE_LIMIT_PER_SECOND", "0"),
+            ("CORS_ALLOWED_ORIGINS", "books.example"),
+            ("UPSTREAM_TIMEOUT_MS", "20000"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        for expected in [
+            "JWKS_URL is required",
+            "UPSTREAM_USER is required",
+            "UPSTREAM_RENTAL=\"rental:8080\" is invalid",
+            "RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1",
+            "CORS_ALLOWED_ORIGINS: \"books.example\"",
+            "UPSTREAM_TIMEOUT_MS (20000 ms) must be at least 1 and below REQUEST_TIMEOUT_MS",
+        ] {
+            assert!(err.contains(expected), "{expected} missing from: {err}");
+        }
+    }
+}

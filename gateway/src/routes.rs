@@ -1,0 +1,160 @@
+//! The public API of DESIGN.md §5, as the gateway routes it: which service answers each method
+//! and path, and who may call it. A path missing here is not reachable from outside, which is
+//! how internal endpoints (payment's `POST`, the refund, any `/internal` path) stay internal.
+
+use axum::http::Method;
+
+/// A service behind the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    User,
+    BookManagement,
+    Rental,
+    Payment,
+    View,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::User,
+        Service::BookManagement,
+        Service::Rental,
+        Service::Payment,
+        Service::View,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::User => "user",
+            Service::BookManagement => "book-management",
+            Service::Rental => "rental",
+            Service::Payment => "payment",
+            Service::View => "view",
+        }
+    }
+
+    /// The variable listing the service's addresses.
+    pub fn upstream_variable(self) -> &'static str {
+        match self {
+            Service::User => "UPSTREAM_USER",
+            Service::BookManagement => "UPSTREAM_BOOK_MANAGEMENT",
+            Service::Rental => "UPSTREAM_RENTAL",
+            Service::Payment => "UPSTREAM_PAYMENT",
+            Service::View => "UPSTREAM_VIEW",
+        }
+    }
+}
+
+/// Who may call a route. The gateway checks the token and the role; the service checks them
+/// again and checks ownership (a customer's own rentals and payments), which only it can know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Anyone,
+    SignedIn,
+    Customer,
+    Manager,
+}
+
+impl Access {
+    /// The role a caller needs, beyond a valid token.
+    pub fn role(self) -> Option<&'static str> {
+        match self {
+            Access::Customer => Some("customer"),
+            Access::Manager => Some("manager"),
+            Access::Anyone | Access::SignedIn => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// An axum path template, as the services and their OpenAPI documents write it.
+    pub path: &'static str,
+    pub service: Service,
+    pub access: Access,
+}
+
+const fn route(method: Method, path: &'static str, service: Service, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        service,
+        access,
+    }
+}
+
+use Access::*;
+use Service::*;
+
+pub static ROUTES: [Route; 18] = [
+    route(Method::POST, "/api/v1/users", User, Anyone),
+    route(Method::POST, "/api/v1/auth/token", User, Anyone),
+    route(Method::GET, "/api/v1/users/me", User, SignedIn),
+    route(Method::GET, "/api/v1/users/{id}", User, SignedIn),
+    route(Method::GET, "/api/v1/books", BookManagement, SignedIn),
+    route(Method::POST, "/api/v1/books", BookManagement, Manager),
+    route(Method::GET, "/api/v1/books/{id}", BookManagement, SignedIn),
+    route(Method::PATCH, "/api/v1/books/{id}", BookManagement, Manager),
+    route(
+        Method::DELETE,
+        "/api/v1/books/{id}",
+        BookManagement,
+        Manager,
+    ),
+    route(Method::POST, "/api/v1/rentals", Rental, Customer),
+    route(Method::GET, "/api/v1/rentals/{id}", Rental, SignedIn),
+    route(
+        Method::POST,
+        "/api/v1/rentals/{id}/cancel",
+        Rental,
+        Customer,
+    ),
+    route(
+        Method::POST,
+        "/api/v1/rentals/{id}/return",
+        Rental,
+        Customer,
+    ),
+    route(Method::GET, "/api/v1/payments", Payment, SignedIn),
+    route(Method::GET, "/api/v1/payments/{id}", Payment, SignedIn),
+    route(Method::GET, "/api/v1/views/rentals", View, SignedIn),
+    route(Method::GET, "/api/v1/views/rentals/{id}", View, SignedIn),
+    route(Method::GET, "/api/v1/views/books", View, Manager),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_endpoints_are_not_routed() {
+        for route in &ROUTES {
+            assert!(route.path.starts_with("/api/v1/"), "{route:?}");
+            let payment_write = route.service == Payment && route.method != Method::GET;
+            assert!(!payment_write, "payment's writes are internal: {route:?}");
+        }
+    }
+
+    #[test]
+    fn each_method_and_path_is_routed_once() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    (a.method.clone(), a.path) != (b.method.clone(), b.path),
+                    "{a:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_registration_and_sign_in_are_open_to_anyone() {
+        let open: Vec<_> = ROUTES
+            .iter()
+            .filter(|r| r.access == Anyone)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(open, ["/api/v1/users", "/api/v1/auth/token"]);
+    }
+}

@@ -1,0 +1,287 @@
+//! The whole fleet as separate processes, as it runs in production: user, book-management,
+//! payment, rental and view, each its own binary with its own role and schema in one test database, a
+//! broker, and a gateway in front. Tests talk to the gateway only, unless they check a service.
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use service_kit::testing::{
+    ServiceProcess, TestDatabase, TestIdentity, TestKafka, WAIT, eventually, fleet_binary,
+    init_logs, service_env,
+};
+use uuid::Uuid;
+
+pub use service_kit::testing::assert_problem as refused;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const MANAGER_EMAIL: &str = "manager@fleet.example";
+
+pub struct Fleet {
+    pub db: TestDatabase,
+    pub kafka: TestKafka,
+    /// Holds the key the user service signs with, so tests can forge tokens it would not issue.
+    pub identity: TestIdentity,
+    pub user: ServiceProcess,
+    pub books: ServiceProcess,
+    /// What book-management was started with, to start another replica.
+    pub books_env: Vec<(String, String)>,
+    pub payment: ServiceProcess,
+    pub rental: ServiceProcess,
+    pub view: ServiceProcess,
+    pub gateway: ServiceProcess,
+    pub client: Client,
+}
+
+/// A signed-up customer.
+pub struct Customer {
+    pub id: Uuid,
+    pub token: String,
+}
+
+impl Fleet {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The fleet, with `gateway_env` added to the gateway's settings.
+    pub async fn start_with(gateway_env: &[(&str, &str)]) -> Self {
+        Self::launch(TestKafka::start().await, gateway_env, &[]).await
+    }
+
+    /// The fleet on `kafka`, with extra settings for the gateway and for rental.
+    pub async fn launch(
+        kafka: TestKafka,
+        gateway_env: &[(&str, &str)],
+        rental_extra: &[(&str, &str)],
+    ) -> Self {
+        init_logs();
+        let db = TestDatabase::create().await;
+        let identity = TestIdentity::start().await;
+        let env = |role: &str, schema: &str, extra: Vec<(String, String)>| {
+            let db = &db;
+            let kafka = &kafka;
+            let role = role.to_owned();
+            let schema = schema.to_owned();
+            async move {
+                let mut env = service_env(&db.add_service(&role, &schema).await, kafka);
+                env.extend(extra);
+                env
+            }
+        };
+        let pairs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let user_env = env(
+            "user_svc",
+            "users",
+            pairs(&[
+                ("JWT_SIGNING_KEY", identity.private_key_pem()),
+                ("MANAGER_EMAIL", MANAGER_EMAIL),
+                ("MANAGER_PASSWORD", PASSWORD),
+            ]),
+        )
+        .await;
+        let user = ServiceProcess::spawn(&fleet_binary("user"), &user_env).await;
+        let jwks_url = format!("{}/.well-known/jwks.json", user.base_url);
+        let jwks = pairs(&[("JWKS_URL", &jwks_url)]);
+        let books_env = env("book_svc", "book", jwks.clone()).await;
+        let books = ServiceProcess::spawn(&fleet_binary("book-management"), &books_env).await;
+        let payment = ServiceProcess::spawn(
+            &fleet_binary("payment"),
+            &env("payment_svc", "payment", jwks.clone()).await,
+        )
+        .await;
+        let mut rental_env = env("rental_svc", "rental", jwks.clone()).await;
+        rental_env.push(("PAYMENT_URL".into(), payment.base_url.clone()));
+        rental_env.extend(pairs(rental_extra));
+        let rental = ServiceProcess::spawn(&fleet_binary("rental"), &rental_env).await;
+        let view = ServiceProcess::spawn(
+            &fleet_binary("view"),
+            &env("view_svc", "view", jwks.clone()).await,
+        )
+        .await;
+        let upstreams = [
+            ("UPSTREAM_USER", user.base_url.as_str()),
+            ("UPSTREAM_BOOK_MANAGEMENT", books.base_url.as_str()),
+            ("UPSTREAM_PAYMENT", payment.base_url.as_str()),
+            ("UPSTREAM_RENTAL", rental.base_url.as_str()),
+            ("UPSTREAM_VIEW", view.base_url.as_str()),
+        ];
+        let mut fleet_gateway_env = pairs(&upstreams);
+        fleet_gateway_env.extend(jwks);
+        let gateway = spawn_gateway(&fleet_gateway_env, gateway_env).await;
+        Self {
+            db,
+            kafka,
+            identity,
+            user,
+            books,
+            books_env,
+            payment,
+            rental,
+            view,
+            gateway,
+            client: Client::new(),
+        }
+    }
+
+    /// The gateway's settings in this fleet: every upstream and the JWKS.
+    pub fn gateway_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("UPSTREAM_USER".into(), self.user.base_url.clone()),
+            (
+                "UPSTREAM_BOOK_MANAGEMENT".into(),
+                self.books.base_url.clone(),
+            ),
+            ("UPSTREAM_PAYMENT".into(), self.payment.base_url.clone()),
+            ("UPSTREAM_RENTAL".into(), self.rental.base_url.clone()),
+            ("UPSTREAM_VIEW".into(), self.view.base_url.clone()),
+            (
+                "JWKS_URL".into(),
+                format!("{}/.well-known/jwks.json", self.user.base_url),
+            ),
+        ]
+    }
+
+    /// Another gateway in front of this fleet, with `extra` settings.
+    pub async fn another_gateway(&self, extra: &[(&str, &str)]) -> ServiceProcess {
+        spawn_gateway(&self.gateway_env(), extra).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway.base_url)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.get_at(&self.gateway.base_url, path, token).await
+    }
+
+    /// Every process of the fleet, by name.
+    pub fn processes(&self) -> [(&'static str, &ServiceProcess); 6] {
+        [
+            ("gateway", &self.gateway),
+            ("user", &self.user),
+            ("book-management", &self.books),
+            ("payment", &self.payment),
+            ("rental", &self.rental),
+            ("view", &self.view),
+        ]
+    }
+
+    /// A GET to another process than the fleet's gateway (a second gateway, a service).
+    pub async fn get_at(&self, base_url: &str, path: &str, token: &str) -> Response {
+        self.client
+            .get(format!("{base_url}{path}"))
+            .bearer_auth(token)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in through the gateway (RFC 6749 password grant).
+    pub async fn sign_in(&self, email: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/v1/auth/token"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", email),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A new customer, registered and signed in through the gateway.
+    pub async fn sign_up(&self) -> Customer {
+        let email = format!("reader-{}@fleet.example", Uuid::new_v4().simple());
+        let response = self
+            .client
+            .post(self.url("/api/v1/users"))
+            .json(&json!({"name": "Ada Reader", "email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let user: Value = response.json().await.unwrap();
+        Customer {
+            id: user["id"].as_str().unwrap().parse().unwrap(),
+            token: self.sign_in(&email).await,
+        }
+    }
+
+    pub async fn manager(&self) -> String {
+        self.sign_in(MANAGER_EMAIL).await
+    }
+
+    /// A book the manager registered through the gateway, once rental's catalogue has it.
+    pub async fn book(&self, manager: &str, fee: u32) -> String {
+        let response = self
+            .post(
+                "/api/v1/books",
+                manager,
+                json!({"title": "Dune", "author": "Frank Herbert", "rentalFee": fee}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let book: Value = response.json().await.unwrap();
+        let id = book["id"].as_str().unwrap().to_owned();
+        let sql = format!("SELECT count(*) FROM rental.catalogue WHERE book_id = '{id}'");
+        eventually("the book in rental's catalogue", WAIT, || async {
+            let n: i64 = sqlx::query_scalar(&sql)
+                .fetch_one(&self.db.admin)
+                .await
+                .unwrap();
+            (n == 1).then_some(())
+        })
+        .await;
+        id
+    }
+
+    /// Rents `book` as `customer` through the gateway: the rental.
+    pub async fn rent(&self, customer: &Customer, book: &str) -> Value {
+        let response = self
+            .post("/api/v1/rentals", &customer.token, json!({"bookId": book}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db.admin)
+            .await
+            .unwrap()
+    }
+}
+
+async fn spawn_gateway(base: &[(String, String)], extra: &[(&str, &str)]) -> ServiceProcess {
+    let mut env: Vec<(String, String)> = vec![
+        ("HTTP_HOST".into(), "127.0.0.1".into()),
+        ("LOG_FORMAT".into(), "text".into()),
+        // Tests share one client address: a budget no test reaches by accident.
+        ("RATE_LIMIT_PER_SECOND".into(), "10000".into()),
+        ("RATE_LIMIT_BURST".into(), "10000".into()),
+    ];
+    env.extend(base.iter().cloned());
+    env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    ServiceProcess::spawn(&fleet_binary("gateway"), &env).await
+}

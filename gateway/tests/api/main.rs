@@ -1,0 +1,11 @@
+//! The gateway in front of the real fleet: every service its own process.
+
+mod chaos;
+mod docs;
+mod edge;
+mod fuzz;
+mod helpers;
+mod journey;
+mod observability;
+mod tokens;
+mod upstreams;

@@ -1,0 +1,160 @@
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use service_kit::testing::{WAIT, eventually};
+use shared_events::Topic;
+
+use crate::helpers::Fleet;
+
+/// The metric names a PromQL text uses: identifiers with an underscore that are neither
+/// functions nor inside a quoted label value.
+fn metric_names(promql: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = promql;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '"') {
+        if rest[start..].starts_with('"') {
+            let close = rest[start + 1..]
+                .find('"')
+                .map_or(rest.len(), |end| start + end + 2);
+            rest = &rest[close..];
+            continue;
+        }
+        let token_end = rest[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |end| start + end);
+        let token = &rest[start..token_end];
+        let preceded_by_dollar = rest[..start].ends_with('$');
+        let called = rest[token_end..].trim_start().starts_with('(');
+        if token.contains('_') && !preceded_by_dollar && !called && !token.starts_with('_') {
+            names.insert(token.to_owned());
+        }
+        rest = &rest[token_end..];
+    }
+    names
+}
+
+fn observability_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../kubernetes/base/observability")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    let names = metric_names(
+        r#"histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket{status=~"5..",state="in_use"}[$__rate_interval]))) > 0 and payment_circuit_state == 1"#,
+    );
+    let expected = [
+        "http_request_duration_seconds_bucket",
+        "payment_circuit_state",
+    ];
+    assert_eq!(names, expected.map(String::from).into());
+}
+
+#[tokio::test]
+async fn every_series_the_alerts_and_the_dashboard_use_is_exported() {
+    let mut wanted = metric_names(&observability_file("alerts.yml"));
+    let dashboard: Value =
+        serde_json::from_str(&observability_file("grafana-dashboard.json")).unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            wanted.extend(metric_names(target["expr"].as_str().unwrap()));
+        }
+    }
+    assert!(wanted.len() >= 12, "{wanted:?}");
+
+    // Traffic that makes every series appear: a rent and a cancel (HTTP, payment calls, the
+    // outbox, consumers) and an event nobody can read (the dead-letter topic).
+    let fleet = Fleet::start().await;
+    let manager = fleet.manager().await;
+    let customer = fleet.sign_up().await;
+    let book = fleet.book(&manager, 300).await;
+    let rental = fleet.rent(&customer, &book).await;
+    let cancel = format!("/api/v1/rentals/{}/cancel", rental["id"].as_str().unwrap());
+    assert_eq!(
+        fleet
+            .post(&cancel, &customer.token, json!({}))
+            .await
+            .status(),
+        200
+    );
+    fleet
+        .kafka
+        .send(Topic::Rental, &book, b"not an event")
+        .await;
+
+    eventually(
+        "every wanted series in some process's /metrics",
+        WAIT,
+        || async {
+            let mut scraped = String::new();
+            for (_, process) in fleet.processes() {
+                let metrics = fleet.get_at(&process.base_url, "/metrics", "").await;
+                scraped.push_str(&metrics.text().await.ok()?);
+            }
+            let exported = |name: &str| {
+                scraped.lines().any(|line| {
+                    line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+                })
+            };
+            let missing: Vec<&String> = wanted.iter().filter(|name| !exported(name)).collect();
+            if !missing.is_empty() {
+                eprintln!("not exported yet: {missing:?}");
+            }
+            missing.is_empty().then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_rent_is_one_trace_across_the_fleet() {
+    let fleet = Fleet::start().await;
+    let manager = fleet.manager().await;
+    let customer = fleet.sign_up().await;
+    let book = fleet.book(&manager, 300).await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let response = fleet
+        .client
+        .post(fleet.url("/api/v1/rentals"))
+        .bearer_auth(&customer.token)
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .json(&json!({"bookId": book}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // The gateway and rental log the request, payment the call rental made, and every consumer
+    // (book-management, user, view) the events of the rent it applied. Consumers apply at their
+    // own pace, so everything is awaited together: view sees BookRented and PaymentApproved on two
+    // topics, in either order.
+    let applied = |logs: String| {
+        logs.lines()
+            .filter(|line| line.contains(trace_id) && line.contains("event applied"))
+            .count()
+    };
+    eventually(
+        "the rent's trace id in every process's logs and the events applied in it",
+        WAIT,
+        || async {
+            let missing: Vec<&str> = fleet
+                .processes()
+                .into_iter()
+                .filter(|(_, process)| !process.logs().contains(trace_id))
+                .map(|(name, _)| name)
+                .collect();
+            let in_books = applied(fleet.books.logs());
+            let on_the_board = applied(fleet.view.logs());
+            if !missing.is_empty() || in_books < 1 || on_the_board < 2 {
+                eprintln!(
+                    "no trace id yet in: {missing:?}; applied by book-management: {in_books}, by view: {on_the_board}"
+                );
+                return None;
+            }
+            Some(())
+        },
+    )
+    .await;
+}

