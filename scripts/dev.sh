@@ -3,20 +3,30 @@
 # "fleet", one role and schema per service), a Kafka-protocol broker and every service built in
 # the workspace. Ctrl-C (or SIGTERM) stops all of it again.
 #
-# usage: scripts/dev.sh [--no-build] [--with-prometheus]
-#   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug
+# usage: scripts/dev.sh [--no-build] [--release] [--with-prometheus]
+#   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug (or release)
+#   --release           build and run optimised binaries (for load runs: siege/run uses it)
+#   --fresh             drop the fleet's database first (the broker starts empty anyway)
 #   --with-prometheus   also run Prometheus (Debian's package, installed when missing) on
 #                       127.0.0.1:9090 (FLEET_PROMETHEUS_PORT), scraping every process and
 #                       evaluating the fleet's alerting rules
 #
+# A service that exits is started again, as Kubernetes restarts a pod: stop one with SIGTERM
+# (its pid is in target/dev-logs/<name>.pid) to see it drain and come back. One that exits within
+# FLEET_CRASH_WINDOW seconds (default 10) of its start is crash-looping: the fleet stops.
+#
+# FLEET_REPLICAS runs several replicas of a service, e.g. FLEET_REPLICAS="rental=2 payment=2":
+# replica N listens on the service's port + 100*(N-1) and is named <service>-N; the gateway and
+# rental are given every replica's address and balance across them.
 # Environment: DATABASE_ADMIN_URL or PGHOST/... (use that PostgreSQL instead of a private
 # cluster), FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use that Kafka
 # instead of starting dev-broker; the fleet's topics it lacks are created with
 # FLEET_KAFKA_PARTITIONS partitions, default 3, and FLEET_KAFKA_REPLICATION replicas, default 1),
 # RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to wait for each /readyz, default 60),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR, FLEET_DB_NAME (default fleet). Every other variable set when it starts
+# reaches every service, so PAYMENT_LATENCY_MS=400..620 scripts/dev.sh slows payment down.
 #
-# Logs: target/dev-logs/<service>.log, one per process (dev-broker.log for the broker).
+# Logs: target/dev-logs/<name>.log, one per process (dev-broker.log for the broker).
 
 # shellcheck source=scripts/lib/postgres.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
@@ -33,10 +43,32 @@ FLEET_SERVICES=(
     "gateway         gateway           8080  -"
 )
 
+# How many replicas of SERVICE FLEET_REPLICAS asks for (1 unless named).
+replicas_of() {
+    local pair
+    for pair in ${FLEET_REPLICAS:-}; do
+        if [[ "${pair%%=*}" == "$1" ]]; then
+            [[ "${pair#*=}" =~ ^[1-9]$ ]] || die "FLEET_REPLICAS: '$pair' must be <service>=1..9"
+            echo "${pair#*=}"
+            return
+        fi
+    done
+    echo 1
+}
+
+# Every replica's address of the service whose first replica listens on PORT, comma-separated.
+addresses_of() {
+    local service="$1" port="$2" n list=""
+    for ((n = 0; n < $(replicas_of "$service"); n++)); do
+        list+="${list:+,}http://127.0.0.1:$((port + 100 * n))"
+    done
+    echo "$list"
+}
+
 # Extra environment for one service, as NAME=VALUE lines (e.g. the URLs of its peers).
 service_extra_env() {
     case "$1" in
-        rental) printf '%s\n' "PAYMENT_URL=http://127.0.0.1:8082" \
+        rental) printf '%s\n' "PAYMENT_URL=$(addresses_of payment 8082)" \
             "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         book-management) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         payment) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
@@ -46,9 +78,10 @@ service_extra_env() {
         user) printf '%s\n' "JWT_EPHEMERAL_KEY=true" "MANAGER_EMAIL=manager@fleet.example" \
             "MANAGER_PASSWORD=manage the fleet locally" ;;
         gateway) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" \
-            "UPSTREAM_USER=http://127.0.0.1:8084" "UPSTREAM_BOOK_MANAGEMENT=http://127.0.0.1:8083" \
-            "UPSTREAM_RENTAL=http://127.0.0.1:8081" "UPSTREAM_PAYMENT=http://127.0.0.1:8082"
-            if [[ -x "$BIN_DIR/view" ]]; then echo "UPSTREAM_VIEW=http://127.0.0.1:8085"; fi ;;
+            "UPSTREAM_USER=$(addresses_of user 8084)" \
+            "UPSTREAM_BOOK_MANAGEMENT=$(addresses_of book-management 8083)" \
+            "UPSTREAM_RENTAL=$(addresses_of rental 8081)" "UPSTREAM_PAYMENT=$(addresses_of payment 8082)"
+            if [[ -x "$BIN_DIR/view" ]]; then echo "UPSTREAM_VIEW=$(addresses_of view 8085)"; fi ;;
         *) ;;
     esac
 }
@@ -58,10 +91,14 @@ usage() {
 }
 
 build=1
+profile=debug
+fresh=0
 with_prometheus=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-build) build=0 ;;
+        --release) profile=release ;;
+        --fresh) fresh=1 ;;
         --with-prometheus) with_prometheus=1 ;;
         -h | --help)
             usage
@@ -73,9 +110,10 @@ while [[ $# -gt 0 ]]; do
 done
 
 LOG_DIR="$FLEET_REPO/target/dev-logs"
-BIN_DIR="$CARGO_TARGET_DIR/debug"
+BIN_DIR="$CARGO_TARGET_DIR/$profile"
 READY_TIMEOUT="${FLEET_READY_TIMEOUT:-60}"
 STOP_TIMEOUT="${FLEET_STOP_TIMEOUT:-30}"
+CRASH_WINDOW="${FLEET_CRASH_WINDOW:-10}"
 
 # Every background process runs in its own session and process group (setsid), so a Ctrl-C in
 # the terminal reaches only this script, which then stops the fleet in order: services, broker,
@@ -85,6 +123,10 @@ command -v setsid >/dev/null 2>&1 && detach=(setsid)
 
 service_pids=()
 service_names=()
+service_ports=()
+service_binaries=()
+service_envs=()
+service_started=()
 broker_pid=""
 cleaned_up=0
 
@@ -137,6 +179,7 @@ cleanup() {
         signal_group "$broker_pid" TERM
         await_group dev-broker "$broker_pid"
     fi
+    rm -f "$LOG_DIR"/*.pid "$LOG_DIR/fleet.env"
     stop_private_postgres
     log "fleet stopped"
     exit "$rc"
@@ -153,8 +196,10 @@ need_cmd curl
 mkdir -p "$LOG_DIR"
 
 if [[ $build -eq 1 ]]; then
-    log "cargo build --workspace --bins"
-    cargo build --workspace --bins
+    release_flag=()
+    [[ "$profile" == release ]] && release_flag=(--release)
+    log "cargo build --workspace --bins ${release_flag[*]}"
+    cargo build --workspace --bins "${release_flag[@]}"
 fi
 
 # Which services are built, and are their ports free? Checked before anything is started.
@@ -165,8 +210,14 @@ for line in "${FLEET_SERVICES[@]}"; do
         log "skipping $name: $BIN_DIR/$binary is not built"
         continue
     fi
-    port_in_use "$port" && die "port $port (for $name) is already in use"
-    to_start+=("$line")
+    for ((n = 1; n <= $(replicas_of "$name"); n++)); do
+        instance="$name" instance_port="$port"
+        if ((n > 1)); then
+            instance="$name-$n" instance_port=$((port + 100 * (n - 1)))
+        fi
+        port_in_use "$instance_port" && die "port $instance_port (for $instance) is already in use"
+        to_start+=("$instance $binary $instance_port $role")
+    done
 done
 [[ ${#to_start[@]} -gt 0 ]] || die "no service binary found in $BIN_DIR"
 PROMETHEUS_PORT="${FLEET_PROMETHEUS_PORT:-9090}"
@@ -178,6 +229,10 @@ fi
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 ensure_postgres
+if [[ $fresh -eq 1 ]]; then
+    log "dropping database $FLEET_DB_NAME"
+    psql_admin postgres -c "DROP DATABASE IF EXISTS \"$FLEET_DB_NAME\" WITH (FORCE)"
+fi
 create_fleet_database
 
 # --- Kafka-protocol broker -------------------------------------------------------------------
@@ -215,7 +270,16 @@ fi
 
 # --- services ------------------------------------------------------------------------------
 
-service_ports=()
+# start_instance I: (re)start the I-th process with the settings it was given first.
+start_instance() {
+    local i="$1" name="${service_names[$1]}" env_vars
+    mapfile -t env_vars <<<"${service_envs[$i]}"
+    "${detach[@]}" env "${env_vars[@]}" "$BIN_DIR/${service_binaries[$i]}" >>"$LOG_DIR/$name.log" 2>&1 &
+    service_pids[i]=$!
+    service_started[i]=$SECONDS
+    echo "$!" >"$LOG_DIR/$name.pid"
+}
+
 for line in "${to_start[@]}"; do
     read -r name binary port role <<<"$line"
     env_vars=("HTTP_PORT=$port" "KAFKA_BROKERS=$KAFKA_BROKERS" "RUST_LOG=${RUST_LOG:-info}")
@@ -226,12 +290,15 @@ for line in "${to_start[@]}"; do
         if [[ -n "$extra" ]]; then
             env_vars+=("$extra")
         fi
-    done < <(service_extra_env "$name")
+    done < <(service_extra_env "${name%-[0-9]}")
     log "starting $name on port $port (log: $LOG_DIR/$name.log)"
-    "${detach[@]}" env "${env_vars[@]}" "$BIN_DIR/$binary" >"$LOG_DIR/$name.log" 2>&1 &
-    service_pids+=("$!")
+    : >"$LOG_DIR/$name.log"
+    i=${#service_names[@]}
     service_names+=("$name")
     service_ports+=("$port")
+    service_binaries+=("$binary")
+    service_envs+=("$(printf '%s\n' "${env_vars[@]}")")
+    start_instance "$i"
 done
 
 for i in "${!service_pids[@]}"; do
@@ -278,9 +345,18 @@ EOF
     service_pids+=("$!")
     service_names+=("prometheus")
     service_ports+=("$PROMETHEUS_PORT")
+    service_binaries+=("")
+    service_started+=("$SECONDS")
 fi
 
 # --- where the fleet answers -------------------------------------------------------------------
+
+# What a tool driving this fleet needs to reach it (siege/run reads it).
+cat >"$LOG_DIR/fleet.env" <<EOF
+DATABASE_ADMIN_URL=$DATABASE_ADMIN_URL
+FLEET_DB_NAME=$FLEET_DB_NAME
+KAFKA_BROKERS=$KAFKA_BROKERS
+EOF
 
 {
     echo
@@ -303,15 +379,19 @@ fi
     echo "The fleet is up. Press Ctrl-C to stop it."
 } >&2
 
-# --- run until interrupted or until a process dies ---------------------------------------------
+# --- run until interrupted; restart what stops, unless it crash-loops ----------------------------
 
 while :; do
     wait -n || sleep 1
     for i in "${!service_pids[@]}"; do
-        if ! alive "${service_pids[$i]}"; then
-            tail -n 20 "$LOG_DIR/${service_names[$i]}.log" >&2 || true
-            die "${service_names[$i]} exited (log: $LOG_DIR/${service_names[$i]}.log)"
+        alive "${service_pids[$i]}" && continue
+        name="${service_names[$i]}"
+        if [[ -z "${service_binaries[$i]}" ]] || ((SECONDS - service_started[i] < CRASH_WINDOW)); then
+            tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+            die "$name exited (log: $LOG_DIR/$name.log)"
         fi
+        log "$name exited; starting it again"
+        start_instance "$i"
     done
     if [[ -n "$broker_pid" ]] && ! alive "$broker_pid"; then
         die "dev-broker exited (log: $LOG_DIR/dev-broker.log)"

@@ -37,7 +37,8 @@ impl Config {
     /// The kit's settings, the token checks' (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`) and
     /// rental's own:
     ///
-    /// - `PAYMENT_URL` (required): where payment answers.
+    /// - `PAYMENT_URL` (required): where payment answers; or each replica's address,
+    ///   comma-separated, where no load balancer stands in front of them.
     /// - `PAYMENT_TIMEOUT_MS` (610, the seed systems' value): the longest a payment call may take.
     /// - `PAYMENT_MAX_CONCURRENT_CALLS` (64): the bulkhead; calls beyond it are refused at once.
     /// - `BREAKER_FAILURE_RATE` (0.5), `BREAKER_WINDOW_MS` (10000), `BREAKER_MIN_CALLS` (5): the
@@ -50,8 +51,14 @@ impl Config {
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "rental");
         let auth = AuthConfig::read(&mut env);
+        let payment_url: String = env.required("PAYMENT_URL");
         let payment = PaymentSettings {
-            base_url: env.required("PAYMENT_URL"),
+            base_urls: payment_url
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect(),
             timeout: env.millis("PAYMENT_TIMEOUT_MS", 610),
             max_concurrent_calls: env.or("PAYMENT_MAX_CONCURRENT_CALLS", 64),
             failure_rate: env.or("BREAKER_FAILURE_RATE", 0.5),
@@ -71,6 +78,12 @@ impl Config {
         };
         if !(config.payment.failure_rate > 0.0 && config.payment.failure_rate <= 1.0) {
             env.invalid("BREAKER_FAILURE_RATE must be above 0 and at most 1");
+        }
+        let addresses = &config.payment.base_urls;
+        if !payment_url.is_empty()
+            && (addresses.is_empty() || addresses.iter().any(|url| !url.starts_with("http")))
+        {
+            env.invalid("PAYMENT_URL must be one or more http(s) addresses, comma-separated");
         }
         if config.payment.max_concurrent_calls == 0
             || config.payment.window.is_zero()

@@ -3,7 +3,14 @@
 //! sees only real call outcomes. Its state, outcomes and latency are Prometheus metrics, and
 //! every state change is logged. It calls payment's internal endpoints (`/internal/v1/payments`):
 //! service to service, without a customer's token.
+//!
+//! `PAYMENT_URL` may list several replicas (comma-separated) where no load balancer stands in
+//! front of them, as on one machine: calls go round-robin, and a refused connection moves on to
+//! the next replica. That retry is safe twice over: the request never reached payment, and
+//! payment keys every payment by rental id anyway.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
@@ -22,7 +29,8 @@ use crate::domain::Rental;
 /// How the payment call is protected; all from configuration.
 #[derive(Debug, Clone)]
 pub struct PaymentSettings {
-    pub base_url: String,
+    /// Payment's addresses: one, or every replica's.
+    pub base_urls: Vec<String>,
     pub timeout: Duration,
     pub max_concurrent_calls: usize,
     pub failure_rate: f64,
@@ -97,10 +105,50 @@ impl PaymentMetrics {
     }
 }
 
+/// Payment's replicas, taken in turn.
+struct Replicas {
+    base_urls: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Replicas {
+    fn new(base_urls: Vec<String>) -> Self {
+        let base_urls = base_urls
+            .into_iter()
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .collect();
+        Self {
+            base_urls,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends the request `build` makes for a replica's base URL to the next replica, moving on
+    /// while a replica refuses the connection; the last error if every one does.
+    async fn send(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> reqwest::Result<reqwest::Response> {
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = self.base_urls.len();
+        let mut tried = 0;
+        loop {
+            let base_url = &self.base_urls[(first + tried) % count];
+            tried += 1;
+            match propagate(build(base_url)).send().await {
+                Err(e) if e.is_connect() && tried < count => {
+                    tracing::debug!(%base_url, error = %e, "payment replica refused; trying the next");
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PaymentClient {
     http: reqwest::Client,
-    base_url: String,
+    replicas: Arc<Replicas>,
     pay: BoxCloneSyncService<PayRequest, PaymentOutcome, BoxError>,
     metrics: PaymentMetrics,
 }
@@ -111,15 +159,20 @@ impl PaymentClient {
             .timeout(settings.timeout.max(Duration::from_secs(5)))
             .build()?;
         let metrics = PaymentMetrics::register(registry)?;
-        let base_url = settings.base_url.trim_end_matches('/').to_owned();
+        let replicas = Arc::new(Replicas::new(settings.base_urls));
 
-        let url = format!("{base_url}/internal/v1/payments");
         let client = http.clone();
+        let to = replicas.clone();
         let call = tower::service_fn(move |request: PayRequest| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, to) = (client.clone(), to.clone());
             async move {
-                let call = client.post(&url).json(&request);
-                let response = propagate(call).send().await?;
+                let response = to
+                    .send(|base_url| {
+                        client
+                            .post(format!("{base_url}/internal/v1/payments"))
+                            .json(&request)
+                    })
+                    .await?;
                 match response.status().as_u16() {
                     200 | 201 => {
                         let payment: PaymentBody = response.json().await?;
@@ -164,7 +217,7 @@ impl PaymentClient {
             .map_err(BoxError::from);
         Ok(Self {
             http,
-            base_url,
+            replicas,
             pay: BoxCloneSyncService::new(pay),
             metrics,
         })
@@ -219,11 +272,15 @@ impl PaymentGateway for PaymentClient {
     }
 
     async fn find(&self, rental_id: Uuid) -> anyhow::Result<Option<PaymentRecord>> {
-        let call = self
-            .http
-            .get(format!("{}/internal/v1/payments", self.base_url))
-            .query(&[("rentalId", rental_id)]);
-        let response = propagate(call).send().await?.error_for_status()?;
+        let response = self
+            .replicas
+            .send(|base_url| {
+                self.http
+                    .get(format!("{base_url}/internal/v1/payments"))
+                    .query(&[("rentalId", rental_id)])
+            })
+            .await?
+            .error_for_status()?;
         let list: PaymentList = response.json().await?;
         Ok(list.items.into_iter().next().map(|p| PaymentRecord {
             id: p.id,
@@ -232,11 +289,14 @@ impl PaymentGateway for PaymentClient {
     }
 
     async fn refund(&self, payment_id: Uuid) -> anyhow::Result<()> {
-        let call = self.http.post(format!(
-            "{}/internal/v1/payments/{payment_id}/refund",
-            self.base_url
-        ));
-        propagate(call).send().await?.error_for_status()?;
+        self.replicas
+            .send(|base_url| {
+                self.http.post(format!(
+                    "{base_url}/internal/v1/payments/{payment_id}/refund"
+                ))
+            })
+            .await?
+            .error_for_status()?;
         Ok(())
     }
 }

@@ -264,3 +264,37 @@ async fn a_crash_right_after_payment_is_refunded_by_the_reconciler() {
     assert_eq!(again.status(), 201, "the book is free again");
     fleet.agree().await;
 }
+
+#[tokio::test]
+async fn with_two_payment_replicas_renting_goes_on_while_one_is_stopped() {
+    let fleet = Fleet::new().await;
+    let first = fleet.payment(None, &[]).await;
+    let second = fleet.payment(None, &[]).await;
+    let books = fleet.books().await;
+    let addresses = format!("{},{}", first.address, second.address);
+    let rental = fleet.rental(&addresses, &[]).await;
+    let ada = fleet.customer();
+    let mut shelf = Vec::new();
+    for _ in 0..8 {
+        shelf.push(fleet.book(&books, 300).await);
+    }
+
+    for book in &shelf[..4] {
+        ada.rents(&rental, *book).await;
+    }
+    first.stop().await;
+    // Every other call goes to the stopped replica first, finds it refusing and moves on.
+    for book in &shelf[4..] {
+        ada.rents(&rental, *book).await;
+    }
+    let metrics = rental.metrics().await;
+    assert_eq!(
+        metric(&metrics, "payment_calls_total{outcome=\"approved\""),
+        8.0
+    );
+    assert_eq!(
+        metric(&metrics, "payment_calls_total{outcome=\"failed\""),
+        0.0
+    );
+    fleet.agree().await;
+}
