@@ -120,8 +120,8 @@ class RssWatch:
 
 
 def board_lag(fleet, since):
-    lags = [line["fields"]["lag_ms"] for line in fleet.log_lines("view", since)
-            if line.get("fields", {}).get("message") == "event applied" and "lag_ms" in line["fields"]]
+    lags = [run.field(line, "lag_ms") for line in fleet.log_lines("view", since)
+            if run.field(line, "message") == "event applied" and run.field(line, "lag_ms") is not None]
     return run.percentile(lags, 0.5), run.percentile(lags, 0.99), len(lags)
 
 
@@ -139,7 +139,7 @@ def through(load, fleet, base, who, reps, failures):
     run.check(f"return via {who}", back, [200], failures)
     run.wait_for("the board to show every return",
                  lambda: not load.api.board(load.token, status="RENTED"), timeout=120)
-    rent_server = run.server_latencies(fleet, who, offsets[who], "/rentals", until=after_rent)
+    rent_server = run.server_latencies(fleet, who, offsets[who], "/api/v1/rentals", until=after_rent)
     seconds = rent["siege"]["elapsed_time"] + back["siege"]["elapsed_time"]
     return {
         "rent": rent, "return": back,

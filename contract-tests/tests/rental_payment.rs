@@ -128,7 +128,7 @@ fn rental(id: &str, fee: u32) -> Rental {
 /// rental's real client, as its configuration builds it, pointed at `base_url`.
 fn payment_client(base_url: &str) -> PaymentClient {
     let settings = PaymentSettings {
-        base_url: base_url.to_owned(),
+        base_urls: vec![base_url.to_owned()],
         timeout: Duration::from_secs(5),
         max_concurrent_calls: 8,
         failure_rate: 0.5,
