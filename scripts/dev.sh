@@ -12,8 +12,9 @@
 #                       evaluating the fleet's alerting rules
 #
 # A service that exits is started again, as Kubernetes restarts a pod: stop one with SIGTERM
-# (its pid is in target/dev-logs/<name>.pid) to see it drain and come back. One that exits within
-# FLEET_CRASH_WINDOW seconds (default 10) of its start is crash-looping: the fleet stops.
+# (its pid is in target/dev-logs/<name>.pid) to see it drain and come back. One that fails
+# (exits non-zero) within FLEET_CRASH_WINDOW seconds (default 10) of its start is crash-looping:
+# the fleet stops.
 #
 # FLEET_REPLICAS runs several replicas of a service, e.g. FLEET_REPLICAS="rental=2 payment=2":
 # replica N listens on the service's port + 100*(N-1) and is named <service>-N; the gateway and
@@ -386,11 +387,14 @@ while :; do
     for i in "${!service_pids[@]}"; do
         alive "${service_pids[$i]}" && continue
         name="${service_names[$i]}"
-        if [[ -z "${service_binaries[$i]}" ]] || ((SECONDS - service_started[i] < CRASH_WINDOW)); then
+        status=0
+        wait "${service_pids[$i]}" 2>/dev/null || status=$?
+        if [[ -z "${service_binaries[$i]}" ]] ||
+            ((status != 0 && SECONDS - service_started[i] < CRASH_WINDOW)); then
             tail -n 20 "$LOG_DIR/$name.log" >&2 || true
             die "$name exited (log: $LOG_DIR/$name.log)"
         fi
-        log "$name exited; starting it again"
+        log "$name exited (status $status); starting it again"
         start_instance "$i"
     done
     if [[ -n "$broker_pid" ]] && ! alive "$broker_pid"; then

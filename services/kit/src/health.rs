@@ -28,6 +28,10 @@ impl Readiness {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     pub fn is_migrated(&self) -> bool {
         self.migrated.load(Ordering::SeqCst)
     }

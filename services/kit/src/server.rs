@@ -122,6 +122,13 @@ impl HttpServer {
             Some(cors) => app.layer(cors),
             None => app,
         };
+        // While draining, every answer closes its connection: a client's pooled keep-alive
+        // connection retires after its next answer instead of being cut under a request sent on
+        // it at the moment the listener closes.
+        let app = app.layer(axum::middleware::map_response_with_state(
+            readiness.clone(),
+            close_while_draining,
+        ));
 
         tracing::info!(service = name, address = %listener.local_addr()?, "listening");
         let drain_delay = config.shutdown_drain_delay;
@@ -141,4 +148,17 @@ impl HttpServer {
         .await?;
         Ok(())
     }
+}
+
+async fn close_while_draining(
+    axum::extract::State(readiness): axum::extract::State<Readiness>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if readiness.is_draining() {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }

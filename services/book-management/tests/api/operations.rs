@@ -113,6 +113,11 @@ async fn draining_turns_unready_while_requests_are_still_answered() {
         200,
         "requests are still answered while draining"
     );
+    assert_eq!(
+        books.headers()["connection"],
+        "close",
+        "each answer while draining retires its keep-alive connection"
+    );
     app.stop().await;
 }
 
