@@ -129,26 +129,19 @@ def board_lag(fleet, since):
 
 
 def through(load, fleet, base, who, reps, failures):
-    """Rent → return cycles against `base`; figures with the server-side latencies `who` logged."""
-    books = load.books(USERS * reps, fleet)
+    """Rent → return cycles against `base`; figures with the rent latencies `who` logged."""
     offsets = {name: fleet.log_offset(name) for name in (who, "view")}
-    rent = run.siege(f"report-rent-{who}", load.rent_lines(books, base), load.token, USERS,
-                     repetitions=reps)
-    run.check(f"rent via {who}", rent, [201], failures)
-    after_rent = fleet.log_offset(who)
-    rentals = load.rented(sum(1 for _, s, _ in rent["answers"] if s == 201))
-    back = run.siege(f"report-return-{who}", load.return_lines(rentals, base), load.token, USERS,
-                     repetitions=max(1, len(rentals) // USERS))
-    run.check(f"return via {who}", back, [200], failures)
+    rent, back, per_s = run.cycles(load, fleet, USERS, reps, {"rent": [201], "return": [200]},
+                                   failures, tag=f"-{who}", base=base)
     run.wait_for("the board to show every return",
                  lambda: not load.api.board(load.token, status="RENTED"), timeout=120)
-    rent_server = run.server_latencies(fleet, who, offsets[who], "/api/v1/rentals", until=after_rent)
-    seconds = rent["siege"]["elapsed_time"] + back["siege"]["elapsed_time"]
+    # Only rents are POSTs to exactly this path; a return's path names its rental.
+    rent_server = run.server_latencies(fleet, who, offsets[who], "/api/v1/rentals")
     return {
         "rent": rent, "return": back,
         "rents_per_s": rent["siege"]["transaction_rate"],
         "returns_per_s": back["siege"]["transaction_rate"],
-        "cycles_per_s": len(rentals) / seconds if seconds else 0,
+        "cycles_per_s": per_s,
         "rent_p50_ms": run.percentile(rent_server, 0.5),
         "rent_p99_ms": run.percentile(rent_server, 0.99),
         "client_rent_p50_ms": run.percentile([ms for _, _, ms in rent["answers"]], 0.5),
@@ -160,8 +153,7 @@ def through(load, fleet, base, who, reps, failures):
 def steady_lag(load, fleet, quick):
     """Event → board lag while customers rent at a steady pace the machine keeps up with."""
     seconds = 8 if quick else STEADY["seconds"]
-    per_user = int(seconds / (STEADY["delay"] / 2) * 1.4)
-    books = load.books(STEADY["users"] * per_user, fleet)
+    books = load.books(run.books_for(STEADY, seconds, STEADY["users"]), fleet)
     since = fleet.log_offset("view")
     steady = run.siege("report-steady", load.rent_lines(books), load.token, STEADY["users"],
                        seconds=seconds, delay=STEADY["delay"])
