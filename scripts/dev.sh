@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Bring the whole fleet up on this machine, infrastructure included: PostgreSQL (database
-# "fleet", one role and schema per service), a Kafka-protocol broker and every service built in
-# the workspace. Ctrl-C (or SIGTERM) stops all of it again.
+# "fleet", one role and schema per service), Apache Kafka (the fleet's topics and their
+# dead-letter twins) and every service built in the workspace. Ctrl-C (or SIGTERM) stops all of
+# it again.
 #
-# usage: scripts/dev.sh [--no-build] [--release] [--with-prometheus]
+# usage: scripts/dev.sh [--no-build | --build-only] [--release] [--fresh] [--kafka real|mock]
+#                       [--with-prometheus]
 #   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug (or release)
+#   --build-only        build the binaries where this script runs them from, then exit
 #   --release           build and run optimised binaries (for load runs: siege/run uses it)
-#   --fresh             drop the fleet's database first (the broker starts empty anyway)
+#   --fresh             drop the fleet's database and the broker's data first
+#   --kafka real        (default) a real Apache Kafka broker (scripts/kafka.sh), its data kept
+#                       in target/kafka/dev across runs, as a deployment's is
+#   --kafka mock        librdkafka's in-memory mock broker (dev-broker): starts in a blink, no
+#                       JVM, but keeps nothing and is not Kafka
 #   --with-prometheus   also run Prometheus (Debian's package, installed when missing) on
 #                       127.0.0.1:9090 (FLEET_PROMETHEUS_PORT), scraping every process and
 #                       evaluating the fleet's alerting rules
@@ -20,17 +27,22 @@
 # replica N listens on the service's port + 100*(N-1) and is named <service>-N; the gateway and
 # rental are given every replica's address and balance across them.
 # Environment: DATABASE_ADMIN_URL or PGHOST/... (use that PostgreSQL instead of a private
-# cluster), FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use that Kafka
-# instead of starting dev-broker; the fleet's topics it lacks are created with
-# FLEET_KAFKA_PARTITIONS partitions, default 3, and FLEET_KAFKA_REPLICATION replicas, default 1),
+# cluster), FLEET_PG_PORT (private cluster port, default 55432), FLEET_KAFKA (real or mock, as
+# --kafka), FLEET_KAFKA_PORT (the broker's port, default 59092, or the next free one),
+# KAFKA_BROKERS (use that Kafka instead of starting one; the fleet's topics it lacks are created,
+# as on the broker started here, with FLEET_KAFKA_PARTITIONS partitions, default 3, and
+# FLEET_KAFKA_REPLICATION replicas, default 1),
 # RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to wait for each /readyz, default 60),
 # CARGO_TARGET_DIR, FLEET_DB_NAME (default fleet). Every other variable set when it starts
 # reaches every service, so PAYMENT_LATENCY_MS=400..620 scripts/dev.sh slows payment down.
 #
-# Logs: target/dev-logs/<name>.log, one per process (dev-broker.log for the broker).
+# Logs: target/dev-logs/<name>.log, one per process (target/kafka/dev/broker.log for Kafka,
+# dev-broker.log for the mock).
 
 # shellcheck source=scripts/lib/postgres.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
+# shellcheck source=scripts/lib/kafka.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
 
 # The fleet: one line per service. A service whose binary is not built yet is skipped.
 # The gateway has no database role ("-").
@@ -92,12 +104,19 @@ usage() {
 }
 
 build=1
+build_only=0
+kafka="${FLEET_KAFKA:-real}"
 profile=debug
 fresh=0
 with_prometheus=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-build) build=0 ;;
+        --build-only) build_only=1 ;;
+        --kafka)
+            kafka="${2:-}"
+            shift
+            ;;
         --release) profile=release ;;
         --fresh) fresh=1 ;;
         --with-prometheus) with_prometheus=1 ;;
@@ -110,7 +129,11 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
+[[ "$kafka" == real || "$kafka" == mock ]] || die "--kafka (or FLEET_KAFKA) takes real or mock, not '$kafka'"
+[[ $build -eq 1 || $build_only -eq 0 ]] || die "--no-build and --build-only exclude each other"
+
 LOG_DIR="$FLEET_REPO/target/dev-logs"
+KAFKA_DATA="$FLEET_REPO/target/kafka/dev"
 BIN_DIR="$CARGO_TARGET_DIR/$profile"
 READY_TIMEOUT="${FLEET_READY_TIMEOUT:-60}"
 STOP_TIMEOUT="${FLEET_STOP_TIMEOUT:-30}"
@@ -180,6 +203,7 @@ cleanup() {
         signal_group "$broker_pid" TERM
         await_group dev-broker "$broker_pid"
     fi
+    stop_private_kafka
     rm -f "$LOG_DIR"/*.pid "$LOG_DIR/fleet.env"
     stop_private_postgres
     log "fleet stopped"
@@ -201,6 +225,10 @@ if [[ $build -eq 1 ]]; then
     [[ "$profile" == release ]] && release_flag=(--release)
     log "cargo build --workspace --bins ${release_flag[*]}"
     cargo build --workspace --bins "${release_flag[@]}"
+fi
+if [[ $build_only -eq 1 ]]; then
+    log "built into $BIN_DIR"
+    exit 0
 fi
 
 # Which services are built, and are their ports free? Checked before anything is started.
@@ -236,10 +264,18 @@ if [[ $fresh -eq 1 ]]; then
 fi
 create_fleet_database
 
-# --- Kafka-protocol broker -------------------------------------------------------------------
+# --- Kafka ---------------------------------------------------------------------------------
 
-if [[ -n "${KAFKA_BROKERS:-}" ]]; then
-    log "Kafka: using KAFKA_BROKERS=$KAFKA_BROKERS"
+if [[ -n "${KAFKA_BROKERS:-}" || "$kafka" == real ]]; then
+    if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+        log "Kafka: using KAFKA_BROKERS=$KAFKA_BROKERS"
+    else
+        if [[ $fresh -eq 1 ]]; then
+            log "removing the broker's data ($KAFKA_DATA)"
+            rm -rf "$KAFKA_DATA"
+        fi
+        ensure_kafka "$KAFKA_DATA"
+    fi
     [[ -x "$BIN_DIR/dev-broker" ]] || die "$BIN_DIR/dev-broker is not built (run without --no-build)"
     # Topics are created explicitly, never by a producer's first message.
     "$BIN_DIR/dev-broker" --ensure-topics-on "$KAFKA_BROKERS" --partitions "${FLEET_KAFKA_PARTITIONS:-3}" \
@@ -357,6 +393,7 @@ cat >"$LOG_DIR/fleet.env" <<EOF
 DATABASE_ADMIN_URL=$DATABASE_ADMIN_URL
 FLEET_DB_NAME=$FLEET_DB_NAME
 KAFKA_BROKERS=$KAFKA_BROKERS
+FLEET_KAFKA=$(if [[ -n "$FLEET_KAFKA_PID$broker_pid" ]]; then echo "$kafka"; else echo external; fi)
 EOF
 
 {
@@ -368,7 +405,9 @@ EOF
     done
     echo
     if [[ -n "$broker_pid" ]]; then
-        echo "kafka broker:  $KAFKA_BROKERS (dev-broker, log: $LOG_DIR/dev-broker.log)"
+        echo "kafka broker:  $KAFKA_BROKERS (librdkafka's mock, dev-broker, log: $LOG_DIR/dev-broker.log)"
+    elif [[ -n "$FLEET_KAFKA_PID" ]]; then
+        echo "kafka broker:  $KAFKA_BROKERS (Apache Kafka, log: $FLEET_KAFKA_LOG)"
     else
         echo "kafka broker:  $KAFKA_BROKERS"
     fi
@@ -399,5 +438,8 @@ while :; do
     done
     if [[ -n "$broker_pid" ]] && ! alive "$broker_pid"; then
         die "dev-broker exited (log: $LOG_DIR/dev-broker.log)"
+    fi
+    if [[ -n "$FLEET_KAFKA_PID" ]] && ! alive "$FLEET_KAFKA_PID"; then
+        die "Kafka exited (log: $FLEET_KAFKA_LOG)"
     fi
 done

@@ -1,28 +1,40 @@
 #!/usr/bin/env bash
 # Run every test of the fleet: formatting, lints, unit, integration and doc tests, against a
-# real PostgreSQL (see scripts/lib/postgres.sh for which one) and, when KAFKA_BROKERS is set, a
-# real Kafka; without it each test hosts its own in-process Kafka-protocol mock broker.
+# real PostgreSQL (see scripts/lib/postgres.sh for which one) and a real Apache Kafka broker
+# (see scripts/lib/kafka.sh: the one in KAFKA_BROKERS, else one this script starts), then the
+# load runner once from a clean environment (siege/run baseline --quick --debug).
 #
-# usage: scripts/test.sh [--quick] [-- ARGS...]
-#   --quick   skip cargo fmt, clippy and the deployment checks' self-test
-#   ARGS      passed to the test runner (cargo nextest run / cargo test), e.g. a test filter
+# usage: scripts/test.sh [--quick] [--kafka real|mock] [-- ARGS...]
+#   --quick        skip cargo fmt, clippy, the deployment checks' self-test and the load runner
+#   --kafka mock   each test hosts librdkafka's in-process mock broker instead: quicker to start,
+#                  for local iteration; it is not Kafka, so a full run uses the real one
+#   ARGS           passed to the test runner (cargo nextest run / cargo test), e.g. a filter
 #
 # Environment: DATABASE_ADMIN_URL or PGHOST/PGPORT/PGUSER/PGPASSWORD (use that server),
-# FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use a real Kafka),
-# CARGO_TARGET_DIR (default: ~/.cache/book-rental-fleet/target).
+# FLEET_PG_PORT (private cluster port, default 55432), KAFKA_BROKERS (use that Kafka; tests that
+# kill a broker still start their own), FLEET_KAFKA_PORT (the started broker's port, default
+# 59092), CARGO_TARGET_DIR (default: ~/.cache/book-rental-fleet/target).
 
 # shellcheck source=scripts/lib/postgres.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
+# shellcheck source=scripts/lib/kafka.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 quick=0
+kafka=real
 runner_args=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
+        --kafka)
+            kafka="${2:-}"
+            [[ "$kafka" == real || "$kafka" == mock ]] || die "--kafka takes real or mock"
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
@@ -41,6 +53,7 @@ started_at=$SECONDS
 
 on_exit() {
     local rc=$?
+    stop_private_kafka
     stop_private_postgres
     local took
     took="$(format_elapsed $((SECONDS - started_at)))"
@@ -78,11 +91,16 @@ WHERE d.datname LIKE 'test\_%'
 SQL
 fi
 
-if [[ -n "${KAFKA_BROKERS:-}" ]]; then
-    log "Kafka: KAFKA_BROKERS=$KAFKA_BROKERS"
-    export KAFKA_BROKERS
+# Kafka: every test shares one real broker behind topic prefixes of its own; a test that kills
+# a broker starts one of its own (services/kit/src/testing.rs). Its data is the run's alone.
+export FLEET_KAFKA="$kafka"
+if [[ "$kafka" == real ]]; then
+    rm -rf "$FLEET_REPO/target/kafka/test" "$FLEET_REPO/target/kafka/own"
+    ensure_kafka "$FLEET_REPO/target/kafka/test"
+    log "Kafka: Apache Kafka at $KAFKA_BROKERS"
 else
-    log "Kafka: each test hosts its own in-process Kafka-protocol mock broker"
+    unset KAFKA_BROKERS
+    log "Kafka: each test hosts its own in-process Kafka-protocol mock broker (--kafka mock)"
 fi
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
@@ -125,18 +143,28 @@ FLEET_SCHEMATHESIS="$(scripts/fuzz-tools.sh)"
 export FLEET_SCHEMATHESIS
 log "schemathesis: $("$FLEET_SCHEMATHESIS" --version)"
 
-if cargo nextest --version >/dev/null 2>&1; then
-    nextest_args=(--workspace --all-features)
-    # A workspace without tests yet is not an error; the summary line still says 0 tests run.
-    if cargo nextest run --help 2>/dev/null | grep -q -- '--no-tests'; then
-        nextest_args+=(--no-tests=warn)
+# The load runner once, from a clean environment (no CARGO_TARGET_DIR, none of this shell's
+# settings), as a new user first runs it: it must find the binaries where the scripts build them.
+# Before the test runner, so that the run closes on the test runner's summary.
+if [[ $quick -eq 0 ]]; then
+    log "siege/run baseline --quick --debug, from a clean environment"
+    clean_env=(HOME="$HOME" PATH="$PATH" CI="${CI:-}")
+    # A target directory chosen by hand is kept: building into another would start from cold.
+    if [[ "$CARGO_TARGET_DIR" != "$HOME/.cache/book-rental-fleet/target" ]]; then
+        clean_env+=(CARGO_TARGET_DIR="$CARGO_TARGET_DIR")
     fi
-    # Doc tests first, so that the run closes on nextest's summary of every test.
-    log "cargo test --doc"
-    cargo test --doc --workspace --all-features
-    log "cargo nextest run"
-    cargo nextest run "${nextest_args[@]}" "${runner_args[@]}"
-else
-    log "cargo test (install cargo-nextest for faster runs)"
-    cargo test --workspace --all-features "${runner_args[@]}"
+    env -i "${clean_env[@]}" siege/run baseline --quick --debug
 fi
+
+# cargo-nextest, pinned, from crates.io when missing.
+NEXTEST_VERSION=0.9.151
+if ! cargo nextest --version 2>/dev/null | grep -q "$NEXTEST_VERSION"; then
+    log "cargo install cargo-nextest $NEXTEST_VERSION"
+    cargo install cargo-nextest --version "$NEXTEST_VERSION" --locked
+fi
+nextest_args=(--workspace --all-features)
+# Doc tests first, so that the run closes on nextest's summary of every test.
+log "cargo test --doc"
+cargo test --doc --workspace --all-features
+log "cargo nextest run"
+cargo nextest run "${nextest_args[@]}" "${runner_args[@]}"

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -162,7 +162,7 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
         ("RECONCILE_INTERVAL_MS", "500"),
         ("BREAKER_OPEN_MS", "1000"),
     ];
-    let mut fleet = Fleet::launch(TestKafka::embedded(), &[], &rental_settings).await;
+    let mut fleet = Fleet::launch(TestKafka::own().await, &[], &rental_settings).await;
     let manager = fleet.manager().await;
     let mut customers = Vec::new();
     for _ in 0..3 {
@@ -178,9 +178,9 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
 
     pause(2).await;
     load.enter(1);
-    fleet.kafka.go_down();
+    fleet.kafka.go_down().await;
     pause(3).await;
-    fleet.kafka.come_back();
+    fleet.kafka.come_back().await;
 
     load.enter(2);
     assert!(fleet.books.terminate().await);
@@ -254,6 +254,83 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
     }
 
     // Rental and payment agree (the reconciler settled what the kill left half done).
+    assert_nothing_lost_or_doubled(&fleet).await;
+}
+
+/// Events waiting in every service's outbox.
+async fn unsent_events(fleet: &Fleet) -> i64 {
+    scalar(
+        fleet,
+        "SELECT (SELECT count(*) FROM rental.outbox WHERE sent_at IS NULL) \
+              + (SELECT count(*) FROM payment.outbox WHERE sent_at IS NULL) \
+              + (SELECT count(*) FROM book.outbox WHERE sent_at IS NULL) \
+              + (SELECT count(*) FROM users.outbox WHERE sent_at IS NULL)",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_lost_or_doubled() {
+    // A broker of the test's own: a real Kafka is killed with SIGKILL (nothing flushed, every
+    // connection cut) and started again on its data, the services left running throughout.
+    let fleet = Fleet::launch(TestKafka::own().await, &[], &[]).await;
+    let manager = fleet.manager().await;
+    let mut customers = Vec::new();
+    for _ in 0..3 {
+        let customer = fleet.sign_up().await;
+        let mut books = Vec::new();
+        for _ in 0..4 {
+            books.push(fleet.book(&manager, 300).await);
+        }
+        customers.push((customer, books));
+    }
+    let load = Load::start(&fleet.gateway.base_url, customers);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    load.enter(1);
+    fleet.kafka.go_down().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let backlog = unsent_events(&fleet).await;
+    let restarted = Instant::now();
+    fleet.kafka.come_back().await;
+    let ready = restarted.elapsed();
+    // Recovered: the relays have published what piled up while the broker was away.
+    eventually("every outbox drained", WAIT * 2, || async {
+        (unsent_events(&fleet).await == 0).then_some(())
+    })
+    .await;
+    let drained = restarted.elapsed();
+
+    load.enter(7);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let outcomes = load.stop().await;
+    for phase in [1, 7] {
+        let rents: Vec<u16> = outcomes
+            .iter()
+            .filter(|(p, action, _)| *p == phase && *action == "rent")
+            .map(|(_, _, status)| *status)
+            .collect();
+        assert!(rents.contains(&201), "{}: renting stopped", PHASES[phase]);
+        assert!(
+            rents.iter().all(|s| [201, 409].contains(s)),
+            "{}: {rents:?}",
+            PHASES[phase]
+        );
+    }
+    assert!(
+        backlog > 0,
+        "events piled up in the outboxes while the broker was down"
+    );
+    assert_nothing_lost_or_doubled(&fleet).await;
+    eprintln!(
+        "broker killed for 5 s with {backlog} events waiting; started again and answering after \
+         {ready:.1?}, every outbox drained {drained:.1?} after its start"
+    );
+}
+
+/// After the faults: rental and payment agree, every event reached every consumer once, the
+/// counts kept from events equal what the producers did, and the board matches.
+async fn assert_nothing_lost_or_doubled(fleet: &Fleet) {
     assert_rentals_and_payments_agree(&fleet.db.admin, WAIT * 2).await;
 
     // Every event reached every consumer, and the inbox holds it once (its primary key).
@@ -275,7 +352,7 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
             eventually(
                 &format!("every event of {outbox} in {inbox}"),
                 WAIT * 2,
-                || async { (scalar(&fleet, &sql).await == 0).then_some(()) },
+                || async { (scalar(fleet, &sql).await == 0).then_some(()) },
             )
             .await;
         }
@@ -283,27 +360,27 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
 
     // Each effect once: counts kept from events equal what the producers did.
     let rented = scalar(
-        &fleet,
+        fleet,
         "SELECT count(*) FROM rental.outbox WHERE payload::jsonb->>'type' = 'BookRented'",
     )
     .await;
     assert!(rented > 20, "only {rented} rents");
     assert_eq!(
         scalar(
-            &fleet,
+            fleet,
             "SELECT coalesce(sum(times_rented), 0) FROM book.books"
         )
         .await,
         rented
     );
     let active = scalar(
-        &fleet,
+        fleet,
         "SELECT count(*) FROM rental.rentals WHERE status = 'RENTED'",
     )
     .await;
     assert_eq!(
         scalar(
-            &fleet,
+            fleet,
             "SELECT coalesce(sum(active_rentals), 0) FROM users.accounts"
         )
         .await,
@@ -313,7 +390,7 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
     // The board matches the rentals and the payments. A rental that never became RENTED (its
     // payment refunded by the reconciler after the kill) shows only its payment, without a status.
     let mismatches = scalar(
-        &fleet,
+        fleet,
         "SELECT count(*) FROM rental.rentals r \
          FULL JOIN view.rentals v ON v.id = r.id \
          LEFT JOIN payment.payments p ON p.rental_id = r.id \

@@ -42,25 +42,35 @@ impl ClientContext for RebalanceLog {
 const STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
 
 impl ConsumerContext for RebalanceLog {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// With cooperative rebalancing a rebalance hands over only the partitions that move, so
+    /// the gauge is read from the whole assignment after it, not from the change.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let describe = |partitions: &TopicPartitionList| -> Vec<String> {
+            partitions
+                .elements()
+                .iter()
+                .map(|p| format!("{}[{}]", p.topic(), p.partition()))
+                .collect()
+        };
         match rebalance {
             Rebalance::Assign(partitions) => {
-                let owned: Vec<String> = partitions
-                    .elements()
-                    .iter()
-                    .map(|p| format!("{}[{}]", p.topic(), p.partition()))
-                    .collect();
-                tracing::info!(partitions = ?owned, "partitions assigned");
-                self.metrics.consumer_partitions.set(owned.len() as i64);
+                tracing::info!(partitions = ?describe(partitions), "partitions assigned")
             }
             Rebalance::Revoke(partitions) => {
-                tracing::info!(count = partitions.count(), "partitions revoked");
-                self.metrics.consumer_partitions.set(0);
+                tracing::info!(partitions = ?describe(partitions), "partitions revoked")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
         }
+        if let Ok(owned) = consumer.assignment() {
+            self.metrics.consumer_partitions.set(owned.count() as i64);
+        }
     }
 }
+
+/// How often a client refreshes the cluster's metadata. librdkafka's default is 5 minutes: a
+/// consumer that subscribed before its topic existed (a new environment, a topic created by
+/// the operator after the services started) would not see it for that long.
+const METADATA_REFRESH: Duration = Duration::from_secs(5);
 
 pub type Consumer = StreamConsumer<RebalanceLog>;
 
@@ -90,14 +100,20 @@ impl Kafka {
         format!("{}{name}", self.prefix)
     }
 
-    /// An idempotent producer: acknowledged by all in-sync replicas, in order per partition even
-    /// across retries.
+    /// An idempotent producer: acknowledged by all in-sync replicas (an event a broker lost
+    /// with its disk is still on another), in order per partition and never written twice even
+    /// when a send is retried after a lost acknowledgement (idempotence).
     pub fn producer(&self) -> Result<FutureProducer, rdkafka::error::KafkaError> {
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // The relay sends a batch at a time: a few milliseconds lets it share requests.
             .set("linger.ms", "5")
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                METADATA_REFRESH.as_millis().to_string(),
+            )
             .set(
                 "message.timeout.ms",
                 self.message_timeout.as_millis().to_string(),
@@ -120,8 +136,21 @@ impl Kafka {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // A replica that joins or leaves moves only the partitions that must move; the
+            // others keep consuming through the rebalance instead of all stopping (eager).
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            // A killed replica's partitions go to the others within 10 s; heartbeats at a
+            // tenth of that so that a missed one or two is no reason to evict a member.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            // A member that has not asked for the next event for this long is stuck and gives
+            // up its partitions. One event's bounded retries take seconds; the default 5
+            // minutes is kept, so that a slow database is not taken for a stuck member.
+            .set("max.poll.interval.ms", "300000")
+            .set(
+                "topic.metadata.refresh.interval.ms",
+                METADATA_REFRESH.as_millis().to_string(),
+            )
             // A broker answers a fetch as soon as events arrive, but librdkafka's mock broker
             // only when this runs out: short, so an event reaches its consumer in milliseconds
             // everywhere (a real broker just sees a few more idle fetches).
@@ -155,6 +184,8 @@ impl Kafka {
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            // As the service's replicas: a group's members must share an assignment protocol.
+            .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .create()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use dev_broker::{MockBroker, fleet_topics};
+use dev_broker::{MockBroker, RealBroker, fleet_topics};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -95,66 +95,146 @@ fn unique_prefix() -> String {
     format!("t{}.", &Uuid::new_v4().simple().to_string()[..12])
 }
 
-/// A Kafka-protocol broker for one test.
+/// Which broker the tests run on: `FLEET_KAFKA=real` (the test command's default, with the
+/// shared broker in `KAFKA_BROKERS`) or `mock` (librdkafka's mock cluster, for quick local
+/// runs). Unset, `KAFKA_BROKERS` decides.
+fn real_kafka() -> bool {
+    match std::env::var("FLEET_KAFKA").as_deref() {
+        Ok("real") => true,
+        Ok("mock") => false,
+        _ => std::env::var("KAFKA_BROKERS").is_ok_and(|b| !b.is_empty()),
+    }
+}
+
+enum Broker {
+    /// The real Kafka in `KAFKA_BROKERS`, shared by every test behind its topic prefix.
+    Shared,
+    /// A real broker of the test's own, which it may kill.
+    // Lives until the test process exits (and dies with it): services a test leaves running
+    // close their Kafka clients after the test returns, and a vanished broker would make each
+    // close wait.
+    Own(&'static RealBroker),
+    Mock(&'static MockBroker),
+}
+
+/// A Kafka broker for one test.
 pub struct TestKafka {
-    // Lives until the test process exits: services a test leaves running close their Kafka
-    // clients after the test returns, and a vanished broker would make each close wait.
-    mock: Option<&'static MockBroker>,
+    broker: Broker,
     pub brokers: String,
     pub prefix: String,
+    /// One producer for everything the test publishes: a real broker makes a new one pay for a
+    /// connection, metadata and an idempotent producer id.
+    producer: std::sync::OnceLock<FutureProducer>,
 }
 
 impl TestKafka {
-    /// A mock cluster of the test's own, or the real Kafka in `KAFKA_BROKERS` with topics
-    /// behind a unique prefix.
+    /// The shared real Kafka in `KAFKA_BROKERS` with the fleet's topics behind a prefix unique
+    /// to the test, or, in a mock run, a mock cluster of the test's own.
     pub async fn start() -> Self {
         match std::env::var("KAFKA_BROKERS") {
-            Ok(brokers) if !brokers.is_empty() => {
-                let prefix = unique_prefix();
-                dev_broker::ensure_topics(&brokers, &fleet_topics(&prefix), PARTITIONS, 1)
-                    .await
-                    .expect("create the test's topics");
-                Self {
-                    mock: None,
-                    brokers,
-                    prefix,
-                }
+            Ok(brokers) if !brokers.is_empty() && real_kafka() => {
+                let kafka = Self::new(Broker::Shared, brokers, unique_prefix());
+                kafka.create_topics().await;
+                kafka
             }
-            _ => Self::embedded(),
+            _ => Self::mock(),
         }
     }
 
-    /// An embedded broker of the test's own, whatever `KAFKA_BROKERS` says: for tests that take
-    /// the broker down.
-    pub fn embedded() -> Self {
+    fn new(broker: Broker, brokers: String, prefix: String) -> Self {
+        Self {
+            broker,
+            brokers,
+            prefix,
+            producer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The shared real Kafka with a prefix of the test's own and none of the fleet's topics yet
+    /// ([`TestKafka::create_topics`] makes them). `None` in a mock run: the mock cannot create
+    /// topics.
+    pub fn without_topics() -> Option<Self> {
+        let brokers = std::env::var("KAFKA_BROKERS").ok()?;
+        (real_kafka() && !brokers.is_empty())
+            .then(|| Self::new(Broker::Shared, brokers, unique_prefix()))
+    }
+
+    /// Creates the fleet's topics behind this test's prefix, as an operator would.
+    pub async fn create_topics(&self) {
+        dev_broker::ensure_topics(&self.brokers, &fleet_topics(&self.prefix), PARTITIONS, 1)
+            .await
+            .expect("create the test's topics");
+    }
+
+    /// A broker of the test's own, for tests that take it down: a real Kafka (its own JVM,
+    /// started by `scripts/kafka.sh`), or in a mock run a mock cluster.
+    pub async fn own() -> Self {
+        if !real_kafka() {
+            return Self::mock();
+        }
+        let prefix = unique_prefix();
+        let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/kafka/own")
+            .join(&prefix[..prefix.len() - 1]);
+        let broker = RealBroker::start(&data)
+            .await
+            .unwrap_or_else(|e| panic!("start a Kafka broker of the test's own: {e:#}"));
+        let broker: &'static RealBroker = Box::leak(Box::new(broker));
+        let brokers = broker.bootstrap_servers();
+        let kafka = Self::new(Broker::Own(broker), brokers, prefix);
+        kafka.create_topics().await;
+        kafka
+    }
+
+    /// librdkafka's mock cluster, whatever the run: only for what a real broker cannot do.
+    pub fn mock() -> Self {
         let prefix = unique_prefix();
         let mock = MockBroker::start(1, &fleet_topics(&prefix), PARTITIONS)
             .expect("start the mock broker");
         let mock: &'static MockBroker = Box::leak(Box::new(mock));
-        Self {
-            brokers: mock.bootstrap_servers().to_owned(),
-            mock: Some(mock),
+        Self::new(
+            Broker::Mock(mock),
+            mock.bootstrap_servers().to_owned(),
             prefix,
-        }
+        )
+    }
+
+    /// Is this a real Kafka broker (not the mock)?
+    pub fn is_real(&self) -> bool {
+        !matches!(self.broker, Broker::Mock(_))
     }
 
     pub fn topic(&self, topic: Topic) -> String {
         format!("{}{}", self.prefix, topic.name())
     }
 
-    fn mock(&self) -> &MockBroker {
-        self.mock
-            .expect("only an embedded broker can be taken down: use TestKafka::embedded()")
+    /// The broker goes away: a real one is killed with SIGKILL, as a crash (nothing flushed,
+    /// every connection cut); the mock drops every connection and refuses new ones. Returns
+    /// once it is gone. Only a broker of the test's own ([`TestKafka::own`]) can.
+    pub async fn go_down(&self) {
+        match self.broker {
+            Broker::Own(broker) => broker.kill(),
+            // The mock closes its listening port and binds it again in `come_back`: bind no
+            // new port in between.
+            Broker::Mock(mock) => mock.go_down(),
+            Broker::Shared => {
+                panic!("only a broker of the test's own can be taken down: use TestKafka::own()")
+            }
+        }
     }
 
-    /// The broker drops every connection and refuses new ones. It closes its listening port
-    /// and binds it again in [`TestKafka::come_back`]: bind no new port in between.
-    pub fn go_down(&self) {
-        self.mock().go_down();
-    }
-
-    pub fn come_back(&self) {
-        self.mock().come_back();
+    /// The broker comes back with what it had stored; returns once it answers.
+    pub async fn come_back(&self) {
+        match self.broker {
+            Broker::Own(broker) => broker
+                .come_back()
+                .await
+                .unwrap_or_else(|e| panic!("start the test's Kafka again: {e:#}")),
+            Broker::Mock(mock) => mock.come_back(),
+            Broker::Shared => {
+                panic!("only a broker of the test's own can be taken down: use TestKafka::own()")
+            }
+        }
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
@@ -186,10 +266,14 @@ impl TestKafka {
     }
 
     pub fn producer(&self) -> FutureProducer {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()
-            .expect("test producer")
+        self.producer
+            .get_or_init(|| {
+                ClientConfig::new()
+                    .set("bootstrap.servers", &self.brokers)
+                    .create()
+                    .expect("test producer")
+            })
+            .clone()
     }
 
     /// Publishes raw bytes, as a producer outside the fleet would.
@@ -530,7 +614,7 @@ impl TestWorld {
         Self::with_kafka(role, schema, TestKafka::start().await).await
     }
 
-    /// The same, with a broker the test controls (see [`TestKafka::embedded`]).
+    /// The same, with a broker the test controls (see [`TestKafka::own`]).
     pub async fn with_kafka(role: &str, schema: &str, kafka: TestKafka) -> Self {
         init_logs();
         let db = TestDatabase::create().await;

@@ -1,5 +1,7 @@
-//! librdkafka's mock cluster speaks the real Kafka protocol over TCP and keeps everything in
-//! memory: enough of a broker for local runs and tests, with no JVM and nothing to install.
+//! Brokers for local runs and tests. [`MockBroker`] is librdkafka's mock cluster: it speaks the
+//! Kafka protocol over TCP and keeps everything in memory, with no JVM and nothing to install,
+//! but it is not Kafka (no CreateTopics, nothing kept across a restart, a simplified group
+//! coordinator). [`RealBroker`] runs Apache Kafka itself through `scripts/kafka.sh`.
 
 use std::net::TcpListener;
 use std::sync::mpsc;
@@ -14,6 +16,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
+
+mod real;
+pub use real::{RealBroker, kafka_script};
 
 enum Command {
     /// Each carries a way to say it is done, so the caller knows the change took effect.
@@ -44,7 +49,7 @@ pub fn fleet_topics(prefix: &str) -> Vec<String> {
 }
 
 /// Creates whichever of `topics` a Kafka cluster lacks, with `partitions` partitions and
-/// `replication` replicas each; existing topics are left as they are. (The mock cluster has no
+/// `replication` replicas each and unlimited retention; existing topics are left as they are. (The mock cluster has no
 /// CreateTopics: it can only be asked for topics it already has.)
 pub async fn ensure_topics(
     brokers: &str,
@@ -64,7 +69,14 @@ pub async fn ensure_topics(
     let missing: Vec<NewTopic> = topics
         .iter()
         .filter(|t| !existing.contains(&t.as_str()))
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        // Kept for ever, never compacted: `view rebuild` and a new service read every event
+        // since the fleet began (README, "Rebuilding the view").
+        .map(|t| {
+            NewTopic::new(t, partitions, TopicReplication::Fixed(replication))
+                .set("retention.ms", "-1")
+                .set("retention.bytes", "-1")
+                .set("cleanup.policy", "delete")
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());

@@ -141,3 +141,65 @@ fn refuses_unknown_arguments() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown argument"));
 }
+
+/// Partitions of every topic behind `prefix` on `brokers`, by name without the prefix.
+fn partitions_behind(brokers: &str, prefix: &str) -> std::collections::BTreeMap<String, usize> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let metadata = client
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    metadata
+        .topics()
+        .iter()
+        .filter_map(|t| {
+            let name = t.name().strip_prefix(prefix)?;
+            Some((name.to_owned(), t.partitions().len()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn on_a_real_kafka_the_missing_topics_and_dead_letter_topics_are_created_and_existing_ones_left_alone()
+ {
+    let brokers = match std::env::var("KAFKA_BROKERS") {
+        Ok(b) if !b.is_empty() && std::env::var("FLEET_KAFKA").as_deref() != Ok("mock") => b,
+        _ => {
+            eprintln!("not run on librdkafka's mock broker: it has no CreateTopics");
+            return;
+        }
+    };
+    let prefix = format!("ensure{}.", std::process::id());
+    // An operator made one topic already, with a partition count of their own.
+    dev_broker::ensure_topics(&brokers, &[format!("{prefix}book.events")], 1, 1)
+        .await
+        .unwrap();
+    let ensure = || {
+        Command::new(env!("CARGO_BIN_EXE_dev-broker"))
+            .args(["--ensure-topics-on", &brokers, "--partitions", "3"])
+            .args(["--topic-prefix", &prefix])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(ensure().success());
+    let expected: std::collections::BTreeMap<String, usize> = [
+        ("book.events", 1),
+        ("book.events.dlq", 3),
+        ("rental.events", 3),
+        ("rental.events.dlq", 3),
+        ("payment.events", 3),
+        ("payment.events.dlq", 3),
+        ("user.events", 3),
+        ("user.events.dlq", 3),
+    ]
+    .into_iter()
+    .map(|(name, n)| (name.to_owned(), n))
+    .collect();
+    assert_eq!(partitions_behind(&brokers, &prefix), expected);
+    // Again: nothing to create, nothing changed.
+    assert!(ensure().success());
+    assert_eq!(partitions_behind(&brokers, &prefix), expected);
+}

@@ -1,9 +1,13 @@
-//! The idempotent consumer of `rental.events`: one effect per event, replicas sharing the work,
-//! poison messages dead-lettered without blocking the partition.
+//! The idempotent consumer of `rental.events`: one effect per event, replicas sharing the work
+//! and joining or leaving under load, topics created after the consumer subscribed, poison
+//! messages dead-lettered without blocking the partition.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use shared_events::{CloudEvent, Topic};
+use service_kit::testing::{PARTITIONS, TestKafka, eventually};
+use shared_events::{CloudEvent, DomainEvent, Topic};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -133,4 +137,169 @@ async fn a_poison_message_is_dead_lettered_and_the_next_one_is_processed() {
     );
     let metrics = app.metrics().await;
     assert_eq!(sample(&metrics, "events_dead_lettered_total"), 2.0);
+}
+
+/// Partitions owned by each of `apps`, from their metrics.
+async fn owned(apps: &[&App]) -> Vec<f64> {
+    let mut owned = Vec::new();
+    for app in apps {
+        owned.push(sample(&app.metrics().await, "consumer_assigned_partitions"));
+    }
+    owned
+}
+
+async fn until_they_share_every_partition(apps: &[&App]) {
+    eventually(
+        "the replicas to share every partition",
+        Duration::from_secs(60),
+        || async {
+            let owned = owned(apps).await;
+            (owned.iter().all(|n| *n > 0.0) && owned.iter().sum::<f64>() == PARTITIONS as f64)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Rents and returns `books` in turn, each event published as rental would (keyed by book, so
+/// one book's events stay in order), until `stop`; counts the events published.
+fn publish_until(
+    world: &World,
+    books: Vec<Uuid>,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let published = Arc::new(AtomicUsize::new(0));
+    let (producer, topic) = (world.kafka.producer(), world.kafka.topic(Topic::Rental));
+    let count = published.clone();
+    let publisher = tokio::spawn(async move {
+        let send = |key: String, payload: Vec<u8>| {
+            let (producer, topic) = (producer.clone(), topic.clone());
+            async move {
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::to(&topic)
+                            .key(&key)
+                            .payload(&payload),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("event published");
+            }
+        };
+        while !stop.load(Ordering::SeqCst) {
+            for book in &books {
+                let rental = Uuid::new_v4();
+                let rented = CloudEvent::new("rental", rented(*book, rental));
+                send(rented.data.key(), serde_json::to_vec(&rented).unwrap()).await;
+                let back = CloudEvent::new("rental", returned(*book, rental));
+                send(back.data.key(), serde_json::to_vec(&back).unwrap()).await;
+                count.fetch_add(2, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    (published, publisher)
+}
+
+/// Two replicas consume; a third joins and then the first leaves, all while events flow. Returns
+/// the longest pause in applying events (the rebalances' cost) and checks that every event was
+/// applied exactly once.
+async fn replicas_join_and_leave_under_load(world: World) -> Duration {
+    let one = world.spawn(&[]).await;
+    let two = world.spawn(&[]).await;
+    let mut books = Vec::new();
+    for n in 0..12 {
+        books.push(one.register_book(&format!("Busy {n}")).await);
+    }
+    until_they_share_every_partition(&[&one, &two]).await;
+
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (published, publisher) = publish_until(&world, books.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let three = world.spawn(&[]).await;
+    until_they_share_every_partition(&[&one, &two, &three]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    one.stop().await;
+    until_they_share_every_partition(&[&two, &three]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    publisher.await.unwrap();
+    let published = published.load(Ordering::SeqCst) as i64;
+
+    eventually("every event in the inbox", WAIT * 2, || async {
+        (world.count("inbox").await == published).then_some(())
+    })
+    .await;
+    // Each effect once: every rent counted once, every book returned.
+    let rents: i64 = sqlx::query_scalar("SELECT sum(times_rented)::bigint FROM book.books")
+        .fetch_one(&world.db.admin)
+        .await
+        .unwrap();
+    assert_eq!(rents, published / 2, "each BookRented applied exactly once");
+    let rented: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM book.books WHERE status <> 'AVAILABLE'")
+            .fetch_one(&world.db.admin)
+            .await
+            .unwrap();
+    assert_eq!(rented, 0, "every BookReturned applied");
+    let applied = |m: &str| sample(m, "events_consumed_total{outcome=\"applied\",topic=");
+    assert!(
+        applied(&three.metrics().await) > 0.0,
+        "the replica that joined did work"
+    );
+
+    // The longest stretch without an event applied, while they were flowing.
+    let pause: f64 = sqlx::query_scalar(
+        "SELECT coalesce(max(gap), 0)::float8 FROM (SELECT extract(epoch FROM processed_at \
+         - lag(processed_at) OVER (ORDER BY processed_at)) AS gap FROM book.inbox) gaps",
+    )
+    .fetch_one(&world.db.admin)
+    .await
+    .unwrap();
+    eprintln!(
+        "{published} events in {:.1} s; longest pause in applying them {:.0} ms",
+        started.elapsed().as_secs_f64(),
+        pause * 1000.0
+    );
+    two.stop().await;
+    three.stop().await;
+    Duration::from_secs_f64(pause)
+}
+
+#[tokio::test]
+async fn replicas_joining_and_leaving_under_load_apply_every_event_exactly_once() {
+    // On the test run's broker (real Kafka in a full run), then on librdkafka's mock for
+    // comparison: the pause a rebalance causes, side by side.
+    let kafka = World::new().await;
+    let on_kafka = replicas_join_and_leave_under_load(kafka).await;
+    let on_mock =
+        replicas_join_and_leave_under_load(World::with_kafka(TestKafka::mock()).await).await;
+    eprintln!("rebalance pause: {on_kafka:?} on the run's broker, {on_mock:?} on the mock");
+}
+
+#[tokio::test]
+async fn a_topic_created_after_the_consumer_subscribed_is_consumed_within_15_s() {
+    let Some(kafka) = TestKafka::without_topics() else {
+        eprintln!("not run on librdkafka's mock broker: it cannot create topics");
+        return;
+    };
+    let world = World::with_kafka(kafka).await;
+    let app = world.spawn(&[]).await;
+    let id = app.register_book("Late").await;
+    // The consumer has subscribed to rental.events, which does not exist yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    world.kafka.create_topics().await;
+    let created = Instant::now();
+    world.publish(rented(id, Uuid::new_v4())).await;
+    eventually(
+        "the event on the new topic applied",
+        Duration::from_secs(15),
+        || async { (app.book(id).await["status"] == "RENTED").then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "consumed {:?} after the topic was created",
+        created.elapsed()
+    );
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use service_kit::testing::ServiceProcess;
+use service_kit::testing::{ServiceProcess, TestKafka};
 use shared_events::{BookRegistered, RawEvent};
 
 use crate::helpers::*;
@@ -79,9 +79,9 @@ async fn a_rolled_back_transaction_publishes_nothing() {
 
 #[tokio::test]
 async fn registrations_succeed_while_the_broker_is_down_and_are_delivered_when_it_returns() {
-    let world = World::with_embedded_broker().await;
+    let world = World::with_kafka(TestKafka::own().await).await;
     let app = world.spawn(&[]).await;
-    world.kafka.go_down();
+    world.kafka.go_down().await;
 
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -94,7 +94,7 @@ async fn registrations_succeed_while_the_broker_is_down_and_are_delivered_when_i
         "nothing can be published while the broker is down"
     );
 
-    world.kafka.come_back();
+    world.kafka.come_back().await;
     let messages = world
         .kafka
         .reader(&topic(&world))

@@ -4,7 +4,7 @@ use book_management::{Config, build};
 use reqwest::Response;
 use serde_json::Value;
 pub use service_kit::testing::{TestApp as App, WAIT, assert_problem, sample};
-use service_kit::testing::{TestWorld, env_of};
+use service_kit::testing::{TestKafka, TestWorld, env_of};
 use shared_events::{BookRented, BookReturned, DomainEvent, RentalCancelled, Topic};
 use uuid::Uuid;
 
@@ -23,16 +23,9 @@ impl World {
         Self(TestWorld::new("book_svc", "book").await)
     }
 
-    /// With an embedded broker that the test can take down, even when `KAFKA_BROKERS` is set.
-    pub async fn with_embedded_broker() -> Self {
-        Self(
-            TestWorld::with_kafka(
-                "book_svc",
-                "book",
-                service_kit::testing::TestKafka::embedded(),
-            )
-            .await,
-        )
+    /// With the broker `kafka` (one the test can take down, say).
+    pub async fn with_kafka(kafka: TestKafka) -> Self {
+        Self(TestWorld::with_kafka("book_svc", "book", kafka).await)
     }
 
     /// A replica of the service in this process, once it is ready; its client is signed in

@@ -1,0 +1,194 @@
+# shellcheck shell=bash
+# Apache Kafka for local runs and tests: a real single-node broker (KRaft, broker and controller
+# in one JVM) whose jars come from Maven Central. Source it; it sources common.sh itself.
+#
+# kafka_classpath             fetch the broker's jars (once; scripts/kafka/pom.xml pins them)
+#                             into a cache beside the build directory and print the classpath.
+# kafka_exec DATA PORT CPORT  format DATA if it is new, then exec the broker on 127.0.0.1:PORT
+#                             (controller on CPORT). Never returns.
+# ensure_kafka DATA           KAFKA_BROKERS when set (used as it is); else start a broker of this
+#                             clone with its data in DATA, on FLEET_KAFKA_PORT (default 59092,
+#                             the next free one when taken), wait until it answers, and export
+#                             KAFKA_BROKERS. stop_private_kafka stops it again.
+# stop_private_kafka          stop the broker, only if ensure_kafka started it.
+#
+# Java 17 or newer and Maven are needed; both are installed from Debian's packages when missing.
+
+if [[ -n "${FLEET_KAFKA_SH_LOADED:-}" ]]; then
+    return 0
+fi
+FLEET_KAFKA_SH_LOADED=1
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+FLEET_KAFKA_POM="$FLEET_REPO/scripts/kafka/pom.xml"
+FLEET_KAFKA_PID=""
+FLEET_KAFKA_LOG=""
+
+# The cache of broker jars, outside the clone beside the build directory (as the other tools'),
+# one folder per version of the pom so that a change of version fetches afresh.
+kafka_cache_dir() {
+    printf '%s\n' "${FLEET_KAFKA_CACHE:-$(dirname "$CARGO_TARGET_DIR")/kafka}"
+}
+
+# The major version of `java` on PATH (8 for 1.8, 17 for 17.0.x), or nothing.
+_java_major() {
+    local version
+    version="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+    version="${version#1.}"
+    printf '%s\n' "${version%%.*}"
+}
+
+_ensure_java_and_maven() {
+    if ! command -v java >/dev/null 2>&1; then
+        apt_install openjdk-17-jre-headless
+    fi
+    local major
+    major="$(_java_major)"
+    [[ "$major" =~ ^[0-9]+$ && "$major" -ge 17 ]] ||
+        die "Kafka's broker needs Java 17 or newer; 'java' on PATH is version '${major:-unknown}' (install openjdk-17-jre-headless, or put a newer java first on PATH)"
+    need_cmd mvn maven
+}
+
+kafka_classpath() {
+    local cache pom_hash libs
+    cache="$(kafka_cache_dir)"
+    pom_hash="$(short_hash "$(cat "$FLEET_KAFKA_POM")")"
+    libs="$cache/libs-$pom_hash"
+    if [[ ! -f "$libs/.complete" ]]; then
+        _ensure_java_and_maven
+        log "fetching Kafka's broker jars with Maven into $libs"
+        rm -rf "$libs"
+        mkdir -p "$libs"
+        mvn -q -B -f "$FLEET_KAFKA_POM" -Dmaven.repo.local="$cache/m2" \
+            dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" >&2 ||
+            die "Maven could not fetch Kafka's jars (see above); scripts/kafka/pom.xml pins them"
+        touch "$libs/.complete"
+    fi
+    printf '%s\n' "$libs/*"
+}
+
+# _kafka_properties DATA PORT CPORT: the broker's configuration, written into DATA.
+_kafka_properties() {
+    local data="$1" port="$2" cport="$3"
+    cat >"$data/server.properties" <<EOF
+# Written by scripts/lib/kafka.sh at every start: a single node that is broker and controller.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+# Below the data folder's root, which on a mounted volume may hold lost+found.
+log.dirs=$data/logs
+# Topics are created on purpose (dev-broker --ensure-topics-on, the test harness), never by a
+# producer's first message.
+auto.create.topics.enable=false
+num.partitions=3
+# One node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+min.insync.replicas=1
+# A group starts at once instead of waiting 3 s for more members; tests start many groups.
+group.initial.rebalance.delay.ms=0
+# After a crash the controller keeps the dead broker's registration until its session ends,
+# and the broker cannot register again until then (DUPLICATE_BROKER_REGISTRATION): 3 s instead
+# of 9 s, so that a killed broker is back in seconds. One node: no network to be patient with.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=1000
+# Small index files: a test run creates thousands of partitions on this one broker.
+log.index.size.max.bytes=1048576
+EOF
+}
+
+kafka_exec() {
+    local data="$1" port="$2" cport="$3" classpath java_opts
+    classpath="$(kafka_classpath)"
+    mkdir -p "$data"
+    data="$(cd "$data" && pwd -P)"
+    _kafka_properties "$data" "$port" "$cport"
+    java_opts=(-Xms256m "-Xmx${FLEET_KAFKA_HEAP:-1g}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+        -Djava.awt.headless=true "-Dlog4j2.configurationFile=$FLEET_REPO/scripts/kafka/log4j2.properties")
+    if [[ ! -f "$data/logs/meta.properties" ]]; then
+        log "formatting Kafka storage in $data/logs"
+        # shellcheck disable=SC2086 # the classpath's wildcard is Java's, not the shell's
+        java "${java_opts[@]}" -cp "$classpath" kafka.tools.StorageTool format \
+            --config "$data/server.properties" --cluster-id "$(_kafka_cluster_id)" >&2 ||
+            die "cannot format Kafka's storage in $data/logs"
+    fi
+    # Every partition keeps its log file open: take all the descriptors the system allows.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    exec java "${java_opts[@]}" -cp "$classpath" kafka.Kafka "$data/server.properties"
+}
+
+# A KRaft cluster id: 16 random bytes, base64url without padding.
+_kafka_cluster_id() {
+    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+}
+
+# _free_port FROM: FROM, or the next port above it that nothing listens on.
+_free_port() {
+    local port="$1"
+    while port_in_use "$port"; do
+        port=$((port + 1))
+    done
+    printf '%s\n' "$port"
+}
+
+ensure_kafka() {
+    local data="$1"
+    if [[ -n "${KAFKA_BROKERS:-}" ]]; then
+        export KAFKA_BROKERS
+        return 0
+    fi
+    kafka_classpath >/dev/null # fetch before timing the start
+    local port cport started_at
+    port="$(_free_port "${FLEET_KAFKA_PORT:-59092}")"
+    cport="$(_free_port $((port + 1)))"
+    mkdir -p "$data"
+    FLEET_KAFKA_LOG="$data/broker.log"
+    log "starting Apache Kafka on 127.0.0.1:$port (log: $FLEET_KAFKA_LOG)"
+    started_at=$SECONDS
+    local detach=()
+    command -v setsid >/dev/null 2>&1 && detach=(setsid)
+    "${detach[@]}" "$FLEET_REPO/scripts/kafka.sh" --data "$data" --port "$port" \
+        --controller-port "$cport" >"$FLEET_KAFKA_LOG" 2>&1 &
+    FLEET_KAFKA_PID=$!
+    local deadline=$((SECONDS + ${FLEET_KAFKA_START_TIMEOUT:-120}))
+    # The broker logs this line once its listeners accept clients and it has joined the quorum.
+    until grep -q 'Kafka Server started' "$FLEET_KAFKA_LOG" 2>/dev/null && port_in_use "$port"; do
+        if ! kill -0 "$FLEET_KAFKA_PID" 2>/dev/null; then
+            tail -n 30 "$FLEET_KAFKA_LOG" >&2 || true
+            FLEET_KAFKA_PID=""
+            die "Kafka exited during startup (log: $FLEET_KAFKA_LOG)"
+        fi
+        ((SECONDS < deadline)) || die "Kafka did not start within ${FLEET_KAFKA_START_TIMEOUT:-120}s (log: $FLEET_KAFKA_LOG)"
+        sleep 0.2
+    done
+    KAFKA_BROKERS="127.0.0.1:$port"
+    export KAFKA_BROKERS
+    log "Kafka answers at $KAFKA_BROKERS (ready in $(format_elapsed $((SECONDS - started_at))))"
+}
+
+stop_private_kafka() {
+    [[ -n "$FLEET_KAFKA_PID" ]] || return 0
+    local pid="$FLEET_KAFKA_PID" deadline=$((SECONDS + 30))
+    FLEET_KAFKA_PID=""
+    log "stopping Kafka"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        warn "Kafka did not stop within 30s; killing it"
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,146 @@
+//! A real Apache Kafka broker of one caller's own, run by `scripts/kafka.sh` (a JVM, KRaft, one
+//! node), that can be killed with SIGKILL and started again on its data and ports, as a crashed
+//! broker comes back. The test harness uses it for the faults that a shared broker cannot take.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// How long a JVM broker may take to start on a busy two-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct RealBroker {
+    data: PathBuf,
+    port: u16,
+    controller_port: u16,
+    process: Mutex<Option<Child>>,
+}
+
+/// `scripts/kafka.sh` of this repository.
+pub fn kafka_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl RealBroker {
+    /// Starts a broker with its data in `data` (formatted on first start) on free ports, and
+    /// returns once it answers. It dies with the calling process.
+    pub async fn start(data: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("cannot create {}", data.display()))?;
+        let broker = Self {
+            data: data.to_owned(),
+            port: free_port()?,
+            controller_port: free_port()?,
+            process: Mutex::new(None),
+        };
+        broker.come_back().await?;
+        Ok(broker)
+    }
+
+    /// `127.0.0.1:port` for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's own log (its standard output).
+    pub fn log(&self) -> PathBuf {
+        self.data.join("broker.log")
+    }
+
+    /// SIGKILL, as a crash: nothing is flushed or handed over. Returns once the process is gone.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.process.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker (again) on its data and ports; returns once it answers clients with
+    /// the metadata of every topic it had.
+    pub async fn come_back(&self) -> anyhow::Result<()> {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log())
+            .context("cannot open the broker's log")?;
+        let child = Command::new(kafka_script())
+            .arg("--data")
+            .arg(&self.data)
+            .args(["--port", &self.port.to_string()])
+            .args(["--controller-port", &self.controller_port.to_string()])
+            .args(["--exit-with", &std::process::id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot run {}", kafka_script().display()))?;
+        *self.process.lock().unwrap() = Some(child);
+        let brokers = self.bootstrap_servers();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.exited() {
+                bail!(
+                    "Kafka exited with {status} while starting; its log: {}",
+                    self.log().display()
+                );
+            }
+            let probe = brokers.clone();
+            let answered = tokio::task::spawn_blocking(move || answers(&probe)).await?;
+            if answered {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                self.kill();
+                return Err(anyhow!(
+                    "Kafka did not answer within {START_TIMEOUT:?}; its log: {}",
+                    self.log().display()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn exited(&self) -> Option<std::process::ExitStatus> {
+        let mut process = self.process.lock().unwrap();
+        process.as_mut()?.try_wait().ok().flatten()
+    }
+}
+
+/// Does a broker answer at `brokers` with every partition it holds led?
+fn answers(brokers: &str) -> bool {
+    let Ok(client) = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("log_level", "0")
+        .create::<BaseConsumer>()
+    else {
+        return false;
+    };
+    match client.fetch_metadata(None, Duration::from_secs(1)) {
+        Ok(metadata) => {
+            !metadata.brokers().is_empty()
+                && metadata
+                    .topics()
+                    .iter()
+                    .all(|t| t.error().is_none() && t.partitions().iter().all(|p| p.leader() >= 0))
+        }
+        Err(_) => false,
+    }
+}
+
+impl Drop for RealBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
