@@ -1,7 +1,8 @@
 """`siege/run report`: the fleet's figures on this machine, in one run, as siege/results/latest.md.
 
-One local fleet (release build, one replica each) is started; then, in order:
-1. idle RSS of every process;
+One local fleet (release build, one replica each, on a real Apache Kafka broker unless --kafka
+mock) is started; then, in order:
+1. idle RSS of every process, the Kafka broker's JVM included;
 2. rent → return cycles through the gateway with siege (50 users): rents/s, returns/s, cycles/s,
    p50/p99 as siege saw them (10 ms steps) and as the gateway logged them (microseconds), and
    the event → board lag the view logged for every event those cycles made;
@@ -11,11 +12,14 @@ One local fleet (release build, one replica each) is started; then, in order:
 5. loaded RSS (the highest seen during 2 and 3);
 6. the event → board lag again under a steady load the machine keeps up with (about 100 rents/s);
 7. each process restarted (SIGTERM) and timed from its start to ready.
+Then that fleet stops and a second one starts on librdkafka's mock broker, where 2 (through the
+gateway only) and 6 run again: what real Kafka costs, side by side with the mock.
 """
 
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 run = sys.modules.get("siege_run") or SourceFileLoader("siege_run", str(HERE / "run")).load_module()
 
 USERS = 50
+# The Kafka broker's row in the RSS tables.
+KAFKA = "kafka broker (JVM)"
 # The steady load for the event → board lag: 25 users who think 0–0.5 s, about 100 rents/s.
 STEADY = {"users": 25, "delay": 0.5, "seconds": 20}
 PGBENCH_SECONDS = 20
@@ -100,21 +106,30 @@ def pgbench(fleet, clients, seconds):
     return tps, latency
 
 
+def rss_now(fleet, kafka_pid):
+    """Every process's RSS in MB, the broker's JVM (when there is one) under KAFKA."""
+    rss = {name: fleet.rss_mb(name) for name, _ in fleet.instances()}
+    if kafka_pid:
+        rss[KAFKA] = run.rss_of(kafka_pid)
+    return rss
+
+
 class RssWatch:
     """The highest RSS of every process while it runs."""
 
-    def __init__(self, fleet):
-        self.fleet, self.peak, self.done = fleet, {}, threading.Event()
+    def __init__(self, fleet, kafka_pid):
+        self.fleet, self.kafka_pid, self.peak, self.done = fleet, kafka_pid, {}, threading.Event()
         self.thread = threading.Thread(target=self.watch, daemon=True)
         self.thread.start()
 
     def watch(self):
         while not self.done.wait(0.25):
-            for name, _ in self.fleet.instances():
-                try:
-                    self.peak[name] = max(self.peak.get(name, 0), self.fleet.rss_mb(name))
-                except (OSError, ValueError):
-                    pass
+            try:
+                rss = rss_now(self.fleet, self.kafka_pid)
+            except (OSError, ValueError):
+                continue
+            for name, mb in rss.items():
+                self.peak[name] = max(self.peak.get(name, 0), mb)
 
     def stop(self):
         self.done.set()
@@ -167,6 +182,49 @@ def fmt(value, digits=1):
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
+def ratio(a, b):
+    return "–" if a is None or not b else f"{a / b:.2f}"
+
+
+def kafka_version():
+    """The Apache Kafka version scripts/kafka/pom.xml pins, or None."""
+    try:
+        pom = (run.REPO / "scripts" / "kafka" / "pom.xml").read_text()
+    except OSError:
+        return None
+    found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    return found and found[1]
+
+
+def kafka_ready_s():
+    """Seconds from the broker's start to its first answer, as dev.sh logged them (whole
+    seconds), or None."""
+    try:
+        log = (run.LOGS / "dev.sh.log").read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"Kafka answers at \S+ \(ready in (?:(\d+)m )?(\d+)s\)", log)
+    return found and int(found[1] or 0) * 60 + int(found[2])
+
+
+def on_mock_broker(reps, quick):
+    """The 50-user cycles through the gateway and the steady board lag again, on a fresh fleet
+    with librdkafka's mock broker: what the same figures are without real Kafka."""
+    failures = []
+    fleet = run.Fleet(kafka="mock")
+    try:
+        fleet.start()
+        # As long to settle as the first fleet had.
+        time.sleep(3)
+        load = run.Load(run.LOCAL_GATEWAY)
+        gateway = through(load, fleet, run.LOCAL_GATEWAY, "gateway", reps, failures)
+        steady_rate, steady = steady_lag(load, fleet, quick)
+    finally:
+        fleet.stop()
+    return {"broker": fleet.broker, "gateway": gateway, "steady_rents_per_s": steady_rate,
+            "steady": steady, "broken": [f"mock broker: {f}" for f in failures]}
+
+
 def main(args):
     run.ensure_siege()
     if not args.no_build:
@@ -176,10 +234,14 @@ def main(args):
     fleet = run.Fleet()
     try:
         fleet.start()
+        broker, kafka_ready = fleet.broker, kafka_ready_s()
+        kafka_pid = fleet.kafka_pid()
+        if broker == "real" and not kafka_pid:
+            run.say("found no Kafka broker JVM running on target/kafka/dev: its RSS is left out")
         time.sleep(3)
-        idle = {name: fleet.rss_mb(name) for name, _ in fleet.instances()}
+        idle = rss_now(fleet, kafka_pid)
         load = run.Load(run.LOCAL_GATEWAY)
-        watch = RssWatch(fleet)
+        watch = RssWatch(fleet, kafka_pid)
         gateway = through(load, fleet, run.LOCAL_GATEWAY, "gateway", reps, failures)
         direct = through(load, fleet, f"http://127.0.0.1:{run.PORTS['rental']}", "rental", reps,
                          failures)
@@ -192,25 +254,46 @@ def main(args):
             startup[name] = fleet.restart(name)
     finally:
         fleet.stop()
+    # Real Kafka against the mock, on a second fleet; pointless when the first ran on the mock.
+    mock = None
+    if broker != "mock":
+        try:
+            mock = on_mock_broker(reps, args.quick)
+            failures += mock["broken"]
+        except (Exception, SystemExit) as error:
+            # The first fleet's figures stand on their own: write them, and say what failed.
+            run.say(f"the mock broker's fleet failed: {error}")
+            failures.append(f"mock broker: {error}")
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=run.REPO,
                             capture_output=True, text=True).stdout.strip()
     figures = {
         "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit, "cores": os.cpu_count(), "users": USERS, "cycles_each": USERS * reps,
+        "build": run.Fleet.profile, "broker": broker,
+        "kafka_version": kafka_version() if broker == "real" else None,
         "gateway": {k: v for k, v in gateway.items() if k not in ("rent", "return")},
         "direct": {k: v for k, v in direct.items() if k not in ("rent", "return")},
         "steady_rents_per_s": steady_rate, "steady_board_lag_ms": steady[:2],
         "pgbench_cycles_per_s": ceiling, "pgbench_latency_ms": sql_latency,
         "rss_idle_mb": idle, "rss_loaded_mb": loaded, "startup_to_ready_s": startup,
+        "kafka_start_to_ready_s": kafka_ready if broker == "real" else None,
+        "mock_broker": mock and {
+            "broker": mock["broker"],
+            "gateway": {k: v for k, v in mock["gateway"].items() if k not in ("rent", "return")},
+            "steady_rents_per_s": mock["steady_rents_per_s"],
+            "steady_board_lag_ms": mock["steady"][:2],
+        },
         "broken": failures,
     }
-    run.RESULTS.mkdir(exist_ok=True)
-    (run.RESULTS / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
+    run.OUT.mkdir(parents=True, exist_ok=True)
+    (run.OUT / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     series = [("through the gateway", gateway["rent"], gateway["return"]),
               ("straight to rental", direct["rent"], direct["return"])]
-    run.plot("latest", "report: rent, then return, 50 users: through the gateway and straight to rental",
-             series, [])
+    if mock:
+        series.append(("gateway, mock broker", mock["gateway"]["rent"], mock["gateway"]["return"]))
+    run.plot("latest", "report: rent, then return, 50 users: through the gateway and straight to rental"
+             + (", and through the gateway on the mock broker" if mock else ""), series, [])
     g, d = gateway, direct
     lag50, lag99, lag_events = g["lag"]
     rows = [
@@ -235,12 +318,21 @@ def main(args):
         ("event → board lag during the 50-user cycles, p50 / p99", f"{fmt(lag50, 0)} / {fmt(lag99, 0)} ms",
          f"view's log, {lag_events} events: the view falls behind while the machine is saturated"),
     ]
+    version = figures["kafka_version"]
+    on = {
+        "real": f"on Apache Kafka{' ' + version if version else ''} (one node, KRaft, a JVM started "
+                "by `scripts/dev.sh`)",
+        "mock": "on librdkafka's mock broker (`dev-broker`, in memory, not Kafka)",
+        "external": "on the Kafka at `KAFKA_BROKERS`",
+    }.get(broker, f"on the broker `{broker}`")
     lines = [
         "# Benchmark report",
         "",
         f"`siege/run report` on {figures['when']}, commit `{commit}`, {figures['cores']} cores; "
-        f"one local fleet (release build, one replica each, the broker `dev-broker`), "
-        f"{USERS} siege users, {USERS * reps} rent → return cycles per target. One run on a "
+        f"one local fleet ({run.Fleet.profile} build, one replica each) {on}"
+        + ("; then a second one on librdkafka's mock broker (`dev-broker`) for the comparison "
+           "below" if mock else "")
+        + f"; {USERS} siege users, {USERS * reps} rent → return cycles per target. One run on a "
         "noisy shared machine: read ratios, not absolutes.",
         "",
         "| figure | value | how |",
@@ -251,6 +343,9 @@ def main(args):
         "|---|---|---|---|",
         *[f"| {name} | {idle[name]:.1f} MB | {loaded.get(name, 0):.1f} MB | "
           f"{startup[name] * 1000:.0f} ms |" for name in startup],
+        *([f"| {KAFKA} | {idle[KAFKA]:.1f} MB | {loaded.get(KAFKA, 0):.1f} MB | "
+           + (f"{kafka_ready} s (its first start, as dev.sh logs it) |" if kafka_ready is not None
+              else "– |")] if KAFKA in idle else []),
         "",
         "![rent and return over time](latest.png)",
         "",
@@ -262,8 +357,38 @@ def main(args):
         "six processes, their consumers and outbox relays, PostgreSQL and the broker.",
         "",
     ]
+    if mock:
+        m = mock["gateway"]
+        real_name = "real Kafka" if broker == "real" else "Kafka at `KAFKA_BROKERS`"
+        compared = [
+            ("rents/s through the gateway (50 users)", fmt(g["rents_per_s"], 0),
+             fmt(m["rents_per_s"], 0), ratio(g["rents_per_s"], m["rents_per_s"])),
+            ("rent p99 through the gateway (gateway's log)", f"{fmt(g['rent_p99_ms'])} ms",
+             f"{fmt(m['rent_p99_ms'])} ms", ratio(g["rent_p99_ms"], m["rent_p99_ms"])),
+            ("event → board lag at the steady load, p50", f"{fmt(steady[0], 0)} ms",
+             f"{fmt(mock['steady'][0], 0)} ms", ratio(steady[0], mock["steady"][0])),
+            ("event → board lag at the steady load, p99", f"{fmt(steady[1], 0)} ms",
+             f"{fmt(mock['steady'][1], 0)} ms", ratio(steady[1], mock["steady"][1])),
+            ("the steady load, rents/s", fmt(steady_rate, 0), fmt(mock["steady_rents_per_s"], 0),
+             ratio(steady_rate, mock["steady_rents_per_s"])),
+        ]
+        lines += [
+            f"## {real_name} vs mock broker",
+            "",
+            f"| figure | {real_name} | mock broker | {real_name} ÷ mock |",
+            "|---|---|---|---|",
+            *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in compared],
+            "",
+            "The mock's figures come from a second fleet, fresh as the first, started on "
+            "librdkafka's mock broker (`scripts/dev.sh --kafka mock`): the same 50-user cycles "
+            "through the gateway and the same steady load "
+            f"({STEADY['users']} users thinking 0–{STEADY['delay']} s), measured the same way. The "
+            "mock keeps its topics in memory in one small process (no log on disk, no JVM), so "
+            "the ratios are roughly what a real broker costs the fleet on this machine.",
+            "",
+        ]
     if failures:
         lines += ["**Broken during this run:** " + "; ".join(failures), ""]
-    (run.RESULTS / "latest.md").write_text("\n".join(lines))
+    (run.OUT / "latest.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 1 if failures else 0

@@ -273,7 +273,14 @@ async fn unsent_events(fleet: &Fleet) -> i64 {
 async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_lost_or_doubled() {
     // A broker of the test's own: a real Kafka is killed with SIGKILL (nothing flushed, every
     // connection cut) and started again on its data, the services left running throughout.
-    let fleet = Fleet::launch(TestKafka::own().await, &[], &[]).await;
+    let kafka = TestKafka::own().await;
+    if !kafka.is_real() {
+        // The mock cannot be killed and started on its data, and its group coordinator loses
+        // members that rejoin after a long outage; the chaos matrix takes it down briefly.
+        eprintln!("not run on librdkafka's mock broker: it has no process to kill");
+        return;
+    }
+    let fleet = Fleet::launch(kafka, &[], &[]).await;
     let manager = fleet.manager().await;
     let mut customers = Vec::new();
     for _ in 0..3 {

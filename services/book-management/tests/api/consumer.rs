@@ -201,10 +201,17 @@ fn publish_until(
     (published, publisher)
 }
 
-/// Two replicas consume; a third joins and then the first leaves, all while events flow. Returns
-/// the longest pause in applying events (the rebalances' cost) and checks that every event was
-/// applied exactly once.
-async fn replicas_join_and_leave_under_load(world: World) -> Duration {
+/// What a rebalance cost: until the joining replica owned partitions, until the leaver's were
+/// taken over, and the longest stretch without an event applied while they were flowing.
+struct Rebalances {
+    join: Duration,
+    leave: Duration,
+    longest_pause: Duration,
+}
+
+/// Two replicas consume; a third joins and then the first leaves, all while events flow. Checks
+/// that every event was applied exactly once.
+async fn replicas_join_and_leave_under_load(world: World) -> Rebalances {
     let one = world.spawn(&[]).await;
     let two = world.spawn(&[]).await;
     let mut books = Vec::new();
@@ -217,11 +224,15 @@ async fn replicas_join_and_leave_under_load(world: World) -> Duration {
     let stop = Arc::new(AtomicBool::new(false));
     let (published, publisher) = publish_until(&world, books.clone(), stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let joining = Instant::now();
     let three = world.spawn(&[]).await;
     until_they_share_every_partition(&[&one, &two, &three]).await;
+    let join = joining.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let leaving = Instant::now();
     one.stop().await;
     until_they_share_every_partition(&[&two, &three]).await;
+    let leave = leaving.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     publisher.await.unwrap();
@@ -264,7 +275,11 @@ async fn replicas_join_and_leave_under_load(world: World) -> Duration {
     );
     two.stop().await;
     three.stop().await;
-    Duration::from_secs_f64(pause)
+    Rebalances {
+        join,
+        leave,
+        longest_pause: Duration::from_secs_f64(pause),
+    }
 }
 
 #[tokio::test]
@@ -275,7 +290,12 @@ async fn replicas_joining_and_leaving_under_load_apply_every_event_exactly_once(
     let on_kafka = replicas_join_and_leave_under_load(kafka).await;
     let on_mock =
         replicas_join_and_leave_under_load(World::with_kafka(TestKafka::mock()).await).await;
-    eprintln!("rebalance pause: {on_kafka:?} on the run's broker, {on_mock:?} on the mock");
+    for (broker, r) in [("the run's broker", on_kafka), ("the mock", on_mock)] {
+        eprintln!(
+            "on {broker}: a replica joined in {:.1?}, one left in {:.1?}, longest pause {:.0?}",
+            r.join, r.leave, r.longest_pause
+        );
+    }
 }
 
 #[tokio::test]
