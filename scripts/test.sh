@@ -147,13 +147,13 @@ log "schemathesis: $("$FLEET_SCHEMATHESIS" --version)"
 # settings), as a new user first runs it: it must find the binaries where the scripts build them.
 # Before the test runner, so that the run closes on the test runner's summary.
 if [[ $quick -eq 0 ]]; then
-    log "siege/run baseline --quick --debug, from a clean environment"
+    log "siege/run baseline --quick --debug --kafka $kafka, from a clean environment"
     clean_env=(HOME="$HOME" PATH="$PATH" CI="${CI:-}")
     # A target directory chosen by hand is kept: building into another would start from cold.
     if [[ "$CARGO_TARGET_DIR" != "$HOME/.cache/book-rental-fleet/target" ]]; then
         clean_env+=(CARGO_TARGET_DIR="$CARGO_TARGET_DIR")
     fi
-    env -i "${clean_env[@]}" siege/run baseline --quick --debug
+    env -i "${clean_env[@]}" siege/run baseline --quick --debug --kafka "$kafka"
 fi
 
 # cargo-nextest, pinned, from crates.io when missing.
