@@ -116,6 +116,21 @@ impl Load {
         }
     }
 
+    /// Three customers with four books each, renting through the fleet's gateway.
+    async fn on(fleet: &Fleet) -> Self {
+        let manager = fleet.manager().await;
+        let mut customers = Vec::new();
+        for _ in 0..3 {
+            let customer = fleet.sign_up().await;
+            let mut books = Vec::new();
+            for _ in 0..4 {
+                books.push(fleet.book(&manager, 300).await);
+            }
+            customers.push((customer, books));
+        }
+        Self::start(&fleet.gateway.base_url, customers)
+    }
+
     fn enter(&self, phase: usize) {
         eprintln!("chaos: {}", PHASES[phase]);
         self.phase.store(phase, Ordering::SeqCst);
@@ -163,17 +178,7 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
         ("BREAKER_OPEN_MS", "1000"),
     ];
     let mut fleet = Fleet::launch(TestKafka::own().await, &[], &rental_settings).await;
-    let manager = fleet.manager().await;
-    let mut customers = Vec::new();
-    for _ in 0..3 {
-        let customer = fleet.sign_up().await;
-        let mut books = Vec::new();
-        for _ in 0..4 {
-            books.push(fleet.book(&manager, 300).await);
-        }
-        customers.push((customer, books));
-    }
-    let load = Load::start(&fleet.gateway.base_url, customers);
+    let load = Load::on(&fleet).await;
     let pause = |secs: u64| tokio::time::sleep(Duration::from_secs(secs));
 
     pause(2).await;
@@ -281,17 +286,7 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
         return;
     }
     let fleet = Fleet::launch(kafka, &[], &[]).await;
-    let manager = fleet.manager().await;
-    let mut customers = Vec::new();
-    for _ in 0..3 {
-        let customer = fleet.sign_up().await;
-        let mut books = Vec::new();
-        for _ in 0..4 {
-            books.push(fleet.book(&manager, 300).await);
-        }
-        customers.push((customer, books));
-    }
-    let load = Load::start(&fleet.gateway.base_url, customers);
+    let load = Load::on(&fleet).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     load.enter(1);
