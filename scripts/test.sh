@@ -150,13 +150,13 @@ if [[ $quick -eq 0 ]]; then
     log "siege/run baseline --quick --debug --kafka $kafka, from a clean environment"
     clean_env=(HOME="$HOME" PATH="$PATH" CI="${CI:-}")
     # A target directory chosen by hand is kept: building into another would start from cold.
-    if [[ "$CARGO_TARGET_DIR" != "$HOME/.cache/book-rental-fleet/target" ]]; then
+    if [[ "$CARGO_TARGET_DIR" != "$FLEET_DEFAULT_TARGET_DIR" ]]; then
         clean_env+=(CARGO_TARGET_DIR="$CARGO_TARGET_DIR")
     fi
     env -i "${clean_env[@]}" siege/run baseline --quick --debug --kafka "$kafka"
 fi
 
-# cargo-nextest, pinned, from crates.io when missing.
+# cargo-nextest, pinned, installed with cargo when missing.
 NEXTEST_VERSION=0.9.151
 if ! cargo nextest --version 2>/dev/null | grep -q "$NEXTEST_VERSION"; then
     log "cargo install cargo-nextest $NEXTEST_VERSION"

@@ -46,7 +46,8 @@ export FLEET_REPO
 
 # A persistent build directory outside the clone: a fresh clone (CI, a second work tree) reuses
 # the compiled dependencies instead of rebuilding them from scratch.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/book-rental-fleet/target}"
+FLEET_DEFAULT_TARGET_DIR="$HOME/.cache/book-rental-fleet/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$FLEET_DEFAULT_TARGET_DIR}"
 
 # --- OS packages ---------------------------------------------------------------------------
 
