@@ -262,16 +262,28 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
     assert_nothing_lost_or_doubled(&fleet).await;
 }
 
-/// Events waiting in every service's outbox.
-async fn unsent_events(fleet: &Fleet) -> i64 {
-    scalar(
-        fleet,
-        "SELECT (SELECT count(*) FROM rental.outbox WHERE sent_at IS NULL) \
-              + (SELECT count(*) FROM payment.outbox WHERE sent_at IS NULL) \
-              + (SELECT count(*) FROM book.outbox WHERE sent_at IS NULL) \
-              + (SELECT count(*) FROM users.outbox WHERE sent_at IS NULL)",
-    )
-    .await
+/// Events waiting in every service's outbox that were written before `outage_ended` (the
+/// database's clock, in seconds since the epoch), or all of them. The load goes on writing, so
+/// only the backlog can be waited on to reach nothing.
+async fn unsent_events(fleet: &Fleet, outage_ended: Option<f64>) -> i64 {
+    let waiting = |schema: &str| {
+        format!(
+            "(SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL \
+              AND ($1::float8 IS NULL OR created_at < to_timestamp($1)))"
+        )
+    };
+    let sql = format!(
+        "SELECT {} + {} + {} + {}",
+        waiting("rental"),
+        waiting("payment"),
+        waiting("book"),
+        waiting("users")
+    );
+    sqlx::query_scalar(&sql)
+        .bind(outage_ended)
+        .fetch_one(&fleet.db.admin)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 #[tokio::test]
@@ -292,13 +304,17 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
     load.enter(1);
     fleet.kafka.go_down().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let backlog = unsent_events(&fleet).await;
+    let backlog = unsent_events(&fleet, None).await;
     let restarted = Instant::now();
     fleet.kafka.come_back().await;
     let ready = restarted.elapsed();
+    let back: f64 = sqlx::query_scalar("SELECT extract(epoch FROM now())::float8")
+        .fetch_one(&fleet.db.admin)
+        .await
+        .unwrap();
     // Recovered: the relays have published what piled up while the broker was away.
-    eventually("every outbox drained", WAIT * 2, || async {
-        (unsent_events(&fleet).await == 0).then_some(())
+    eventually("the outboxes' backlog published", WAIT * 2, || async {
+        (unsent_events(&fleet, Some(back)).await == 0).then_some(())
     })
     .await;
     let drained = restarted.elapsed();
@@ -326,7 +342,7 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
     assert_nothing_lost_or_doubled(&fleet).await;
     eprintln!(
         "broker killed for 5 s with {backlog} events waiting; started again and answering after \
-         {ready:.1?}, every outbox drained {drained:.1?} after its start"
+         {ready:.1?}, the backlog published {drained:.1?} after its start"
     );
 }
 
