@@ -128,9 +128,15 @@ kafka_exec() {
     exec java "${java_opts[@]}" -cp "$classpath" kafka.Kafka "$data/server.properties"
 }
 
-# A KRaft cluster id: 16 random bytes, base64url without padding.
+# A KRaft cluster id: 16 random bytes, base64url without padding; never starting with '-',
+# which the formatter would take for an option (Kafka's own ids avoid it for the same reason).
 _kafka_cluster_id() {
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
+    local id
+    while :; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        [[ "$id" == -* ]] || break
+    done
+    printf '%s\n' "$id"
 }
 
 # _free_port FROM: FROM, or the next port above it that nothing listens on.
