@@ -26,10 +26,11 @@ pub fn kafka_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh")
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Two ports nothing listens on (both held while the second is chosen, so they differ).
+fn free_ports() -> anyhow::Result<(u16, u16)> {
+    let first = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let second = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
 }
 
 impl RealBroker {
@@ -38,10 +39,11 @@ impl RealBroker {
     pub async fn start(data: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create {}", data.display()))?;
+        let (port, controller_port) = free_ports()?;
         let broker = Self {
             data: data.to_owned(),
-            port: free_port()?,
-            controller_port: free_port()?,
+            port,
+            controller_port,
             process: Mutex::new(None),
         };
         broker.come_back().await?;
