@@ -275,6 +275,7 @@ if [[ -n "${KAFKA_BROKERS:-}" || "$kafka" == real ]]; then
             rm -rf "$KAFKA_DATA"
         fi
         ensure_kafka "$KAFKA_DATA"
+        echo "$FLEET_KAFKA_PID" >"$LOG_DIR/kafka.pid"
     fi
     [[ -x "$BIN_DIR/dev-broker" ]] || die "$BIN_DIR/dev-broker is not built (run without --no-build)"
     # Topics are created explicitly, never by a producer's first message.

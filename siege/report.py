@@ -237,7 +237,7 @@ def main(args):
         broker, kafka_ready = fleet.broker, kafka_ready_s()
         kafka_pid = fleet.kafka_pid()
         if broker == "real" and not kafka_pid:
-            run.say("found no Kafka broker JVM running on target/kafka/dev: its RSS is left out")
+            run.say("dev.sh wrote no kafka.pid: the broker's RSS is left out")
         time.sleep(3)
         idle = rss_now(fleet, kafka_pid)
         load = run.Load(run.LOCAL_GATEWAY)

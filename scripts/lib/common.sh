@@ -144,6 +144,17 @@ port_in_use() {
     (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# next_free_port FROM: FROM, or the first of the 20 ports above it that nothing listens on (the
+# last one tried when all are taken: the server's own error then names the port).
+next_free_port() {
+    local port="$1" tries=0
+    while port_in_use "$port" && ((tries < 20)); do
+        port=$((port + 1))
+        tries=$((tries + 1))
+    done
+    printf '%s\n' "$port"
+}
+
 # short_hash STRING: 8 hex characters, stable for the same input.
 short_hash() {
     if command -v sha256sum >/dev/null 2>&1; then

@@ -139,15 +139,6 @@ _kafka_cluster_id() {
     printf '%s\n' "$id"
 }
 
-# _free_port FROM: FROM, or the next port above it that nothing listens on.
-_free_port() {
-    local port="$1"
-    while port_in_use "$port"; do
-        port=$((port + 1))
-    done
-    printf '%s\n' "$port"
-}
-
 ensure_kafka() {
     local data="$1"
     if [[ -n "${KAFKA_BROKERS:-}" ]]; then
@@ -156,8 +147,8 @@ ensure_kafka() {
     fi
     kafka_classpath >/dev/null # fetch before timing the start
     local port cport started_at
-    port="$(_free_port "${FLEET_KAFKA_PORT:-59092}")"
-    cport="$(_free_port $((port + 1)))"
+    port="$(next_free_port "${FLEET_KAFKA_PORT:-59092}")"
+    cport="$(next_free_port $((port + 1)))"
     mkdir -p "$data"
     FLEET_KAFKA_LOG="$data/broker.log"
     log "starting Apache Kafka on 127.0.0.1:$port (log: $FLEET_KAFKA_LOG)"

@@ -236,11 +236,7 @@ _pg_start_private() {
     else
         if [[ -z "${FLEET_PG_PORT:-}" ]]; then
             # The default port is taken (another clone's cluster, say): take the next free one.
-            local tries=0
-            while port_in_use "$port" && ((tries < 20)); do
-                port=$((port + 1))
-                tries=$((tries + 1))
-            done
+            port="$(next_free_port "$port")"
         fi
         mkdir -p "$FLEET_PG_SOCKET_DIR"
         chmod 0700 "$FLEET_PG_SOCKET_DIR"

@@ -18,7 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
 
 mod real;
-pub use real::{RealBroker, kafka_script};
+pub use real::RealBroker;
 
 enum Command {
     /// Each carries a way to say it is done, so the caller knows the change took effect.

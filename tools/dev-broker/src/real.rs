@@ -22,7 +22,7 @@ pub struct RealBroker {
 }
 
 /// `scripts/kafka.sh` of this repository.
-pub fn kafka_script() -> PathBuf {
+fn kafka_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh")
 }
 

@@ -2,12 +2,11 @@
 //! and joining or leaving under load, topics created after the consumer subscribed, poison
 //! messages dead-lettered without blocking the partition.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use service_kit::testing::{PARTITIONS, TestKafka, eventually};
-use shared_events::{CloudEvent, DomainEvent, Topic};
+use shared_events::{CloudEvent, Topic};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -162,43 +161,19 @@ async fn until_they_share_every_partition(apps: &[&App]) {
 }
 
 /// Rents and returns `books` in turn, each event published as rental would (keyed by book, so
-/// one book's events stay in order), until `stop`; counts the events published.
-fn publish_until(
-    world: &World,
-    books: Vec<Uuid>,
-    stop: Arc<AtomicBool>,
-) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let published = Arc::new(AtomicUsize::new(0));
-    let (producer, topic) = (world.kafka.producer(), world.kafka.topic(Topic::Rental));
-    let count = published.clone();
-    let publisher = tokio::spawn(async move {
-        let send = |key: String, payload: Vec<u8>| {
-            let (producer, topic) = (producer.clone(), topic.clone());
-            async move {
-                producer
-                    .send(
-                        rdkafka::producer::FutureRecord::to(&topic)
-                            .key(&key)
-                            .payload(&payload),
-                        Duration::from_secs(10),
-                    )
-                    .await
-                    .expect("event published");
-            }
-        };
-        while !stop.load(Ordering::SeqCst) {
-            for book in &books {
-                let rental = Uuid::new_v4();
-                let rented = CloudEvent::new("rental", rented(*book, rental));
-                send(rented.data.key(), serde_json::to_vec(&rented).unwrap()).await;
-                let back = CloudEvent::new("rental", returned(*book, rental));
-                send(back.data.key(), serde_json::to_vec(&back).unwrap()).await;
-                count.fetch_add(2, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+/// one book's events stay in order), until `stop`; returns how many events it published.
+async fn publish_until(world: &World, books: &[Uuid], stop: &AtomicBool) -> i64 {
+    let mut published = 0;
+    while !stop.load(Ordering::SeqCst) {
+        for book in books {
+            let rental = Uuid::new_v4();
+            world.publish(rented(*book, rental)).await;
+            world.publish(returned(*book, rental)).await;
+            published += 2;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    });
-    (published, publisher)
+    }
+    published
 }
 
 /// What a rebalance cost: until the joining replica owned partitions, until the leaver's were
@@ -221,22 +196,24 @@ async fn replicas_join_and_leave_under_load(world: World) -> Rebalances {
     until_they_share_every_partition(&[&one, &two]).await;
 
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (published, publisher) = publish_until(&world, books.clone(), stop.clone());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let joining = Instant::now();
-    let three = world.spawn(&[]).await;
-    until_they_share_every_partition(&[&one, &two, &three]).await;
-    let join = joining.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let leaving = Instant::now();
-    one.stop().await;
-    until_they_share_every_partition(&[&two, &three]).await;
-    let leave = leaving.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::SeqCst);
-    publisher.await.unwrap();
-    let published = published.load(Ordering::SeqCst) as i64;
+    let stop = AtomicBool::new(false);
+    let replicas = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let joining = Instant::now();
+        let three = world.spawn(&[]).await;
+        until_they_share_every_partition(&[&one, &two, &three]).await;
+        let join = joining.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let leaving = Instant::now();
+        one.stop().await;
+        until_they_share_every_partition(&[&two, &three]).await;
+        let leave = leaving.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, Ordering::SeqCst);
+        (three, join, leave)
+    };
+    let (published, (three, join, leave)) =
+        tokio::join!(publish_until(&world, &books, &stop), replicas);
 
     eventually("every event in the inbox", WAIT * 2, || async {
         (world.count("inbox").await == published).then_some(())
