@@ -4,6 +4,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// The broker process, killed when the test ends, even by a failed assertion.
@@ -199,6 +201,24 @@ async fn on_a_real_kafka_the_missing_topics_and_dead_letter_topics_are_created_a
     .map(|(name, n)| (name.to_owned(), n))
     .collect();
     assert_eq!(partitions_behind(&brokers, &prefix), expected);
+    // Created to keep every event, as `view rebuild` needs.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let topic = format!("{prefix}rental.events");
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let config = described[0].as_ref().unwrap();
+    for setting in ["retention.ms", "retention.bytes"] {
+        assert_eq!(
+            config.get(setting).and_then(|e| e.value.as_deref()),
+            Some("-1"),
+            "{setting} of {topic}"
+        );
+    }
     // Again: nothing to create, nothing changed.
     assert!(ensure().success());
     assert_eq!(partitions_behind(&brokers, &prefix), expected);
