@@ -192,7 +192,15 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let upstreams = Arc::new(upstreams);
     let keys = RemoteKeys::new(config.auth);
     let stop = CancellationToken::new();
-    tokio::spawn(keys.clone().prefetch(stop.clone()));
+    // Not ready until tokens can be checked.
+    let readiness = server.readiness();
+    readiness.await_keys();
+    let prefetch = keys.clone().prefetch(stop.clone());
+    tokio::spawn(async move {
+        if prefetch.await {
+            readiness.set_keys_held();
+        }
+    });
     let forwarding = Arc::new(Forwarding {
         keys,
         upstreams: upstreams.clone(),

@@ -1,6 +1,6 @@
 //! The chaos matrix: under a steady rent/cancel/return load through the gateway, each part of the
 //! fleet fails in turn (book-management, user, view and payment stopped, the broker down, rental
-//! killed mid-request) and comes back. Renting must go on except where DESIGN.md says (503 while
+//! killed mid-request, Postgres restarted or stopped) and comes back. Renting must go on except where DESIGN.md says (503 while
 //! payment is down), and afterwards no event is lost or applied twice, every consumer has caught
 //! up, the board matches the rentals, and rental and payment agree.
 
@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use reqwest::Client;
 use serde_json::{Value, json};
-use service_kit::testing::{TestKafka, WAIT, assert_rentals_and_payments_agree, eventually};
+use service_kit::testing::{
+    TestKafka, TestPostgres, WAIT, assert_rentals_and_payments_agree, eventually, sample,
+};
+use shared_events::Topic;
 
 use crate::helpers::{Customer, Fleet};
 
@@ -30,10 +33,12 @@ const PHASES: [&str; 8] = [
 const PAYMENT_DOWN: usize = 5;
 const RENTAL_KILLED: usize = 6;
 
-/// What the load saw: (phase, action, status).
-type Outcomes = Arc<Mutex<Vec<(usize, &'static str, u16)>>>;
+/// What the load saw: (phase, action, status, how long the answer took).
+type Outcomes = Arc<Mutex<Vec<(usize, &'static str, u16, Duration)>>>;
 
 struct Load {
+    /// What [`Load::enter`] calls each phase.
+    names: &'static [&'static str],
     phase: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     outcomes: Outcomes,
@@ -59,9 +64,12 @@ impl Load {
                 let (phase, stop, outcomes) = (phase.clone(), stop.clone(), outcomes.clone());
                 let (client, base) = (client.clone(), gateway.to_owned());
                 tokio::spawn(async move {
-                    let record = |action, status: u16| {
+                    let record = |action, status: u16, sent: Instant| {
                         let now = phase.load(Ordering::SeqCst);
-                        outcomes.lock().unwrap().push((now, action, status));
+                        outcomes
+                            .lock()
+                            .unwrap()
+                            .push((now, action, status, sent.elapsed()));
                     };
                     let call = |path: String, body: Value| {
                         client
@@ -74,12 +82,13 @@ impl Load {
                     while !stop.load(Ordering::SeqCst) {
                         let book = &books[n % books.len()];
                         n += 1;
+                        let sent = Instant::now();
                         let rented = call("/api/v1/rentals".into(), json!({"bookId": book})).await;
                         let Ok(rented) = rented else {
-                            record("rent", 0);
+                            record("rent", 0, sent);
                             continue;
                         };
-                        record("rent", rented.status().as_u16());
+                        record("rent", rented.status().as_u16(), sent);
                         if rented.status() != 201 {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
@@ -94,10 +103,11 @@ impl Load {
                         // Give it back, however long rental is away.
                         while !stop.load(Ordering::SeqCst) {
                             let path = format!("/api/v1/rentals/{id}/{action}");
+                            let sent = Instant::now();
                             let status = call(path, json!({}))
                                 .await
                                 .map_or(0, |r| r.status().as_u16());
-                            record(action, status);
+                            record(action, status, sent);
                             if status == 200 || status == 409 {
                                 break;
                             }
@@ -109,11 +119,17 @@ impl Load {
             })
             .collect();
         Self {
+            names: &PHASES,
             phase,
             stop,
             outcomes,
             workers,
         }
+    }
+
+    /// The same load, its phases called `names`.
+    fn named(self, names: &'static [&'static str]) -> Self {
+        Self { names, ..self }
     }
 
     /// Three customers with four books each, renting through the fleet's gateway.
@@ -132,7 +148,7 @@ impl Load {
     }
 
     fn enter(&self, phase: usize) {
-        eprintln!("chaos: {}", PHASES[phase]);
+        eprintln!("chaos: {}", self.names[phase]);
         self.phase.store(phase, Ordering::SeqCst);
     }
 
@@ -143,13 +159,13 @@ impl Load {
             let outcomes = self.outcomes.lock().unwrap();
             outcomes[before..]
                 .iter()
-                .any(|(_, action, status)| *action == "rent" && *status == 201)
+                .any(|(_, action, status, _)| *action == "rent" && *status == 201)
                 .then_some(())
         })
         .await;
     }
 
-    async fn stop(self) -> Vec<(usize, &'static str, u16)> {
+    async fn stop(self) -> Vec<(usize, &'static str, u16, Duration)> {
         self.stop.store(true, Ordering::SeqCst);
         for worker in self.workers {
             worker.await.unwrap();
@@ -221,8 +237,8 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
     let rents = |phase: usize| -> Vec<u16> {
         outcomes
             .iter()
-            .filter(|(p, action, _)| *p == phase && *action == "rent")
-            .map(|(_, _, status)| *status)
+            .filter(|(p, action, _, _)| *p == phase && *action == "rent")
+            .map(|(_, _, status, _)| *status)
             .collect()
     };
     for (phase, name) in PHASES.iter().enumerate() {
@@ -325,8 +341,8 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
     for phase in [1, 7] {
         let rents: Vec<u16> = outcomes
             .iter()
-            .filter(|(p, action, _)| *p == phase && *action == "rent")
-            .map(|(_, _, status)| *status)
+            .filter(|(p, action, _, _)| *p == phase && *action == "rent")
+            .map(|(_, _, status, _)| *status)
             .collect();
         assert!(rents.contains(&201), "{}: renting stopped", PHASES[phase]);
         assert!(
@@ -343,6 +359,315 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
     eprintln!(
         "broker killed for 5 s with {backlog} events waiting; started again and answering after \
          {ready:.1?}, the backlog published {drained:.1?} after its start"
+    );
+}
+
+// The database rows: the fleet's Postgres restarted or stopped under the load.
+const PG_PHASES: [&str; 4] = ["steady", "postgres away", "postgres back", "recovered"];
+const PG_AWAY: usize = 1;
+const PG_BACK: usize = 2;
+const PG_RECOVERED: usize = 3;
+
+/// The reconciler settles, and the breaker closes, within the test's time.
+const PG_RENTAL_SETTINGS: [(&str, &str); 3] = [
+    ("RECONCILE_AFTER_MS", "2000"),
+    ("RECONCILE_INTERVAL_MS", "500"),
+    ("BREAKER_OPEN_MS", "1000"),
+];
+
+/// The fleet on a Postgres of the test's own (the broker is not faulted: the shared one).
+async fn fleet_on_own_postgres() -> Fleet {
+    Fleet::launch_on(
+        Some(TestPostgres::own().await),
+        TestKafka::start().await,
+        &[],
+        &PG_RENTAL_SETTINGS,
+    )
+    .await
+}
+
+/// Waits until every service with a database answers `status` on `/readyz`; returns how long
+/// that took.
+async fn readyz_everywhere(fleet: &Fleet, status: u16) -> Duration {
+    let started = Instant::now();
+    let mut checks = tokio::task::JoinSet::new();
+    for (name, process) in fleet.processes() {
+        if name == "gateway" {
+            continue; // no database
+        }
+        let (client, url) = (fleet.client.clone(), format!("{}/readyz", process.base_url));
+        checks.spawn(async move {
+            let what = format!("{name}'s /readyz answering {status}");
+            eventually(&what, WAIT, || async {
+                let response = client
+                    .get(&url)
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await
+                    .ok()?;
+                (response.status() == status).then_some(())
+            })
+            .await;
+        });
+    }
+    while let Some(check) = checks.join_next().await {
+        check.unwrap();
+    }
+    started.elapsed()
+}
+
+/// Messages in the test's dead-letter topics, and the dead-letter counters of every service.
+async fn dead_letters(fleet: &Fleet) -> (usize, f64) {
+    let mut readers = Vec::new();
+    for topic in Topic::ALL {
+        let dlq = format!("{}{}", fleet.kafka.prefix, topic.dlq_name());
+        readers.push(fleet.kafka.reader(&dlq).await);
+    }
+    let mut messages = 0;
+    for (i, reader) in readers.iter().enumerate() {
+        // The readers fetch side by side: the first wait covers them all.
+        let wait = Duration::from_millis(if i == 0 { 3000 } else { 300 });
+        while reader.next(wait).await.is_some() {
+            messages += 1;
+        }
+    }
+    let mut counted = 0.0;
+    for (name, process) in fleet.processes() {
+        if name == "gateway" {
+            continue;
+        }
+        let metrics = fleet.get_at(&process.base_url, "/metrics", "").await;
+        counted += sample(&metrics.text().await.unwrap(), "events_dead_lettered_total");
+    }
+    (messages, counted)
+}
+
+/// Statuses by phase and action, counted, for the log.
+fn tally(outcomes: &[(usize, &'static str, u16, Duration)], phase: usize) -> String {
+    let mut counts = std::collections::BTreeMap::<(&str, u16), usize>::new();
+    for (_, action, status, _) in outcomes.iter().filter(|o| o.0 == phase) {
+        *counts.entry((action, *status)).or_default() += 1;
+    }
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|((action, status), n)| format!("{action} {status}: {n}"))
+        .collect();
+    counts.join(", ")
+}
+
+/// After Postgres went away under the load and came back: rents answered 201 or 409, except
+/// while it was away or coming back, when they could also answer a fast 503 (never a 500, a
+/// timeout or a dropped connection); nothing was dead-lettered, lost or applied twice.
+async fn assert_database_outage_survived(
+    fleet: &Fleet,
+    names: &[&str],
+    outcomes: &[(usize, &'static str, u16, Duration)],
+) {
+    for (phase, name) in names.iter().enumerate() {
+        eprintln!("chaos: {name}: {}", tally(outcomes, phase));
+    }
+    for (phase, action, status, took) in outcomes {
+        assert!(
+            [200, 201, 409, 503].contains(status),
+            "{}: {action} answered {status} after {took:?}",
+            names[*phase]
+        );
+        if *status == 503 {
+            assert!(
+                [PG_AWAY, PG_BACK].contains(phase),
+                "{}: {action} answered 503",
+                names[*phase]
+            );
+            // A connection is waited for DATABASE_ACQUIRE_TIMEOUT_MS (2 s) at most; rarely twice
+            // (rental's and then payment's).
+            assert!(
+                *took < Duration::from_millis(4500),
+                "{}: a 503 took {took:?}",
+                names[*phase]
+            );
+        }
+    }
+    for phase in [0, PG_RECOVERED] {
+        let rents: Vec<u16> = outcomes
+            .iter()
+            .filter(|(p, action, _, _)| *p == phase && *action == "rent")
+            .map(|(_, _, status, _)| *status)
+            .collect();
+        assert!(rents.contains(&201), "{}: renting stopped", names[phase]);
+        assert!(
+            rents.iter().all(|s| [201, 409].contains(s)),
+            "{}: {rents:?}",
+            names[phase]
+        );
+    }
+    let slowest_503 = outcomes
+        .iter()
+        .filter(|o| o.2 == 503)
+        .map(|o| o.3)
+        .max()
+        .unwrap_or_default();
+    eprintln!("chaos: the slowest 503 took {slowest_503:.1?}");
+
+    assert_nothing_lost_or_doubled(fleet).await;
+    let (messages, counted) = dead_letters(fleet).await;
+    assert_eq!(messages, 0, "events were dead-lettered");
+    assert_eq!(counted, 0.0, "a service counted dead-lettered events");
+}
+
+#[tokio::test]
+async fn postgres_restarted_fast_under_rent_load_nothing_is_dead_lettered_lost_or_doubled() {
+    let fleet = fleet_on_own_postgres().await;
+    let postgres = fleet.postgres.as_ref().unwrap();
+    let load = Load::on(&fleet).await.named(&PG_PHASES);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // `pg_ctl restart -m fast`: every session is ended (57P01), the server is down for a moment
+    // and starts again.
+    load.enter(PG_AWAY);
+    let restarting = Instant::now();
+    postgres.restart_fast().await;
+    let restart = restarting.elapsed();
+    load.enter(PG_BACK);
+    let back = Instant::now();
+    load.renting_again().await;
+    let resumed = back.elapsed();
+    readyz_everywhere(&fleet, 200).await;
+    let ready = back.elapsed();
+
+    load.enter(PG_RECOVERED);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let outcomes = load.stop().await;
+    assert_database_outage_survived(&fleet, &PG_PHASES, &outcomes).await;
+    eprintln!(
+        "postgres restarted (-m fast) in {restart:.1?}; renting resumed {resumed:.1?} and every \
+         service was ready {ready:.1?} after it was back"
+    );
+}
+
+#[tokio::test]
+async fn postgres_stopped_for_10_s_under_rent_load_answers_fast_503s_and_nothing_is_dead_lettered()
+{
+    let fleet = fleet_on_own_postgres().await;
+    let postgres = fleet.postgres.as_ref().unwrap();
+    // A customer of the test's own, to look at one answer closely while the database is away.
+    let manager = fleet.manager().await;
+    let probe = fleet.sign_up().await;
+    let probe_book = fleet.book(&manager, 300).await;
+    let load = Load::on(&fleet).await.named(&PG_PHASES);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    load.enter(PG_AWAY);
+    postgres.stop().await;
+    let stopped = Instant::now();
+    let unready = readyz_everywhere(&fleet, 503).await;
+    let sent = Instant::now();
+    let refused = fleet
+        .post(
+            "/api/v1/rentals",
+            &probe.token,
+            json!({"bookId": probe_book}),
+        )
+        .await;
+    let answered = sent.elapsed();
+    assert!(
+        refused.headers().contains_key("retry-after"),
+        "{:?}",
+        refused.headers()
+    );
+    service_kit::testing::assert_problem(refused, 503).await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+
+    postgres.start().await;
+    let back = Instant::now();
+    load.enter(PG_BACK);
+    load.renting_again().await;
+    let resumed = back.elapsed();
+    readyz_everywhere(&fleet, 200).await;
+    let ready = back.elapsed();
+
+    load.enter(PG_RECOVERED);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let outcomes = load.stop().await;
+    let away: Vec<u16> = outcomes
+        .iter()
+        .filter(|(p, action, _, _)| *p == PG_AWAY && *action == "rent")
+        .map(|(_, _, status, _)| *status)
+        .collect();
+    assert!(
+        away.contains(&503),
+        "no 503 while postgres was away: {away:?}"
+    );
+    assert_database_outage_survived(&fleet, &PG_PHASES, &outcomes).await;
+    eprintln!(
+        "postgres stopped for 10 s: every service unready {unready:.1?} after the stop, a rent \
+         refused (503, Retry-After) in {answered:.1?}; once it was started again, renting \
+         resumed after {resumed:.1?} and every service was ready after {ready:.1?}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_read_only_for_8_s_as_in_a_fail_over_holds_events_back_without_dead_letters() {
+    // What a fail-over's old primary, or a standby not promoted yet, answers every write with:
+    // 25006 read_only_sql_transaction. Longer than a consumer's retries of an event take.
+    const PHASES: [&str; 4] = [
+        "steady",
+        "postgres read-only",
+        "postgres writable",
+        "recovered",
+    ];
+    let fleet = fleet_on_own_postgres().await;
+    let load = Load::on(&fleet).await.named(&PHASES);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut admin = fleet.db.admin.acquire().await.unwrap();
+    let read_only = |on: bool| {
+        if on {
+            "ALTER SYSTEM SET default_transaction_read_only = on"
+        } else {
+            "ALTER SYSTEM RESET default_transaction_read_only"
+        }
+    };
+
+    load.enter(PG_AWAY);
+    sqlx::query(read_only(true))
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // This session is read-only too by now, unless it says otherwise.
+    sqlx::query("SET default_transaction_read_only = off")
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    sqlx::query(read_only(false))
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    drop(admin);
+    let back = Instant::now();
+    load.enter(PG_BACK);
+    load.renting_again().await;
+    let resumed = back.elapsed();
+
+    load.enter(PG_RECOVERED);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let outcomes = load.stop().await;
+    let refused = outcomes
+        .iter()
+        .filter(|(p, action, status, _)| *p == PG_AWAY && *action == "rent" && *status == 503)
+        .count();
+    assert!(refused > 0, "no rent refused while postgres was read-only");
+    assert_database_outage_survived(&fleet, &PHASES, &outcomes).await;
+    eprintln!(
+        "postgres read-only for 8 s: {refused} rents refused with 503; writable again, renting \
+         resumed after {resumed:.1?}"
     );
 }
 

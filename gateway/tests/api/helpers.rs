@@ -5,8 +5,8 @@
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use service_kit::testing::{
-    ServiceProcess, TestDatabase, TestIdentity, TestKafka, WAIT, eventually, fleet_binary,
-    init_logs, service_env,
+    ServiceProcess, TestDatabase, TestIdentity, TestKafka, TestPostgres, WAIT, eventually,
+    fleet_binary, init_logs, service_env,
 };
 use uuid::Uuid;
 
@@ -29,6 +29,9 @@ pub struct Fleet {
     pub view: ServiceProcess,
     pub gateway: ServiceProcess,
     pub client: Client,
+    /// The test's own Postgres, when it runs on one ([`Fleet::launch_on`]). Last, so that it
+    /// stops after the services.
+    pub postgres: Option<TestPostgres>,
 }
 
 /// A signed-up customer.
@@ -53,8 +56,22 @@ impl Fleet {
         gateway_env: &[(&str, &str)],
         rental_extra: &[(&str, &str)],
     ) -> Self {
+        Self::launch_on(None, kafka, gateway_env, rental_extra).await
+    }
+
+    /// The same, on `postgres` (a cluster of the test's own, which it may restart or stop)
+    /// instead of the shared one.
+    pub async fn launch_on(
+        postgres: Option<TestPostgres>,
+        kafka: TestKafka,
+        gateway_env: &[(&str, &str)],
+        rental_extra: &[(&str, &str)],
+    ) -> Self {
         init_logs();
-        let db = TestDatabase::create().await;
+        let db = match &postgres {
+            Some(postgres) => TestDatabase::create_on(&postgres.admin_url).await,
+            None => TestDatabase::create().await,
+        };
         let identity = TestIdentity::start().await;
         let env = |role: &str, schema: &str, extra: Vec<(String, String)>| {
             let db = &db;
@@ -124,6 +141,7 @@ impl Fleet {
             view,
             gateway,
             client: Client::new(),
+            postgres,
         }
     }
 

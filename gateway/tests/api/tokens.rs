@@ -145,6 +145,19 @@ async fn valid_tokens_keep_working_while_the_user_service_is_stopped() {
     }
     let rental = fleet.rent(&customer, &book).await;
     assert_eq!(rental["status"], "RENTED");
+
+    // A replica started meanwhile (a rollout, the HPA, a node lost) cannot fetch the keys: it
+    // takes the ones kept in its schema, becomes ready and serves signed-in requests at once.
+    fleet.rental.kill().await;
+    fleet.rental.restart().await;
+    let id = rental["id"].as_str().unwrap();
+    let returned = fleet
+        .post(&format!("/api/v1/rentals/{id}/return"), &customer.token, json!({}))
+        .await;
+    assert_eq!(returned.status(), 200);
+    let again = fleet.rent(&customer, &book).await;
+    assert_eq!(again["status"], "RENTED");
+
     // What only the user service can answer is a clear 502 meanwhile.
     let problem = refused(fleet.get("/api/v1/users/me", &customer.token).await, 502).await;
     assert!(

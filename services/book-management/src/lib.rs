@@ -16,6 +16,9 @@ use application::Catalogue;
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "book-management";
 
+/// The topics the service consumes (and whose dead letters `book-management dlq` replays).
+pub const CONSUMED_TOPICS: [Topic; 1] = [Topic::Rental];
+
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Config {
@@ -47,5 +50,5 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .with_routes(http::routes(catalogue))
         .with_api_doc(http::ApiDoc::openapi())
         .with_auth(config.auth)
-        .consume(&[Topic::Rental], RentalActivity)
+        .consume(&CONSUMED_TOPICS, RentalActivity)
 }

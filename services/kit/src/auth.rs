@@ -353,8 +353,13 @@ impl AuthConfig {
 /// Fetch the keys again at most this often, however many unknown key ids arrive.
 const REFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Tokens checked against the keys published at `JWKS_URL`: fetched on first use, fetched again
-/// when a token names an unknown key, and kept while the user service is away.
+/// How often start-up tries again for keys (from the user service, or kept in the schema).
+const PREFETCH_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Tokens checked against the keys published at `JWKS_URL`: fetched at start, fetched again
+/// when a token names an unknown key, and kept while the user service is away. A service keeps
+/// the last keys it fetched in its own schema too, so a replica started while the user service is
+/// away checks tokens all the same.
 #[derive(Clone)]
 pub struct RemoteKeys(std::sync::Arc<Remote>);
 
@@ -363,10 +368,21 @@ struct Remote {
     http: reqwest::Client,
     verifier: std::sync::RwLock<Option<std::sync::Arc<TokenVerifier>>>,
     fetched_at: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// Where the last fetched keys are kept (the service's `signing_keys` table).
+    kept_in: Option<sqlx::PgPool>,
 }
 
 impl RemoteKeys {
     pub fn new(config: AuthConfig) -> Self {
+        Self::with_store(config, None)
+    }
+
+    /// Keys kept in `pool`'s `signing_keys` table (a kit migration) as well.
+    pub fn kept_in(config: AuthConfig, pool: sqlx::PgPool) -> Self {
+        Self::with_store(config, Some(pool))
+    }
+
+    fn with_store(config: AuthConfig, kept_in: Option<sqlx::PgPool>) -> Self {
         Self(std::sync::Arc::new(Remote {
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(3))
@@ -375,11 +391,23 @@ impl RemoteKeys {
             config,
             verifier: std::sync::RwLock::default(),
             fetched_at: tokio::sync::Mutex::default(),
+            kept_in,
         }))
     }
 
     fn current(&self) -> Option<std::sync::Arc<TokenVerifier>> {
         self.0.verifier.read().expect("not poisoned").clone()
+    }
+
+    /// Whether tokens can be checked: some keys are held.
+    pub fn holds_keys(&self) -> bool {
+        self.current().is_some()
+    }
+
+    fn install(&self, verifier: TokenVerifier) -> std::sync::Arc<TokenVerifier> {
+        let verifier = std::sync::Arc::new(verifier);
+        *self.0.verifier.write().expect("not poisoned") = Some(verifier.clone());
+        verifier
     }
 
     /// The caller named by the request's bearer token.
@@ -402,24 +430,69 @@ impl RemoteKeys {
         })
     }
 
-    /// Fetches the keys at start-up, retrying until it has them, so tokens verify even if the
-    /// user service goes away before this process sees its first token.
-    pub async fn prefetch(self, stop: tokio_util::sync::CancellationToken) {
+    /// Gets the keys at start-up: from the user service, else the ones kept in the service's
+    /// schema, retrying until it has some. Returns whether it has (false only when stopped
+    /// first); the caller turns ready then.
+    pub async fn prefetch(self, stop: tokio_util::sync::CancellationToken) -> bool {
         loop {
             if self.refresh().await.is_some() {
-                return;
+                return true;
+            }
+            match self.load_kept().await {
+                Ok(Some(set)) => match TokenVerifier::new(&set, &self.0.config.issuer, &self.0.config.audience) {
+                    Ok(verifier) => {
+                        tracing::warn!(keys = verifier.keys.len(), "the user service is away: checking tokens with the signing keys kept from its last answer");
+                        self.install(verifier);
+                        return true;
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable"),
+                },
+                Ok(None) => {}
+                // The table may not exist yet (migrations still to run): try again.
+                Err(e) => tracing::debug!(error = %e, "cannot read the kept signing keys"),
             }
             tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(REFETCH_AFTER) => {}
+                _ = stop.cancelled() => return false,
+                _ = tokio::time::sleep(PREFETCH_RETRY) => {}
             }
+        }
+    }
+
+    async fn load_kept(&self) -> Result<Option<JwkSet>, sqlx::Error> {
+        let Some(pool) = &self.0.kept_in else {
+            return Ok(None);
+        };
+        let kept: Option<String> = sqlx::query_scalar("SELECT jwks::text FROM signing_keys")
+            .fetch_optional(pool)
+            .await?;
+        Ok(kept.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    async fn keep(&self, set: &JwkSet) {
+        let Some(pool) = &self.0.kept_in else { return };
+        let json = serde_json::to_string(set).expect("a JWK set serializes");
+        let kept = sqlx::query(
+            "INSERT INTO signing_keys (jwks) VALUES ($1::jsonb) \
+             ON CONFLICT (singleton) DO UPDATE SET jwks = EXCLUDED.jwks, fetched_at = now()",
+        )
+        .bind(json)
+        .execute(pool)
+        .await;
+        if let Err(e) = kept {
+            tracing::debug!(error = %e, "cannot keep the signing keys; the next fetch tries again");
         }
     }
 
     /// Fetches the keys (once per `REFETCH_AFTER` at most); the verifier to use, if there is any.
     async fn refresh(&self) -> Option<std::sync::Arc<TokenVerifier>> {
         let mut fetched_at = self.0.fetched_at.lock().await;
-        if fetched_at.is_some_and(|at| at.elapsed() < REFETCH_AFTER) {
+        // Without any keys nothing can be checked: try again sooner.
+        let gap = if self.holds_keys() {
+            REFETCH_AFTER
+        } else {
+            PREFETCH_RETRY
+        };
+        if fetched_at.is_some_and(|at| at.elapsed() < gap) {
             return self.current();
         }
         *fetched_at = Some(std::time::Instant::now());
@@ -434,13 +507,14 @@ impl RemoteKeys {
                 .error_for_status()?
                 .json()
                 .await?;
-            TokenVerifier::new(&set, &config.issuer, &config.audience)
+            let verifier = TokenVerifier::new(&set, &config.issuer, &config.audience)?;
+            anyhow::Ok((set, verifier))
         };
         match fetched.await {
-            Ok(verifier) => {
+            Ok((set, verifier)) => {
                 tracing::info!(url = %config.jwks_url, keys = verifier.keys.len(), "signing keys fetched");
-                let verifier = std::sync::Arc::new(verifier);
-                *self.0.verifier.write().expect("not poisoned") = Some(verifier.clone());
+                let verifier = self.install(verifier);
+                self.keep(&set).await;
                 Some(verifier)
             }
             Err(e) => {

@@ -232,6 +232,9 @@ pub struct KitConfig {
     pub database_url: String,
     pub database_schema: String,
     pub database_max_connections: u32,
+    /// How long a request waits for a database connection before it answers 503: while the
+    /// database is away, this is how fast the answer comes.
+    pub database_acquire_timeout: Duration,
     pub kafka_brokers: String,
     /// Put in front of every topic and consumer group, so that several environments (or tests)
     /// can share one Kafka cluster.
@@ -240,6 +243,7 @@ pub struct KitConfig {
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: u32,
     pub consumer_max_retries: u32,
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl KitConfig {
@@ -250,15 +254,20 @@ impl KitConfig {
             database_url: env.required("DATABASE_URL"),
             database_schema: env.or("DATABASE_SCHEMA", default_schema.to_owned()),
             database_max_connections: env.or("DATABASE_MAX_CONNECTIONS", 10),
+            database_acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000),
             kafka_brokers: env.required("KAFKA_BROKERS"),
             kafka_topic_prefix: env.or("KAFKA_TOPIC_PREFIX", String::new()),
             kafka_message_timeout: env.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000),
             outbox_poll_interval: env.millis("OUTBOX_POLL_INTERVAL_MS", 100),
             outbox_batch_size: env.or("OUTBOX_BATCH_SIZE", 500),
             consumer_max_retries: env.or("CONSUMER_MAX_RETRIES", 5),
+            retention: crate::retention::RetentionConfig::read(env),
         };
         if config.database_max_connections == 0 {
             env.invalid("DATABASE_MAX_CONNECTIONS must be at least 1");
+        }
+        if config.database_acquire_timeout.is_zero() {
+            env.invalid("DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1");
         }
         if config.outbox_batch_size == 0 {
             env.invalid("OUTBOX_BATCH_SIZE must be at least 1");

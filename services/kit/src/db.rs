@@ -1,4 +1,5 @@
-//! The service's Postgres pool, confined to its own schema, and its migrations.
+//! The service's Postgres pool, confined to its own schema, its migrations, and which of its
+//! errors pass by themselves (a restart, a fail-over) rather than say something about the work.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,7 +22,7 @@ pub fn pool(config: &KitConfig) -> Result<PgPool, sqlx::Error> {
         .application_name(&config.database_schema);
     Ok(PgPoolOptions::new()
         .max_connections(config.database_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(config.database_acquire_timeout)
         .connect_lazy_with(options))
 }
 
@@ -42,4 +43,205 @@ pub async fn migrator(service: &Migrator) -> Result<Migrator, sqlx::migrate::Mig
         .cloned()
         .collect();
     Migrator::new(Combined(migrations)).await
+}
+
+/// Does `error` come from the database being away or busy for a moment (a restart, a fail-over,
+/// a conflict with a concurrent transaction) rather than from what was asked of it? Such work
+/// is tried again as it is, later: a consumer waits without spending the event's retries, a
+/// request answers 503 with `Retry-After`.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        // The connection broke, could not be made or set up, or the pool has none to give.
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| is_transient_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// The SQLSTATEs of [`is_transient`]
+/// (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    // Class 08: connection exceptions.
+    code.starts_with("08")
+        || matches!(
+            code,
+            // admin_shutdown (a fast or smart shutdown ended the session), crash_shutdown,
+            // cannot_connect_now (starting up or shutting down)
+            "57P01" | "57P02" | "57P03"
+            // read_only_sql_transaction: a fail-over's old primary, or a standby not promoted yet
+            | "25006"
+            // serialization_failure, deadlock_detected: the transaction may simply be run again
+            | "40001" | "40P01"
+            // too_many_connections: sessions of a restart not yet cleaned up
+            | "53300"
+        )
+}
+
+/// The transient database error ([`is_transient`]) in `error`'s chain, if any. A store's
+/// `#[error(transparent)]` wrapper hides its cause from `source()`: pass the `anyhow::Error` it
+/// wraps, not the wrapper.
+pub fn transient_cause(error: &anyhow::Error) -> Option<&sqlx::Error> {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .find(|cause| is_transient(cause))
+}
+
+/// How long to wait before the `n`th try (from 1) at work the database's absence stopped:
+/// doubling from 100 ms to at most 2 s, so the work resumes within 2 s of the database's return
+/// without hammering a server that is starting up.
+pub fn outage_backoff(n: u32) -> Duration {
+    let doubled = Duration::from_millis(100) * 2u32.pow(n.saturating_sub(1).min(5));
+    doubled.min(Duration::from_secs(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, Executor, PgConnection};
+
+    use super::*;
+
+    /// The test cluster, as the harness finds it (`DATABASE_ADMIN_URL`).
+    fn admin_url() -> String {
+        std::env::var("DATABASE_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    async fn connect() -> PgConnection {
+        PgConnection::connect(&admin_url())
+            .await
+            .expect("the test Postgres at DATABASE_ADMIN_URL")
+    }
+
+    /// The error Postgres answers `sql` with.
+    async fn error_of(conn: &mut PgConnection, sql: &str) -> sqlx::Error {
+        conn.execute(sql).await.expect_err(sql)
+    }
+
+    fn sqlstate(e: &sqlx::Error) -> String {
+        e.as_database_error()
+            .and_then(|e| e.code())
+            .map(|code| code.into_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn sqlstates_of_restarts_fail_overs_and_conflicts_pass_and_others_do_not() {
+        for code in [
+            "08000", "08003", "08006", "08001", "08004", "57P01", "57P02", "57P03", "25006",
+            "40001", "40P01", "53300",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        // Unique and check violations, bad input, missing table, no privilege, query canceled
+        // (a statement timeout: the work itself is too slow), disk full.
+        for code in [
+            "23505", "23514", "22P02", "42P01", "42501", "57014", "53100", "XX000",
+        ] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminated_session_is_transient_and_so_is_its_dead_connection() {
+        let mut conn = connect().await;
+        let terminated = error_of(&mut conn, "SELECT pg_terminate_backend(pg_backend_pid())").await;
+        assert_eq!(sqlstate(&terminated), "57P01", "{terminated:?}");
+        assert!(is_transient(&terminated));
+        // The server closed the connection: the next use fails on it.
+        let after = conn
+            .execute("SELECT 1")
+            .await
+            .expect_err("the session is gone");
+        assert!(is_transient(&after), "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn errors_a_database_raises_are_told_apart_by_their_sqlstate() {
+        let mut conn = connect().await;
+        let read_only = error_of(
+            &mut conn,
+            "BEGIN READ ONLY; CREATE TABLE never_made (id int)",
+        )
+        .await;
+        conn.execute("ROLLBACK").await.unwrap();
+        assert_eq!(sqlstate(&read_only), "25006", "{read_only:?}");
+        assert!(is_transient(&read_only));
+
+        let raise = |code: &str| {
+            format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{code}'; END $$")
+        };
+        for code in ["40001", "40P01", "57P03", "08006"] {
+            let e = error_of(&mut conn, &raise(code)).await;
+            assert_eq!(sqlstate(&e), code);
+            assert!(is_transient(&e), "{e:?}");
+        }
+
+        let division = error_of(&mut conn, "SELECT 1 / 0").await;
+        assert_eq!(sqlstate(&division), "22012");
+        assert!(!is_transient(&division));
+        let duplicate = error_of(&mut conn, &raise("23505")).await;
+        assert!(!is_transient(&duplicate));
+        let missing = error_of(&mut conn, "SELECT * FROM no_such_table").await;
+        assert_eq!(sqlstate(&missing), "42P01");
+        assert!(!is_transient(&missing));
+        let none = sqlx::query("SELECT 1 WHERE false")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!is_transient(&none), "{none:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_there_is_transient() {
+        // A port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let refused = PgConnection::connect(&url).await.unwrap_err();
+        assert!(matches!(refused, sqlx::Error::Io(_)), "{refused:?}");
+        assert!(is_transient(&refused));
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy(&url)
+            .unwrap();
+        let timed_out = pool.acquire().await.unwrap_err();
+        assert!(
+            matches!(timed_out, sqlx::Error::PoolTimedOut),
+            "{timed_out:?}"
+        );
+        assert!(is_transient(&timed_out));
+        pool.close().await;
+        assert!(is_transient(&pool.acquire().await.unwrap_err()));
+    }
+
+    #[tokio::test]
+    async fn the_cause_is_found_through_anyhow_and_its_context() {
+        let mut conn = connect().await;
+        let terminated = error_of(&mut conn, "SELECT pg_terminate_backend(pg_backend_pid())").await;
+        let wrapped = anyhow::Error::from(terminated).context("applying an event");
+        let found = transient_cause(&wrapped).expect("found under the context");
+        assert_eq!(sqlstate(found), "57P01");
+
+        let mut conn = connect().await;
+        let division = error_of(&mut conn, "SELECT 1 / 0").await;
+        assert!(transient_cause(&anyhow::Error::from(division).context("x")).is_none());
+        assert!(transient_cause(&anyhow::anyhow!("not a database error")).is_none());
+    }
+
+    #[test]
+    fn an_outage_is_retried_ever_less_often_up_to_every_two_seconds() {
+        let waits: Vec<u64> = (1..=8)
+            .map(|n| outage_backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+        assert_eq!(outage_backoff(u32::MAX), Duration::from_secs(2));
+    }
 }

@@ -1,5 +1,5 @@
 //! `/livez` says the process runs; `/readyz` says it should get traffic: migrations done,
-//! database reachable, not draining.
+//! database reachable, access tokens checkable (where it checks them), not draining.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,9 +17,20 @@ use crate::problem::Problem;
 pub struct Readiness {
     migrated: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
+    /// Set while a process that checks tokens holds no signing keys yet.
+    awaiting_keys: Arc<AtomicBool>,
 }
 
 impl Readiness {
+    /// The process checks access tokens: it is not ready until [`Readiness::set_keys_held`].
+    pub fn await_keys(&self) {
+        self.awaiting_keys.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_keys_held(&self) {
+        self.awaiting_keys.store(false, Ordering::SeqCst);
+    }
+
     pub fn set_migrated(&self) {
         self.migrated.store(true, Ordering::SeqCst);
     }
@@ -53,6 +64,9 @@ pub async fn readyz(State(state): State<HealthState>) -> Response {
         |detail: &str| Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response();
     if state.readiness.draining.load(Ordering::SeqCst) {
         return unready("Shutting down.");
+    }
+    if state.readiness.awaiting_keys.load(Ordering::SeqCst) {
+        return unready("The signing keys are not fetched yet: access tokens cannot be checked.");
     }
     let Some(pool) = &state.pool else {
         return axum::Json(json!({"status": "ready"})).into_response();

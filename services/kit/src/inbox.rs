@@ -145,6 +145,8 @@ impl<H: EventHandler> InboxConsumer<H> {
     ) -> bool {
         let topic = message.topic();
         let mut attempt = 0;
+        // Tries in a row that the database's absence stopped.
+        let mut outage = 0;
         loop {
             let error = match self.apply(topic, event).await {
                 Ok(Outcome::Applied) => {
@@ -173,20 +175,23 @@ impl<H: EventHandler> InboxConsumer<H> {
                 }
                 Err(HandlerError::Failed(e)) => e,
             };
-            // An unreachable database is not the event's fault: wait for it without using up
-            // the event's retries.
-            let database_down = error.downcast_ref::<sqlx::Error>().is_some_and(|e| {
-                matches!(
-                    e,
-                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-                )
-            });
-            if !database_down {
-                attempt += 1;
-                if attempt > self.max_retries {
-                    let reason = format!("failed after {} attempts: {error:#}", attempt);
-                    return self.dead_letter(message, &reason, shutdown).await;
+            // A database that is away (restarting, failing over) or busy is not the event's
+            // fault: wait for it, however long, without spending the event's retries.
+            if let Some(cause) = crate::db::transient_cause(&error) {
+                outage += 1;
+                let wait = crate::db::outage_backoff(outage);
+                tracing::warn!(event_id = %event.id, tries = outage, retry_in_ms = wait.as_millis() as u64, error = %cause, "database unavailable; the event waits for it");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(wait) => {}
                 }
+                continue;
+            }
+            outage = 0;
+            attempt += 1;
+            if attempt > self.max_retries {
+                let reason = format!("failed after {} attempts: {error:#}", attempt);
+                return self.dead_letter(message, &reason, shutdown).await;
             }
             tracing::warn!(event_id = %event.id, attempt, error = %format!("{error:#}"), "event failed; retrying");
             let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));

@@ -90,6 +90,20 @@ impl Kafka {
         }
     }
 
+    /// Clients from the broker settings alone, for a command that needs no database
+    /// (`<service> dlq`): [`KitConfig`] would require one.
+    pub fn with_settings(brokers: &str, prefix: &str, message_timeout: Duration) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            prefix: prefix.to_owned(),
+            message_timeout,
+        }
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
     /// The topic's name on the cluster (with this environment's prefix).
     pub fn topic(&self, topic: Topic) -> String {
         self.name(topic.name())

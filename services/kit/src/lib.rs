@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod dlq;
 pub mod health;
 pub mod http;
 pub mod inbox;
@@ -13,6 +14,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbox;
 pub mod problem;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod shutdown;

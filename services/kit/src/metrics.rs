@@ -30,6 +30,8 @@ pub struct Inner {
     pub consumer_lag: IntGaugeVec,
     pub db_pool_connections: IntGaugeVec,
     pub db_pool_max_connections: IntGauge,
+    pub retention_deleted: IntCounterVec,
+    pub table_size: IntGaugeVec,
 }
 
 impl std::ops::Deref for Metrics {
@@ -144,6 +146,22 @@ impl Metrics {
             "The most connections the pool opens",
         )
         .unwrap();
+        let retention_deleted = IntCounterVec::new(
+            Opts::new(
+                "retention_rows_deleted_total",
+                "Rows retention deleted for being old enough, by table (outbox, inbox)",
+            ),
+            &["table"],
+        )
+        .unwrap();
+        let table_size = IntGaugeVec::new(
+            Opts::new(
+                "table_size_bytes",
+                "On-disk size of a kit table, indexes included, as of retention's last pass",
+            ),
+            &["table"],
+        )
+        .unwrap();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -158,6 +176,8 @@ impl Metrics {
             Box::new(consumer_lag.clone()),
             Box::new(db_pool_connections.clone()),
             Box::new(db_pool_max_connections.clone()),
+            Box::new(retention_deleted.clone()),
+            Box::new(table_size.clone()),
         ] {
             registry
                 .register(collector)
@@ -184,6 +204,8 @@ impl Metrics {
             consumer_lag,
             db_pool_connections,
             db_pool_max_connections,
+            retention_deleted,
+            table_size,
         }))
     }
 

@@ -77,9 +77,19 @@ impl Relay {
                 }
                 Err(e) => {
                     failures += 1;
-                    tracing::warn!(error = %e, failures, "outbox relay pass failed; retrying");
-                    (self.poll_interval * 2u32.saturating_pow(failures.min(6)))
-                        .min(Duration::from_secs(5))
+                    // Unsent events stay in the outbox whatever failed: waiting is all there is
+                    // to do. A database away is told apart in the log, and retried on the same
+                    // schedule as the consumers.
+                    if let Some(cause) = crate::db::transient_cause(&e) {
+                        let wait = crate::db::outage_backoff(failures).max(self.poll_interval);
+                        tracing::warn!(error = %cause, tries = failures, retry_in_ms = wait.as_millis() as u64, "database unavailable; the outbox relay waits for it");
+                        wait
+                    } else {
+                        let wait = (self.poll_interval * 2u32.saturating_pow(failures.min(6)))
+                            .min(Duration::from_secs(5));
+                        tracing::warn!(error = %format!("{e:#}"), failures, retry_in_ms = wait.as_millis() as u64, "outbox relay pass failed; retrying");
+                        wait
+                    }
                 }
             };
             tokio::select! {

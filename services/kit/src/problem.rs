@@ -24,7 +24,14 @@ pub struct Problem {
     pub detail: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<InvalidParam>,
+    /// Sent as the `Retry-After` header (seconds), not in the body.
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
+
+/// What a request told to come back after a database hiccup waits: a fast restart is over
+/// within about a second.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 1;
 
 impl Problem {
     /// A problem whose type is the status itself (`about:blank`), titled with its reason phrase.
@@ -35,7 +42,20 @@ impl Problem {
             status: status.as_u16(),
             detail: Some(detail.into()),
             errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// Tells the client when to try again (the `Retry-After` header).
+    pub fn with_retry_after(self, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..self
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -72,6 +92,25 @@ impl Problem {
         )
     }
 
+    /// A failure of the service's own database. One that passes by itself (a restart, a
+    /// fail-over: [`crate::db::transient_cause`]) answers 503 with `Retry-After`, as the request
+    /// may simply be sent again; anything else is a 500. Either way the cause is logged, not
+    /// revealed.
+    pub fn database(cause: impl Into<anyhow::Error>) -> Self {
+        let cause = cause.into();
+        match crate::db::transient_cause(&cause) {
+            Some(transient) => {
+                tracing::warn!(error = %transient, "database unavailable; answered 503");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service's database is unavailable for a moment; please try again shortly.",
+                )
+                .with_retry_after(DATABASE_RETRY_AFTER_SECS)
+            }
+            None => Self::internal(format!("{cause:#}")),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -79,17 +118,20 @@ impl Problem {
 
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
-        Problem::internal(e)
+        Problem::database(e)
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = self.retry_after;
         let mut response = (status, axum::Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }

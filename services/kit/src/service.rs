@@ -23,6 +23,7 @@ use crate::inbox::{EventHandler, InboxConsumer};
 use crate::kafka::Kafka;
 use crate::metrics::Metrics;
 use crate::outbox::Relay;
+use crate::retention::Retention;
 use crate::server::HttpServer;
 
 /// What makes a service itself.
@@ -44,7 +45,7 @@ pub struct Service {
     server: HttpServer,
     routes: Router,
     workers: Vec<Worker>,
-    auth: Option<crate::auth::RemoteKeys>,
+    auth: Option<crate::auth::AuthConfig>,
     stop: CancellationToken,
 }
 
@@ -89,9 +90,10 @@ impl Service {
     }
 
     /// Checks access tokens against the user service's published keys: handlers take a
-    /// [`crate::auth::Caller`].
+    /// [`crate::auth::Caller`]. The service is not ready until it holds keys, fetched or kept
+    /// in its schema from an earlier fetch.
     pub fn with_auth(mut self, config: crate::auth::AuthConfig) -> Self {
-        self.auth = Some(crate::auth::RemoteKeys::new(config));
+        self.auth = Some(config);
         self
     }
 
@@ -184,8 +186,15 @@ impl Service {
             poll_interval: config.outbox_poll_interval,
         };
         let routes = match auth {
-            Some(keys) => {
-                tasks.spawn(keys.clone().prefetch(background.clone()));
+            Some(config) => {
+                let keys = crate::auth::RemoteKeys::kept_in(config, pool.clone());
+                readiness.await_keys();
+                let (prefetch, readiness) = (keys.clone().prefetch(background.clone()), readiness.clone());
+                tasks.spawn(async move {
+                    if prefetch.await {
+                        readiness.set_keys_held();
+                    }
+                });
                 routes.layer(axum::Extension(keys))
             }
             None => routes,
@@ -195,6 +204,11 @@ impl Service {
             pool.clone(),
             readiness.clone(),
             relay,
+            Retention {
+                pool: pool.clone(),
+                metrics: metrics.clone(),
+                config: config.retention.clone(),
+            },
             workers,
             tasks.clone(),
             background.clone(),
@@ -222,6 +236,7 @@ async fn start_workers(
     pool: PgPool,
     readiness: Readiness,
     relay: Relay,
+    retention: Retention,
     workers: Vec<Worker>,
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -251,6 +266,7 @@ async fn start_workers(
     readiness.set_migrated();
     tracing::info!(service = spec.name, "migrations done; ready");
     tasks.spawn(relay.run(stop.clone()));
+    tasks.spawn(retention.run(stop.clone()));
     for consumer in workers {
         tasks.spawn(consumer(stop.clone()));
     }

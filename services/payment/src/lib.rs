@@ -18,6 +18,9 @@ use domain::DeclineRule;
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "payment";
 
+/// The topics the service consumes (and whose dead letters `payment dlq` replays).
+pub const CONSUMED_TOPICS: [Topic; 1] = [Topic::Rental];
+
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct Config {
@@ -82,7 +85,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .with_routes(http::routes(payments))
         .with_api_doc(http::ApiDoc::openapi())
         .with_auth(config.auth)
-        .consume(&[Topic::Rental], RentalCancellations)
+        .consume(&CONSUMED_TOPICS, RentalCancellations)
 }
 
 #[cfg(test)]

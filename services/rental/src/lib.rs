@@ -17,10 +17,13 @@ use adapters::http::{self, Api};
 use adapters::kafka::CatalogueReplica;
 use adapters::payment::{PaymentClient, PaymentSettings};
 use adapters::postgres::PgRentalStore;
-use application::{Reconciler, Rentals};
+use application::{Clock, Reconciler, Rentals};
 
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "rental";
+
+/// The topics the service consumes (and whose dead letters `rental dlq` replays).
+pub const CONSUMED_TOPICS: [Topic; 1] = [Topic::Book];
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -105,6 +108,11 @@ impl Config {
 /// Wires the hexagon: Postgres store and payment client → renting use cases → HTTP;
 /// `book.events` → catalogue replica; the reconciler in the background.
 pub async fn build(config: Config) -> anyhow::Result<Service> {
+    build_with_clock(config, Clock::default()).await
+}
+
+/// [`build`], with the clock the use cases record times by.
+pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Service> {
     let service = Service::build(
         ServiceSpec {
             name: SERVICE,
@@ -123,7 +131,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         interval: config.reconcile_interval,
     };
     let api = Api {
-        rentals: Rentals::new(store, payments, config.rental_period),
+        rentals: Rentals::new(store, payments, config.rental_period).with_clock(clock),
         retry_after_secs,
     };
     service
@@ -131,5 +139,5 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .with_api_doc(http::ApiDoc::openapi())
         .with_auth(config.auth)
         .with_worker(|stop| reconciler.run(stop))
-        .consume(&[Topic::Book], CatalogueReplica)
+        .consume(&CONSUMED_TOPICS, CatalogueReplica)
 }

@@ -28,6 +28,9 @@ use service_kit::auth::TokenVerifier;
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "user";
 
+/// The topics the service consumes (and whose dead letters `user dlq` replays).
+pub const CONSUMED_TOPICS: [Topic; 1] = [Topic::Rental];
+
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Where the key that signs tokens comes from.
@@ -219,7 +222,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         service =
             service.with_worker(move |stop| bootstrap_manager(accounts, manager, bootstraps, stop));
     }
-    service.consume(&[Topic::Rental], RentalActivity)
+    service.consume(&CONSUMED_TOPICS, RentalActivity)
 }
 
 /// Creates the configured manager once (retrying while the database is away), then waits for

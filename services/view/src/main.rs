@@ -3,10 +3,14 @@ use view::{Config, RebuildConfig, build, rebuild};
 
 const USAGE: &str = "usage: view            serve the boards (configuration from the environment)
        view rebuild    with every replica stopped: empty the boards and rewind the consumer
-                       group, so that the next start builds them again from the topics";
+                       group, so that the next start builds them again from the topics
+       view dlq        list and replay the dead letters of the topics view consumes
+                       (view dlq --help)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `view dlq …`: the dead-letter command (`view dlq --help`).
+    service_kit::dlq::run_if_asked(view::SERVICE, &view::TOPICS).await;
     // `--print-env`: the variables the configuration reads, for the deployment checks.
     service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
     match std::env::args().nth(1).as_deref() {

@@ -13,7 +13,7 @@ use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{BookStore, Catalogue, CatalogueError, Page};
+use crate::application::{BookStore, Catalogue, CatalogueError, Page, StoreError};
 use crate::domain::{Author, Book, BookChanges, BookError, BookId, RentalFee, Title};
 
 pub const BOOKS: &str = "/api/v1/books";
@@ -120,7 +120,7 @@ impl From<CatalogueError> for Problem {
             CatalogueError::Rule(BookError::Rented | BookError::Retired) => {
                 Problem::conflict(e.to_string())
             }
-            CatalogueError::Store(e) => Problem::internal(e),
+            CatalogueError::Store(StoreError::Unavailable(e)) => Problem::database(e),
         }
     }
 }

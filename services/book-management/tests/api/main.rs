@@ -3,5 +3,7 @@
 mod books;
 mod consumer;
 mod delivery;
+mod dlq;
 mod helpers;
 mod operations;
+mod retention;

@@ -16,7 +16,7 @@ use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{PaymentStore, Payments, PaymentsError, Reader, Settlement};
+use crate::application::{PaymentStore, Payments, PaymentsError, Reader, Settlement, StoreError};
 use crate::domain::{Amount, Payment, PaymentError, PaymentId, ValueError};
 
 /// The public reads, for owners and managers; a new payment's Location points here.
@@ -129,7 +129,7 @@ impl From<PaymentsError> for Problem {
             PaymentsError::RentalIdReused(_) | PaymentsError::Rule(PaymentError::Declined) => {
                 Problem::conflict(e.to_string())
             }
-            PaymentsError::Store(e) => Problem::internal(e),
+            PaymentsError::Store(StoreError::Unavailable(e)) => Problem::database(e),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,9 @@ use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{PaymentGateway, RentError, RentalStore, Rentals, RentalsError};
+use crate::application::{
+    PaymentGateway, RentError, RentalStore, Rentals, RentalsError, StoreError,
+};
 use crate::domain::{Rental, RentalError};
 
 pub const RENTALS: &str = "/api/v1/rentals";
@@ -92,7 +94,8 @@ impl From<RentalsError> for Problem {
         match e {
             RentalsError::NotFound(_) => Problem::not_found(e.to_string()),
             RentalsError::Rule(_) => Problem::conflict(e.to_string()),
-            RentalsError::Store(e) => Problem::internal(e),
+            RentalsError::Store(StoreError::Unavailable(e)) => Problem::database(e),
+            RentalsError::Store(e @ StoreError::BookTaken) => Problem::internal(e),
         }
     }
 }
@@ -113,17 +116,14 @@ fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
         .into_response(),
         RentError::PaymentUnavailable(reason) => {
             tracing::warn!(%reason, "rent answered 503");
-            let mut response = Problem::new(
+            Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Payment is unavailable right now and nothing was charged; please pay again in a moment.",
             )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            response
+            .with_retry_after(retry_after_secs)
+            .into_response()
         }
-        RentError::Store(e) => Problem::internal(e).into_response(),
+        RentError::Store(e) => Problem::database(e).into_response(),
     }
 }
 
@@ -135,7 +135,7 @@ fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
         (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The book is rented or retired", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Payment unavailable; pay again after Retry-After seconds", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "Payment or the database unavailable for a moment; try again after Retry-After seconds", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
     ))]
 async fn rent<S: RentalStore, P: PaymentGateway>(

@@ -116,8 +116,10 @@ impl RentalStore for PgRentalStore {
 
     async fn open(&self, rental: &Rental) -> Result<(), StoreError> {
         let inserted = sqlx::query(
+            // updated_at is the database's time: the reconciler compares it with the database's
+            // now(), which a drifting service clock must not sway.
             "INSERT INTO rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+             VALUES ($1, $2, $3, $4, $5, $6, now())",
         )
         .bind(rental.id)
         .bind(rental.book_id)

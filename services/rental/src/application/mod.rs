@@ -9,4 +9,4 @@ pub use ports::{
     StoreError,
 };
 pub use reconciler::Reconciler;
-pub use rentals::{RentError, Rentals, RentalsError};
+pub use rentals::{Clock, RentError, Rentals, RentalsError};

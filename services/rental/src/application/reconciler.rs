@@ -2,7 +2,16 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::ports::{PaymentGateway, RentalStore};
+use super::ports::{PaymentGateway, RentalStore, StoreError};
+
+/// The store's own error, not its wrapper: `StoreError`'s transparent `source()` would hide the
+/// database error from [`service_kit::db::transient_cause`].
+fn cause(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Unavailable(e) => e,
+        other => other.into(),
+    }
+}
 
 /// Settles rentals whose payment ended without an answer: a rent that crashed mid-way, or a
 /// payment call that timed out. It asks payment by rental id and refunds any payment it finds.
@@ -19,7 +28,16 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
     pub async fn run(self, stop: CancellationToken) {
         loop {
             if let Err(e) = self.pass().await {
-                tracing::warn!(error = %format!("{e:#}"), "reconciler pass failed; retrying");
+                // A database away (restarting, failing over) leaves every rental as it was: the
+                // next pass takes them up again.
+                match service_kit::db::transient_cause(&e) {
+                    Some(cause) => {
+                        tracing::warn!(error = %cause, "database unavailable; the reconciler tries again on its next pass")
+                    }
+                    None => {
+                        tracing::warn!(error = %format!("{e:#}"), "reconciler pass failed; retrying")
+                    }
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -30,7 +48,7 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
 
     /// One pass; returns how many rentals it settled.
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let failed = self.store.fail_stale(self.after).await?;
+        let failed = self.store.fail_stale(self.after).await.map_err(cause)?;
         if failed > 0 {
             tracing::warn!(
                 count = failed,
@@ -38,14 +56,19 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
             );
         }
         let mut settled = 0;
-        for rental_id in self.store.lease_unsettled(self.after, 20).await? {
+        for rental_id in self
+            .store
+            .lease_unsettled(self.after, 20)
+            .await
+            .map_err(cause)?
+        {
             if let Some(payment) = self.payments.find(rental_id).await?
                 && payment.approved
             {
                 self.payments.refund(payment.id).await?;
                 tracing::warn!(%rental_id, payment_id = %payment.id, "refunded the payment of a failed rental");
             }
-            self.store.settle(rental_id).await?;
+            self.store.settle(rental_id).await.map_err(cause)?;
             settled += 1;
         }
         Ok(settled)

@@ -6,9 +6,24 @@ use super::ports::{
 };
 use crate::domain::{Rental, RentalError};
 
-/// Microseconds: what Postgres keeps, so an answer and a later read agree.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+/// The service's clock, for the times a rental records (requested, rented, due, given back).
+/// It is never compared with a time the database wrote: those comparisons use the database's
+/// `now()`, so a replica whose clock drifts cannot misjudge a rent in flight.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    skew: Duration,
+}
+
+impl Clock {
+    /// A clock `skew` off the system's (tests use it to stand for a drifting node).
+    pub fn skewed(skew: Duration) -> Self {
+        Self { skew }
+    }
+
+    /// Microseconds: what Postgres keeps, so an answer and a later read agree.
+    pub fn now(&self) -> DateTime<Utc> {
+        (Utc::now() + self.skew).trunc_subsecs(6)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +59,7 @@ pub struct Rentals<S, P> {
     store: S,
     payments: P,
     period: Duration,
+    clock: Clock,
 }
 
 impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
@@ -52,7 +68,12 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
             store,
             payments,
             period,
+            clock: Clock::default(),
         }
+    }
+
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// Rents a book: the rental is stored PAYMENT_PENDING first (the unique index makes double
@@ -68,13 +89,13 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
             .await
             .map_err(store)?
             .ok_or(RentError::UnknownBook(book_id))?;
-        let mut rental = Rental::request(&book, user_id, now())?;
+        let mut rental = Rental::request(&book, user_id, self.clock.now())?;
         self.store.open(&rental).await.map_err(store)?;
 
         match self.payments.pay(&rental).await {
             Ok(PaymentOutcome::Approved { payment_id }) => {
                 crate::fault::crash_point("crash-after-payment");
-                let event = rental.paid(payment_id, self.period, now());
+                let event = rental.paid(payment_id, self.period, self.clock.now());
                 if self.store.mark_paid(&rental, event).await.map_err(store)? {
                     Ok(rental)
                 } else {
@@ -113,15 +134,17 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
     }
 
     pub async fn cancel(&self, id: Uuid, user_id: Uuid) -> Result<Rental, RentalsError> {
-        self.change(id, user_id, |rental| {
-            rental.cancel(now()).map(RentalChange::Cancelled)
+        let clock = self.clock;
+        self.change(id, user_id, move |rental| {
+            rental.cancel(clock.now()).map(RentalChange::Cancelled)
         })
         .await
     }
 
     pub async fn return_book(&self, id: Uuid, user_id: Uuid) -> Result<Rental, RentalsError> {
-        self.change(id, user_id, |rental| {
-            rental.return_book(now()).map(RentalChange::Returned)
+        let clock = self.clock;
+        self.change(id, user_id, move |rental| {
+            rental.return_book(clock.now()).map(RentalChange::Returned)
         })
         .await
     }

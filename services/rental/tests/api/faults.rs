@@ -187,6 +187,34 @@ async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
     fleet.agree().await;
 }
 
+#[tokio::test]
+async fn a_replica_whose_clock_runs_a_minute_behind_does_not_fail_a_rent_still_paying() {
+    let fleet = Fleet::new().await;
+    // Payment takes most of the time a rent may; the reconciler looks often and takes rentals
+    // left unsettled for 1.5 s (by the database's clock).
+    let payment = fleet
+        .payment(None, &[("PAYMENT_LATENCY_MS", "700")])
+        .await;
+    let books = fleet.books().await;
+    let behind = rental::application::Clock::skewed(chrono::Duration::seconds(-60));
+    let rental = fleet
+        .rental_with_clock(&payment.address, &[("RECONCILE_INTERVAL_MS", "50")], behind)
+        .await;
+    let ada = fleet.customer();
+    for _ in 0..3 {
+        let book = fleet.book(&books, 300).await;
+        let rented = ada.rents(&rental, book).await;
+        assert_eq!(rented["status"], "RENTED");
+    }
+    assert_eq!(
+        fleet
+            .count("rental.rentals WHERE status = 'PAYMENT_FAILED'")
+            .await,
+        0
+    );
+    fleet.agree().await;
+}
+
 #[cfg_attr(
     not(feature = "fault-injection"),
     ignore = "needs --features fault-injection, as scripts/test.sh runs it"
@@ -297,4 +325,54 @@ async fn with_two_payment_replicas_renting_goes_on_while_one_is_stopped() {
         0.0
     );
     fleet.agree().await;
+}
+
+#[tokio::test]
+async fn rental_is_not_ready_until_it_holds_the_signing_keys() {
+    let fleet = Fleet::new().await;
+    let payment = fleet.payment(None, &[]).await;
+    let books = fleet.books().await;
+    // Where the keys will be published: nothing answers there yet, and the schema keeps none.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let jwks_url = format!("http://{address}/.well-known/jwks.json");
+    let mut env = fleet.rental_env(&payment.address, &[]);
+    env.retain(|(name, _)| name != "JWKS_URL");
+    env.push(("JWKS_URL".into(), jwks_url));
+    let config = rental::Config::from_env(service_kit::testing::env_of(&env)).unwrap();
+    let rental = App::start(rental::build(config).await.unwrap());
+
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Ok(response) = client.get(rental.url("/readyz")).send().await else {
+            continue;
+        };
+        let problem = assert_problem(response, 503).await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains("signing keys"),
+            "{problem}"
+        );
+    }
+    // Unready, it still migrates and consumes: its catalogue fills.
+    let book = fleet.book(&books, 300).await;
+
+    // The keys are published: rental turns ready and checks a customer's token at once.
+    let keys: Value = reqwest::get(&fleet.identity.jwks_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let jwks = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || async move { axum::Json(keys) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, jwks).await });
+    service_kit::testing::wait_ready(&rental.address, WAIT).await;
+    let rented = fleet.customer().rents(&rental, book).await;
+    assert_eq!(rented["status"], "RENTED");
 }

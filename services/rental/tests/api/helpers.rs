@@ -92,8 +92,19 @@ impl Fleet {
     }
 
     pub async fn rental(&self, payment: &str, extra: &[(&str, &str)]) -> App {
+        self.rental_with_clock(payment, extra, rental::application::Clock::default())
+            .await
+    }
+
+    /// rental, recording times by `clock` (one that drifts, say).
+    pub async fn rental_with_clock(
+        &self,
+        payment: &str,
+        extra: &[(&str, &str)],
+        clock: rental::application::Clock,
+    ) -> App {
         let config = rental::Config::from_env(env_of(&self.rental_env(payment, extra))).unwrap();
-        App::spawn(rental::build(config).await.unwrap()).await
+        App::spawn(rental::build_with_clock(config, clock).await.unwrap()).await
     }
 
     /// Registers a book with book-management and waits until rental's catalogue has it.

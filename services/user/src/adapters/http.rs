@@ -17,7 +17,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{AccountStore, Accounts, AccountsError, PasswordHasher, TokenIssuer};
+use crate::application::{
+    AccountStore, Accounts, AccountsError, PasswordHasher, StoreError, TokenIssuer,
+};
 use crate::domain::{Account, Email, Name, Password, Role, UserId};
 use service_kit::auth::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
 
@@ -126,7 +128,7 @@ impl From<AccountsError> for Problem {
             }
             AccountsError::NotFound(_) => Problem::not_found(e.to_string()),
             AccountsError::InvalidGrant => Problem::new(StatusCode::UNAUTHORIZED, e.to_string()),
-            AccountsError::Store(e) => Problem::internal(e),
+            AccountsError::Store(StoreError::Unavailable(e)) => Problem::database(e),
             AccountsError::Internal(e) => Problem::internal(format!("{e:#}")),
         }
     }

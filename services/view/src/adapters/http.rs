@@ -12,7 +12,7 @@ use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{Board, BoardError, BoardStore, Page, Reader, RentalFilter};
+use crate::application::{Board, BoardError, BoardStore, Page, Reader, RentalFilter, StoreError};
 use crate::domain::{BookLine, RentalLine, RentalStatus};
 
 pub const RENTALS: &str = "/api/v1/views/rentals";
@@ -236,7 +236,7 @@ impl From<BoardError> for Problem {
         match e {
             BoardError::OthersRentals => Problem::new(StatusCode::FORBIDDEN, e.to_string()),
             BoardError::NotFound(_) => Problem::not_found(e.to_string()),
-            BoardError::Store(e) => Problem::internal(e),
+            BoardError::Store(StoreError::Unavailable(e)) => Problem::database(e),
         }
     }
 }
