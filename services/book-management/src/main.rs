@@ -4,7 +4,8 @@ use service_kit::{Env, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `book-management dlq …`: the dead-letter command, instead of the service.
-    service_kit::dlq::run_if_asked(book_management::SERVICE, &book_management::CONSUMED_TOPICS).await;
+    service_kit::dlq::run_if_asked(book_management::SERVICE, &book_management::CONSUMED_TOPICS)
+        .await;
     // `--print-env`: the variables the configuration reads, for the deployment checks.
     service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
     let config = Config::from_env(Env::from_process())?;

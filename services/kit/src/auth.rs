@@ -370,6 +370,8 @@ struct Remote {
     fetched_at: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Where the last fetched keys are kept (the service's `signing_keys` table).
     kept_in: Option<sqlx::PgPool>,
+    /// Keys fetched before the table existed (migrations not run yet), to keep once it does.
+    unkept: std::sync::Mutex<Option<JwkSet>>,
 }
 
 impl RemoteKeys {
@@ -392,6 +394,7 @@ impl RemoteKeys {
             verifier: std::sync::RwLock::default(),
             fetched_at: tokio::sync::Mutex::default(),
             kept_in,
+            unkept: std::sync::Mutex::default(),
         }))
     }
 
@@ -479,7 +482,16 @@ impl RemoteKeys {
         .execute(pool)
         .await;
         if let Err(e) = kept {
-            tracing::debug!(error = %e, "cannot keep the signing keys; the next fetch tries again");
+            tracing::debug!(error = %e, "cannot keep the signing keys yet");
+            *self.0.unkept.lock().expect("not poisoned") = Some(set.clone());
+        }
+    }
+
+    /// Keeps the keys fetched before the service's migrations had run: call it once they have.
+    pub async fn keep_unkept(&self) {
+        let unkept = self.0.unkept.lock().expect("not poisoned").take();
+        if let Some(set) = unkept {
+            self.keep(&set).await;
         }
     }
 

@@ -447,8 +447,9 @@ pub async fn list(
 }
 
 /// Publishes the selected dead letters of `service` to their origin topics, each as it first
-/// arrived, and waits until the broker has them all. Nothing is published unless every selected
-/// entry exists, is this service's and is young enough for the inboxes to recognise it.
+/// arrived, and waits until the broker has them all. Nothing is published unless every named
+/// entry exists, is this service's and is young enough for the inboxes to recognise it; `--all`
+/// passes over those too old.
 pub async fn replay(
     config: &DlqConfig,
     service: &str,
@@ -458,14 +459,22 @@ pub async fn replay(
 ) -> anyhow::Result<()> {
     let group = config.kafka.name(service);
     let queues = read(config, service, topics).await?;
-    let chosen = select(&queues, &group, selection)?;
     let now = Utc::now();
-    let old: Vec<String> = chosen
+    let (old, chosen): (Vec<_>, Vec<_>) = select(&queues, &group, selection)?
+        .into_iter()
+        .partition(|(_, l)| l.too_old(config.inbox_retention, now));
+    let old: Vec<String> = old
         .iter()
-        .filter(|(_, l)| l.too_old(config.inbox_retention, now))
         .map(|(q, l)| format!("{} {}", q.name, l.position()))
         .collect();
-    if !old.is_empty() {
+    // The dead-letter topics keep entries for ever: `--all` passes over the old ones (list marks
+    // them), or it could never be used again once one was there; a named one is refused.
+    if !old.is_empty() && *selection == Selection::All {
+        println!(
+            "not replayed, older than the inbox retention: {}",
+            old.join(", ")
+        );
+    } else if !old.is_empty() {
         bail!(
             "nothing replayed: {} older than the inbox retention less {}h (INBOX_RETENTION_HOURS): a consumer that applied it may have forgotten it and would apply it again; repair its effect by hand",
             old.join(", "),
@@ -473,7 +482,7 @@ pub async fn replay(
         );
     }
     if chosen.is_empty() {
-        println!("nothing to replay: no dead letters of {group}");
+        println!("nothing to replay");
         return Ok(());
     }
     if dry_run {

@@ -135,3 +135,51 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(problem: Problem) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = problem.into_response();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        (status, retry_after, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_database_away_answers_503_with_retry_after_and_any_other_failure_500() {
+        let (status, retry_after, body) = answer(sqlx::Error::PoolTimedOut.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(body["status"], 503);
+        assert!(body.get("retry_after").is_none(), "{body}");
+
+        // Through a store's anyhow error and its context.
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cause = anyhow::Error::from(sqlx::Error::Io(refused)).context("renting");
+        let (status, retry_after, _) = answer(Problem::database(cause)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(retry_after.is_some());
+
+        let (status, retry_after, body) = answer(sqlx::Error::RowNotFound.into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["status"], 500);
+        let (status, _, _) = answer(Problem::database(anyhow::anyhow!("a broken invariant"))).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn retry_after_is_a_header_not_a_member_of_the_document() {
+        let schema = serde_json::to_value(<Problem as utoipa::PartialSchema>::schema()).unwrap();
+        let members: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        assert!(!members.iter().any(|m| m.contains("retry")), "{members:?}");
+    }
+}

@@ -185,9 +185,9 @@ impl Service {
             batch_size: config.outbox_batch_size,
             poll_interval: config.outbox_poll_interval,
         };
-        let routes = match auth {
-            Some(config) => {
-                let keys = crate::auth::RemoteKeys::kept_in(config, pool.clone());
+        let keys = auth.map(|config| crate::auth::RemoteKeys::kept_in(config, pool.clone()));
+        let routes = match keys.clone() {
+            Some(keys) => {
                 readiness.await_keys();
                 let (prefetch, readiness) = (keys.clone().prefetch(background.clone()), readiness.clone());
                 tasks.spawn(async move {
@@ -204,6 +204,7 @@ impl Service {
             pool.clone(),
             readiness.clone(),
             relay,
+            keys,
             Retention {
                 pool: pool.clone(),
                 metrics: metrics.clone(),
@@ -236,6 +237,7 @@ async fn start_workers(
     pool: PgPool,
     readiness: Readiness,
     relay: Relay,
+    keys: Option<crate::auth::RemoteKeys>,
     retention: Retention,
     workers: Vec<Worker>,
     tasks: TaskTracker,
@@ -265,6 +267,9 @@ async fn start_workers(
     }
     readiness.set_migrated();
     tracing::info!(service = spec.name, "migrations done; ready");
+    if let Some(keys) = keys {
+        keys.keep_unkept().await;
+    }
     tasks.spawn(relay.run(stop.clone()));
     tasks.spawn(retention.run(stop.clone()));
     for consumer in workers {

@@ -284,7 +284,9 @@ impl TestPostgres {
             pid = std::process::id(),
             root = shell_line(&[self.root.display().to_string()])
         );
-        std::process::Command::new("sh")
+        // It outlives the test process by design (and is reaped by init): never waited for.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = std::process::Command::new("sh")
             .args(["-c", &script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
