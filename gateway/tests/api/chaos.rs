@@ -1,6 +1,6 @@
 //! The chaos matrix: under a steady rent/cancel/return load through the gateway, each part of the
 //! fleet fails in turn (book-management, user, view and payment stopped, the broker down, rental
-//! killed mid-request, Postgres restarted or stopped) and comes back. Renting must go on except where DESIGN.md says (503 while
+//! killed mid-request, Postgres restarted, stopped or read-only) and comes back. Renting must go on except where DESIGN.md says (503 while
 //! payment is down), and afterwards no event is lost or applied twice, every consumer has caught
 //! up, the board matches the rentals, and rental and payment agree.
 
@@ -362,7 +362,7 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
     );
 }
 
-// The database rows: the fleet's Postgres restarted or stopped under the load.
+// The database rows: the fleet's Postgres restarted, stopped or made read-only under the load.
 const PG_PHASES: [&str; 4] = ["steady", "postgres away", "postgres back", "recovered"];
 const PG_AWAY: usize = 1;
 const PG_BACK: usize = 2;
@@ -514,6 +514,23 @@ async fn assert_database_outage_survived(
     assert_eq!(counted, 0.0, "a service counted dead-lettered events");
 }
 
+/// Rents `book` as `customer` while the database is away: a 503 problem with `Retry-After`.
+/// Returns how long the answer took.
+async fn refused_rent(fleet: &Fleet, customer: &Customer, book: &str) -> Duration {
+    let sent = Instant::now();
+    let refused = fleet
+        .post("/api/v1/rentals", &customer.token, json!({"bookId": book}))
+        .await;
+    let answered = sent.elapsed();
+    assert!(
+        refused.headers().contains_key("retry-after"),
+        "{:?}",
+        refused.headers()
+    );
+    service_kit::testing::assert_problem(refused, 503).await;
+    answered
+}
+
 #[tokio::test]
 async fn postgres_restarted_fast_under_rent_load_nothing_is_dead_lettered_lost_or_doubled() {
     let fleet = fleet_on_own_postgres().await;
@@ -560,21 +577,7 @@ async fn postgres_stopped_for_10_s_under_rent_load_answers_fast_503s_and_nothing
     postgres.stop().await;
     let stopped = Instant::now();
     let unready = readyz_everywhere(&fleet, 503).await;
-    let sent = Instant::now();
-    let refused = fleet
-        .post(
-            "/api/v1/rentals",
-            &probe.token,
-            json!({"bookId": probe_book}),
-        )
-        .await;
-    let answered = sent.elapsed();
-    assert!(
-        refused.headers().contains_key("retry-after"),
-        "{:?}",
-        refused.headers()
-    );
-    service_kit::testing::assert_problem(refused, 503).await;
+    let answered = refused_rent(&fleet, &probe, &probe_book).await;
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
 
     postgres.start().await;
@@ -588,16 +591,11 @@ async fn postgres_stopped_for_10_s_under_rent_load_answers_fast_503s_and_nothing
     load.enter(PG_RECOVERED);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let outcomes = load.stop().await;
-    let away: Vec<u16> = outcomes
-        .iter()
-        .filter(|(p, action, _, _)| *p == PG_AWAY && *action == "rent")
-        .map(|(_, _, status, _)| *status)
-        .collect();
-    assert!(
-        away.contains(&503),
-        "no 503 while postgres was away: {away:?}"
-    );
     assert_database_outage_survived(&fleet, &PG_PHASES, &outcomes).await;
+    assert!(
+        outcomes.iter().any(|o| o.0 == PG_AWAY && o.2 == 503),
+        "the load met no 503 while postgres was away"
+    );
     eprintln!(
         "postgres stopped for 10 s: every service unready {unready:.1?} after the stop, a rent \
          refused (503, Retry-After) in {answered:.1?}; once it was started again, renting \
@@ -616,6 +614,9 @@ async fn postgres_read_only_for_8_s_as_in_a_fail_over_holds_events_back_without_
         "recovered",
     ];
     let fleet = fleet_on_own_postgres().await;
+    let manager = fleet.manager().await;
+    let probe = fleet.sign_up().await;
+    let probe_book = fleet.book(&manager, 300).await;
     let load = Load::on(&fleet).await.named(&PHASES);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut admin = fleet.db.admin.acquire().await.unwrap();
@@ -636,7 +637,11 @@ async fn postgres_read_only_for_8_s_as_in_a_fail_over_holds_events_back_without_
         .execute(&mut *admin)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let read_only_since = Instant::now();
+    // Every session has taken the new setting by then.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let answered = refused_rent(&fleet, &probe, &probe_book).await;
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(read_only_since.elapsed())).await;
     // This session is read-only too by now, unless it says otherwise.
     sqlx::query("SET default_transaction_read_only = off")
         .execute(&mut *admin)
@@ -659,15 +664,18 @@ async fn postgres_read_only_for_8_s_as_in_a_fail_over_holds_events_back_without_
     load.enter(PG_RECOVERED);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let outcomes = load.stop().await;
+    assert_database_outage_survived(&fleet, &PHASES, &outcomes).await;
     let refused = outcomes
         .iter()
-        .filter(|(p, action, status, _)| *p == PG_AWAY && *action == "rent" && *status == 503)
+        .filter(|o| o.0 == PG_AWAY && o.2 == 503)
         .count();
-    assert!(refused > 0, "no rent refused while postgres was read-only");
-    assert_database_outage_survived(&fleet, &PHASES, &outcomes).await;
+    assert!(
+        refused > 0,
+        "the load met no 503 while postgres was read-only"
+    );
     eprintln!(
-        "postgres read-only for 8 s: {refused} rents refused with 503; writable again, renting \
-         resumed after {resumed:.1?}"
+        "postgres read-only for 8 s: {refused} requests refused with 503 (a rent in \
+         {answered:.1?}); writable again, renting resumed after {resumed:.1?}"
     );
 }
 

@@ -152,7 +152,11 @@ async fn valid_tokens_keep_working_while_the_user_service_is_stopped() {
     fleet.rental.restart().await;
     let id = rental["id"].as_str().unwrap();
     let returned = fleet
-        .post(&format!("/api/v1/rentals/{id}/return"), &customer.token, json!({}))
+        .post(
+            &format!("/api/v1/rentals/{id}/return"),
+            &customer.token,
+            json!({}),
+        )
         .await;
     assert_eq!(returned.status(), 200);
     let again = fleet.rent(&customer, &book).await;

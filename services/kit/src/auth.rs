@@ -442,14 +442,21 @@ impl RemoteKeys {
                 return true;
             }
             match self.load_kept().await {
-                Ok(Some(set)) => match TokenVerifier::new(&set, &self.0.config.issuer, &self.0.config.audience) {
-                    Ok(verifier) => {
-                        tracing::warn!(keys = verifier.keys.len(), "the user service is away: checking tokens with the signing keys kept from its last answer");
-                        self.install(verifier);
-                        return true;
+                Ok(Some(set)) => {
+                    match TokenVerifier::new(&set, &self.0.config.issuer, &self.0.config.audience) {
+                        Ok(verifier) => {
+                            tracing::warn!(
+                                keys = verifier.keys.len(),
+                                "the user service is away: checking tokens with the signing keys kept from its last answer"
+                            );
+                            self.install(verifier);
+                            return true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable")
+                        }
                     }
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable"),
-                },
+                }
                 Ok(None) => {}
                 // The table may not exist yet (migrations still to run): try again.
                 Err(e) => tracing::debug!(error = %e, "cannot read the kept signing keys"),

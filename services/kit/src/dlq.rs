@@ -48,8 +48,8 @@ const RETENTION_MARGIN: Duration = Duration::from_secs(3600);
 
 /// What `<service> dlq` needs: `KAFKA_BROKERS` (required), `KAFKA_TOPIC_PREFIX`,
 /// `KAFKA_MESSAGE_TIMEOUT_MS` (30000, how long a replayed event may take to be delivered),
-/// `DLQ_TIMEOUT_MS` (10000, how long reading the dead-letter topics may take in all) and
-/// `INBOX_RETENTION_HOURS` (720; 0 keeps every row), which must be the consumers' own.
+/// `DLQ_TIMEOUT_MS` (10000, how long reading the dead-letter topics may take in all) and the
+/// retention settings ([`crate::retention::RetentionConfig`]), which must be the consumers' own.
 #[derive(Debug, Clone)]
 pub struct DlqConfig {
     pub kafka: Kafka,
@@ -64,7 +64,8 @@ impl DlqConfig {
         let prefix: String = env.or("KAFKA_TOPIC_PREFIX", String::new());
         let message_timeout = env.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000);
         let read_timeout = env.millis("DLQ_TIMEOUT_MS", 10_000);
-        let inbox_hours: u64 = env.or("INBOX_RETENTION_HOURS", 720);
+        // The consumers' own retention settings, read and checked as they read them.
+        let inbox_retention = crate::retention::RetentionConfig::read(&mut env).inbox;
         if read_timeout.is_zero() || message_timeout.is_zero() {
             env.invalid("DLQ_TIMEOUT_MS and KAFKA_MESSAGE_TIMEOUT_MS must be at least 1");
         }
@@ -72,7 +73,7 @@ impl DlqConfig {
         Ok(Self {
             kafka: Kafka::with_settings(&brokers, &prefix, message_timeout),
             read_timeout,
-            inbox_retention: (inbox_hours > 0).then(|| Duration::from_secs(inbox_hours * 3600)),
+            inbox_retention,
         })
     }
 }

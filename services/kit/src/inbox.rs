@@ -180,7 +180,7 @@ impl<H: EventHandler> InboxConsumer<H> {
             if let Some(cause) = crate::db::transient_cause(&error) {
                 outage += 1;
                 let wait = crate::db::outage_backoff(outage);
-                tracing::warn!(event_id = %event.id, tries = outage, retry_in_ms = wait.as_millis() as u64, error = %cause, "database unavailable; the event waits for it");
+                tracing::warn!(tries = outage, retry_in_ms = wait.as_millis() as u64, error = %cause, "database unavailable; the event waits for it");
                 tokio::select! {
                     _ = shutdown.cancelled() => return false,
                     _ = tokio::time::sleep(wait) => {}

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 
 /// The tables retention prunes, with what makes a row old enough.
 const TABLES: [(&str, &str); 2] = [
-    ("outbox", "sent_at"),   // never an unsent event
+    ("outbox", "sent_at"), // never an unsent event
     ("inbox", "processed_at"),
 ];
 
@@ -97,10 +97,16 @@ impl Retention {
         loop {
             match self.pass(&stop).await {
                 Ok(pruned) if pruned != Pruned::default() => {
-                    tracing::info!(outbox = pruned.outbox, inbox = pruned.inbox, "retention pruned old rows");
+                    tracing::info!(
+                        outbox = pruned.outbox,
+                        inbox = pruned.inbox,
+                        "retention pruned old rows"
+                    );
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "retention pass failed; trying again later"),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "retention pass failed; trying again later")
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -202,7 +208,10 @@ mod tests {
             ("INBOX_RETENTION_HOURS", "168"),
         ])
         .unwrap_err();
-        assert!(err.contains("at least KAFKA_TOPIC_RETENTION_HOURS + 24 (192)"), "{err}");
+        assert!(
+            err.contains("at least KAFKA_TOPIC_RETENTION_HOURS + 24 (192)"),
+            "{err}"
+        );
         read(&[
             ("KAFKA_TOPIC_RETENTION_HOURS", "168"),
             ("INBOX_RETENTION_HOURS", "192"),

@@ -1,6 +1,7 @@
 //! Start-up and shutdown, the same for every service: bind, serve `/livez`, `/readyz` and
 //! `/metrics` at once, run migrations (retrying while the database is away), then start the
-//! outbox relay and the workers. On SIGTERM: turn unready, drain HTTP, stop workers after
+//! outbox relay, retention and the workers; a service that checks tokens is ready only once it
+//! holds the signing keys. On SIGTERM: turn unready, drain HTTP, stop workers after
 //! their current event, flush the outbox.
 
 use std::time::Duration;
@@ -189,7 +190,8 @@ impl Service {
         let routes = match keys.clone() {
             Some(keys) => {
                 readiness.await_keys();
-                let (prefetch, readiness) = (keys.clone().prefetch(background.clone()), readiness.clone());
+                let (prefetch, readiness) =
+                    (keys.clone().prefetch(background.clone()), readiness.clone());
                 tasks.spawn(async move {
                     if prefetch.await {
                         readiness.set_keys_held();
@@ -199,18 +201,21 @@ impl Service {
             }
             None => routes,
         };
-        tasks.spawn(start_workers(
-            spec,
-            pool.clone(),
-            readiness.clone(),
+        let after_migrations = AfterMigrations {
             relay,
-            keys,
-            Retention {
+            retention: Retention {
                 pool: pool.clone(),
                 metrics: metrics.clone(),
                 config: config.retention.clone(),
             },
+            keys,
             workers,
+        };
+        tasks.spawn(start_workers(
+            spec,
+            pool.clone(),
+            readiness.clone(),
+            after_migrations,
             tasks.clone(),
             background.clone(),
         ));
@@ -232,17 +237,29 @@ impl Service {
     }
 }
 
+/// What starts once the migrations have run.
+struct AfterMigrations {
+    relay: Relay,
+    retention: Retention,
+    /// Keys fetched before the `signing_keys` table existed are kept then.
+    keys: Option<crate::auth::RemoteKeys>,
+    workers: Vec<Worker>,
+}
+
 async fn start_workers(
     spec: ServiceSpec,
     pool: PgPool,
     readiness: Readiness,
-    relay: Relay,
-    keys: Option<crate::auth::RemoteKeys>,
-    retention: Retention,
-    workers: Vec<Worker>,
+    after: AfterMigrations,
     tasks: TaskTracker,
     stop: CancellationToken,
 ) {
+    let AfterMigrations {
+        relay,
+        retention,
+        keys,
+        workers,
+    } = after;
     let migrator = match crate::db::migrator(spec.migrations).await {
         Ok(migrator) => migrator,
         Err(e) => {
@@ -266,7 +283,7 @@ async fn start_workers(
         }
     }
     readiness.set_migrated();
-    tracing::info!(service = spec.name, "migrations done; ready");
+    tracing::info!(service = spec.name, "migrations done");
     if let Some(keys) = keys {
         keys.keep_unkept().await;
     }

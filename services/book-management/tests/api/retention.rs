@@ -85,10 +85,7 @@ async fn only_sent_or_processed_rows_older_than_their_age_are_deleted() {
         ["old-unsent", "young-sent"],
         "an unsent event is never deleted, however old"
     );
-    assert_eq!(
-        ids(&pool, "SELECT event_type FROM inbox").await,
-        ["young"]
-    );
+    assert_eq!(ids(&pool, "SELECT event_type FROM inbox").await, ["young"]);
     let rendered = metrics.render();
     assert_eq!(
         sample(&rendered, "retention_rows_deleted_total{table=\"inbox\""),
@@ -99,7 +96,10 @@ async fn only_sent_or_processed_rows_older_than_their_age_are_deleted() {
 
     // Nothing is left to delete: a second pass deletes nothing; keeping the inbox for ever
     // deletes nothing from it.
-    assert_eq!(retention.pass(&CancellationToken::new()).await.unwrap(), Pruned::default());
+    assert_eq!(
+        retention.pass(&CancellationToken::new()).await.unwrap(),
+        Pruned::default()
+    );
     sqlx::query("UPDATE inbox SET processed_at = now() - interval '400 days'")
         .execute(&pool)
         .await
@@ -111,7 +111,10 @@ async fn only_sent_or_processed_rows_older_than_their_age_are_deleted() {
         },
         ..retention
     };
-    assert_eq!(for_ever.pass(&CancellationToken::new()).await.unwrap(), Pruned::default());
+    assert_eq!(
+        for_ever.pass(&CancellationToken::new()).await.unwrap(),
+        Pruned::default()
+    );
 }
 
 #[tokio::test]

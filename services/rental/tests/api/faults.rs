@@ -192,9 +192,7 @@ async fn a_replica_whose_clock_runs_a_minute_behind_does_not_fail_a_rent_still_p
     let fleet = Fleet::new().await;
     // Payment takes most of the time a rent may; the reconciler looks often and takes rentals
     // left unsettled for 1.5 s (by the database's clock).
-    let payment = fleet
-        .payment(None, &[("PAYMENT_LATENCY_MS", "700")])
-        .await;
+    let payment = fleet.payment(None, &[("PAYMENT_LATENCY_MS", "700")]).await;
     let books = fleet.books().await;
     let behind = rental::application::Clock::skewed(chrono::Duration::seconds(-60));
     let rental = fleet
