@@ -77,8 +77,8 @@ pub struct RentalView {
 }
 
 impl RentalView {
-    fn of(line: RentalLine, now: DateTime<Utc>) -> Self {
-        let overdue = line.rental.overdue(now);
+    fn of(line: RentalLine) -> Self {
+        let overdue = line.rental.overdue(line.read_at);
         let r = line.rental;
         Self {
             id: r.id,
@@ -261,12 +261,8 @@ async fn list_rentals<S: BoardStore>(
     };
     let rentals = board.rentals(reader(&caller), filter, page).await?;
     let next = next(&rentals, page, |r| r.rental.id);
-    let now = Utc::now();
     Ok(Json(RentalPage {
-        items: rentals
-            .into_iter()
-            .map(|r| RentalView::of(r, now))
-            .collect(),
+        items: rentals.into_iter().map(RentalView::of).collect(),
         next,
     }))
 }
@@ -284,7 +280,7 @@ async fn get_rental<S: BoardStore>(
     Path(id): Path<Uuid>,
 ) -> Result<Json<RentalView>, Problem> {
     let rental = board.rental(reader(&caller), id).await?;
-    Ok(Json(RentalView::of(rental, Utc::now())))
+    Ok(Json(RentalView::of(rental)))
 }
 
 #[utoipa::path(get, path = "/api/v1/views/books", params(PageQuery), tag = "views",

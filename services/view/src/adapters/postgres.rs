@@ -225,6 +225,7 @@ struct RentalLineRow {
     rental: RentalRow,
     customer_name: Option<String>,
     book_title: Option<String>,
+    read_at: DateTime<Utc>,
 }
 
 impl TryFrom<RentalLineRow> for RentalLine {
@@ -235,6 +236,7 @@ impl TryFrom<RentalLineRow> for RentalLine {
             rental: row.rental.try_into()?,
             customer_name: row.customer_name,
             book_title: row.book_title,
+            read_at: row.read_at,
         })
     }
 }
@@ -248,7 +250,8 @@ fn rental_lines(rows: Vec<RentalLineRow>) -> Result<Vec<RentalLine>, StoreError>
 
 fn rental_board_query(condition: &str) -> String {
     format!(
-        "SELECT {RENTAL_COLUMNS}, c.name AS customer_name, b.title AS book_title FROM rentals r \
+        "SELECT {RENTAL_COLUMNS}, c.name AS customer_name, b.title AS book_title, \
+         now() AS read_at FROM rentals r \
          LEFT JOIN customers c ON c.id = r.customer_id LEFT JOIN books b ON b.id = r.book_id \
          WHERE {condition}"
     )

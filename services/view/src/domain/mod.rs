@@ -22,6 +22,9 @@ pub struct RentalLine {
     pub rental: RentalRecord,
     pub customer_name: Option<String>,
     pub book_title: Option<String>,
+    /// When it was read, by the database's clock: what "overdue" is judged against, so that a
+    /// replica whose clock drifts does not misjudge it.
+    pub read_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One line of the book board.
