@@ -98,6 +98,9 @@ share.coordinator.state.topic.min.isr=1
 min.insync.replicas=1
 # A group starts at once instead of waiting 3 s for more members; tests start many groups.
 group.initial.rebalance.delay.ms=0
+# A group without members keeps its offsets as long as the services keep inbox rows (30 days):
+# lost offsets would re-read topics that keep every event (docs/operations.md, "Retention").
+offsets.retention.minutes=43200
 # After a crash the controller keeps the dead broker's registration until its session ends,
 # and the broker cannot register again until then (DUPLICATE_BROKER_REGISTRATION): 3 s instead
 # of 9 s, so that a killed broker is back in seconds. One node: no network to be patient with.
