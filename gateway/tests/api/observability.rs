@@ -34,6 +34,34 @@ fn metric_names(promql: &str) -> BTreeSet<String> {
     names
 }
 
+/// The PromQL of every rule in a rules file: each `expr:` value, inline or a `|` block (the
+/// rest of the file, annotations included, is not PromQL).
+fn rule_expressions(yaml: &str) -> Vec<String> {
+    let mut expressions = Vec::new();
+    let mut lines = yaml.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        let Some(value) = trimmed.strip_prefix("expr:") else {
+            continue;
+        };
+        let indent = line.len() - trimmed.len();
+        match value.trim() {
+            "|" | ">" => {
+                let mut block = String::new();
+                while let Some(next) = lines.next_if(|next| {
+                    next.trim().is_empty() || next.len() - next.trim_start().len() > indent
+                }) {
+                    block.push_str(next);
+                    block.push('\n');
+                }
+                expressions.push(block);
+            }
+            inline => expressions.push(inline.to_owned()),
+        }
+    }
+    expressions
+}
+
 fn observability_file(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../kubernetes/base/observability")
@@ -53,9 +81,26 @@ fn metric_names_are_read_from_promql() {
     assert_eq!(names, expected.map(String::from).into());
 }
 
+#[test]
+fn rule_expressions_are_read_from_the_rules_file() {
+    let rules = rule_expressions(
+        "      - alert: A\n        expr: |\n          sum(a_total)\n          > 1\n        for: 5m\n        \
+         annotations:\n          runbook_url: \"x\"\n      - alert: B\n        expr: max(b_seconds) > 60\n",
+    );
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert_eq!(
+        rules
+            .iter()
+            .flat_map(|e| metric_names(e))
+            .collect::<Vec<_>>(),
+        ["a_total", "b_seconds"]
+    );
+}
+
 #[tokio::test]
 async fn every_series_the_alerts_and_the_dashboard_use_is_exported() {
-    let mut wanted = metric_names(&observability_file("alerts.yml"));
+    let rules = rule_expressions(&observability_file("alerts.yml"));
+    let mut wanted: BTreeSet<String> = rules.iter().flat_map(|e| metric_names(e)).collect();
     let dashboard: Value =
         serde_json::from_str(&observability_file("grafana-dashboard.json")).unwrap();
     for panel in dashboard["panels"].as_array().unwrap() {
