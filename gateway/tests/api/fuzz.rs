@@ -69,8 +69,9 @@ async fn fuzzing_the_gateways_api_finds_no_server_error_undocumented_answer_or_b
     );
 }
 
-/// The schemathesis executable, or a failure that says how to get it.
-fn schemathesis() -> PathBuf {
+/// The schemathesis executable (openapi-spec-validator is beside it), or a failure that says
+/// how to get it.
+pub fn schemathesis() -> PathBuf {
     let path = std::env::var_os("FLEET_SCHEMATHESIS").map(PathBuf::from);
     match path {
         Some(path) if path.is_file() => path,

@@ -241,7 +241,7 @@ impl From<BoardError> for Problem {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/views/rentals", params(RentalQuery), tag = "views",
+#[utoipa::path(get, path = "/api/v1/views/rentals", operation_id = "list_rental_board", params(RentalQuery), tag = "views",
     responses(
         (status = 200, description = "A page of the rental status board, in rental id order", body = RentalPage),
         (status = 400, description = "A query value is invalid", body = Problem, content_type = "application/problem+json"),
@@ -267,7 +267,7 @@ async fn list_rentals<S: BoardStore>(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/views/rentals/{id}", tag = "views", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/views/rentals/{id}", operation_id = "get_rental_board_line", tag = "views", params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The rental's line of the board", body = RentalView),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
@@ -283,7 +283,7 @@ async fn get_rental<S: BoardStore>(
     Ok(Json(RentalView::of(rental)))
 }
 
-#[utoipa::path(get, path = "/api/v1/views/books", params(PageQuery), tag = "views",
+#[utoipa::path(get, path = "/api/v1/views/books", operation_id = "list_book_board", params(PageQuery), tag = "views",
     responses(
         (status = 200, description = "A page of the book board, in book id order", body = BookPage),
         (status = 400, description = "A query value is invalid", body = Problem, content_type = "application/problem+json"),
