@@ -178,6 +178,29 @@ impl Load {
     }
 }
 
+/// The statuses of the rents sent during `phase`.
+fn rents_in(outcomes: &[(usize, &'static str, u16, Duration)], phase: usize) -> Vec<u16> {
+    outcomes
+        .iter()
+        .filter(|(p, action, _, _)| *p == phase && *action == "rent")
+        .map(|(_, _, status, _)| *status)
+        .collect()
+}
+
+/// During `phase` renting went on: some rents succeeded and every other one found its book taken.
+fn assert_renting_went_on(
+    outcomes: &[(usize, &'static str, u16, Duration)],
+    phase: usize,
+    name: &str,
+) {
+    let rents = rents_in(outcomes, phase);
+    assert!(rents.contains(&201), "{name}: renting stopped");
+    assert!(
+        rents.iter().all(|s| [201, 409].contains(s)),
+        "{name}: {rents:?}"
+    );
+}
+
 async fn scalar(fleet: &Fleet, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&fleet.db.admin)
@@ -235,15 +258,8 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
     let outcomes = load.stop().await;
 
     // Renting never stopped, except while payment was down (fast 503s) and while rental was away.
-    let rents = |phase: usize| -> Vec<u16> {
-        outcomes
-            .iter()
-            .filter(|(p, action, _, _)| *p == phase && *action == "rent")
-            .map(|(_, _, status, _)| *status)
-            .collect()
-    };
     for (phase, name) in PHASES.iter().enumerate() {
-        let statuses = rents(phase);
+        let statuses = rents_in(&outcomes, phase);
         eprintln!("chaos: {name}: {} rents, statuses {:?}", statuses.len(), {
             let mut s = statuses.clone();
             s.sort();
@@ -265,13 +281,7 @@ async fn under_steady_load_the_fleet_survives_each_fault_in_turn() {
                 statuses.iter().all(|s| [0, 201, 409, 502, 504].contains(s)),
                 "{name}: {statuses:?}"
             ),
-            _ => {
-                assert!(statuses.contains(&201), "{name}: renting stopped");
-                assert!(
-                    statuses.iter().all(|s| [201, 409].contains(s)),
-                    "{name}: {statuses:?}"
-                );
-            }
+            _ => assert_renting_went_on(&outcomes, phase, name),
         }
     }
 
@@ -340,17 +350,7 @@ async fn a_broker_killed_under_rent_load_comes_back_on_its_data_and_nothing_is_l
     tokio::time::sleep(Duration::from_secs(3)).await;
     let outcomes = load.stop().await;
     for phase in [1, 7] {
-        let rents: Vec<u16> = outcomes
-            .iter()
-            .filter(|(p, action, _, _)| *p == phase && *action == "rent")
-            .map(|(_, _, status, _)| *status)
-            .collect();
-        assert!(rents.contains(&201), "{}: renting stopped", PHASES[phase]);
-        assert!(
-            rents.iter().all(|s| [201, 409].contains(s)),
-            "{}: {rents:?}",
-            PHASES[phase]
-        );
+        assert_renting_went_on(&outcomes, phase, PHASES[phase]);
     }
     assert!(
         backlog > 0,
@@ -489,17 +489,7 @@ async fn assert_database_outage_survived(
         }
     }
     for phase in [0, PG_RECOVERED] {
-        let rents: Vec<u16> = outcomes
-            .iter()
-            .filter(|(p, action, _, _)| *p == phase && *action == "rent")
-            .map(|(_, _, status, _)| *status)
-            .collect();
-        assert!(rents.contains(&201), "{}: renting stopped", names[phase]);
-        assert!(
-            rents.iter().all(|s| [201, 409].contains(s)),
-            "{}: {rents:?}",
-            names[phase]
-        );
+        assert_renting_went_on(outcomes, phase, names[phase]);
     }
     let slowest_503 = outcomes
         .iter()

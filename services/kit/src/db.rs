@@ -45,6 +45,16 @@ pub async fn migrator(service: &Migrator) -> Result<Migrator, sqlx::migrate::Mig
     Migrator::new(Combined(migrations)).await
 }
 
+/// Whether this transaction holds `task`'s turn in the service's schema (a transaction-scoped
+/// advisory lock, released at commit or rollback): among replicas running the same task, one
+/// works at a time and the others skip rather than queue.
+pub async fn take_turn(conn: &mut sqlx::PgConnection, task: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.' || $1))")
+        .bind(task)
+        .fetch_one(conn)
+        .await
+}
+
 /// Does `error` come from the database being away or busy for a moment (a restart, a fail-over,
 /// a conflict with a concurrent transaction) rather than from what was asked of it? Such work
 /// is tried again as it is, later: a consumer waits without spending the event's retries, a

@@ -83,11 +83,11 @@ pub struct Kafka {
 
 impl Kafka {
     pub fn new(config: &KitConfig) -> Self {
-        Self {
-            brokers: config.kafka_brokers.clone(),
-            prefix: config.kafka_topic_prefix.clone(),
-            message_timeout: config.kafka_message_timeout,
-        }
+        Self::with_settings(
+            &config.kafka_brokers,
+            &config.kafka_topic_prefix,
+            config.kafka_message_timeout,
+        )
     }
 
     /// Clients from the broker settings alone, for a command that needs no database

@@ -119,12 +119,7 @@ impl Relay {
     /// advisory lock), which keeps events of one key in order across replicas.
     pub async fn relay_batch(&self) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let leader: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox-relay'))",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !leader {
+        if !crate::db::take_turn(&mut tx, "outbox-relay").await? {
             return Ok(0);
         }
         let pending: Vec<Pending> = sqlx::query_as(

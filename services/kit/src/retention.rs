@@ -20,11 +20,24 @@ use tokio_util::sync::CancellationToken;
 use crate::Env;
 use crate::metrics::Metrics;
 
-/// The tables retention prunes, with what makes a row old enough.
-const TABLES: [(&str, &str); 2] = [
-    ("outbox", "sent_at"), // never an unsent event
-    ("inbox", "processed_at"),
-];
+/// A table retention prunes: its key, and the time that makes a row old enough.
+struct Table {
+    name: &'static str,
+    key: &'static str,
+    time: &'static str,
+}
+
+/// A row without `sent_at` is an unsent event: never old enough.
+const OUTBOX: Table = Table {
+    name: "outbox",
+    key: "id",
+    time: "sent_at",
+};
+const INBOX: Table = Table {
+    name: "inbox",
+    key: "event_id",
+    time: "processed_at",
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetentionConfig {
@@ -117,65 +130,59 @@ impl Retention {
 
     /// Deletes every row old enough, batch by batch, then records the tables' sizes.
     pub async fn pass(&self, stop: &CancellationToken) -> Result<Pruned, sqlx::Error> {
-        let mut pruned = Pruned::default();
-        for (table, column) in TABLES {
-            let age = match table {
-                "outbox" => Some(self.config.outbox),
-                _ => self.config.inbox,
-            };
-            let Some(age) = age else { continue };
-            loop {
-                let deleted = self.delete_batch(table, column, age).await?;
-                match table {
-                    "outbox" => pruned.outbox += deleted,
-                    _ => pruned.inbox += deleted,
-                }
-                self.metrics
-                    .retention_deleted
-                    .with_label_values(&[table])
-                    .inc_by(deleted);
-                if deleted < u64::from(self.config.batch_size) || stop.is_cancelled() {
-                    break;
-                }
-                // Let the relay and the consumers have the database between batches.
-                tokio::task::yield_now().await;
-            }
-        }
-        for (table, _) in TABLES {
+        let pruned = Pruned {
+            outbox: self.prune(&OUTBOX, Some(self.config.outbox), stop).await?,
+            inbox: self.prune(&INBOX, self.config.inbox, stop).await?,
+        };
+        for table in [OUTBOX, INBOX] {
             let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)")
-                .bind(table)
+                .bind(table.name)
                 .fetch_one(&self.pool)
                 .await?;
             self.metrics
                 .table_size
-                .with_label_values(&[table])
+                .with_label_values(&[table.name])
                 .set(bytes);
         }
         Ok(pruned)
     }
 
+    /// Deletes `table`'s rows older than `age` (none when `age` is `None`); how many.
+    async fn prune(
+        &self,
+        table: &Table,
+        age: Option<Duration>,
+        stop: &CancellationToken,
+    ) -> Result<u64, sqlx::Error> {
+        let Some(age) = age else { return Ok(0) };
+        let mut pruned = 0;
+        loop {
+            let deleted = self.delete_batch(table, age).await?;
+            pruned += deleted;
+            self.metrics
+                .retention_deleted
+                .with_label_values(&[table.name])
+                .inc_by(deleted);
+            if deleted < u64::from(self.config.batch_size) || stop.is_cancelled() {
+                return Ok(pruned);
+            }
+            // Let the relay and the consumers have the database between batches.
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// One short transaction. Replicas take turns (an advisory lock) rather than queue on the
     /// same rows.
-    async fn delete_batch(
-        &self,
-        table: &str,
-        column: &str,
-        age: Duration,
-    ) -> Result<u64, sqlx::Error> {
+    async fn delete_batch(&self, table: &Table, age: Duration) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let turn: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.retention'))",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !turn {
+        if !crate::db::take_turn(&mut tx, "retention").await? {
             return Ok(0);
         }
         // The database's clock decides what is old, as it wrote the times.
-        let key = if table == "outbox" { "id" } else { "event_id" };
+        let Table { name, key, time } = table;
         let deleted = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} \
-             WHERE {column} < now() - make_interval(secs => $1) ORDER BY {column} LIMIT $2)"
+            "DELETE FROM {name} WHERE {key} IN (SELECT {key} FROM {name} \
+             WHERE {time} < now() - make_interval(secs => $1) ORDER BY {time} LIMIT $2)"
         ))
         .bind(age.as_secs_f64())
         .bind(i64::from(self.config.batch_size))
