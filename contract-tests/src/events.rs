@@ -45,8 +45,8 @@ pub mod example {
     pub const FEE: u32 = 450;
 }
 
-/// One message a consumer expects: its description (the event type, which is also how the
-/// producer's verification knows what to build) and its pattern.
+/// One message a consumer expects: its description (the event type, or the type and the case,
+/// which is also how the producer's verification knows what to build) and its pattern.
 pub struct Expected {
     pub description: &'static str,
     pub body: JsonPattern,
@@ -134,6 +134,24 @@ pub mod expect {
                 "returnedAt": date_time(AT)
             }),
         )
+    }
+
+    /// The end of a rental whose period ran out: a `BookReturned` that says so (consumers that
+    /// do not read `reason` take it as any return, which frees the book all the same).
+    pub fn book_expired() -> Expected {
+        Expected {
+            description: "BookReturned on expiry",
+            body: envelope(
+                "BookReturned",
+                json_pattern!({
+                    "rentalId": uuid(RENTAL),
+                    "bookId": uuid(BOOK),
+                    "userId": uuid(CUSTOMER),
+                    "returnedAt": date_time(DUE),
+                    "reason": "EXPIRED"
+                }),
+            ),
+        }
     }
 
     pub fn payment_approved() -> Expected {

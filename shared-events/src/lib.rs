@@ -12,7 +12,7 @@ mod user;
 pub use book::{BookEvent, BookRegistered, BookRetired, BookUpdated};
 pub use envelope::{CloudEvent, DecodeError, RawEvent, SPEC_VERSION, TopicEvents};
 pub use payment::{PaymentApproved, PaymentEvent, PaymentRefunded};
-pub use rental::{BookRented, BookReturned, RentalCancelled, RentalEvent};
+pub use rental::{BookRented, BookReturned, RentalCancelled, RentalEvent, ReturnReason};
 pub use topic::Topic;
 pub use user::{UserEvent, UserRegistered};
 

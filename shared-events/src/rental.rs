@@ -29,7 +29,7 @@ pub struct RentalCancelled {
     pub cancelled_at: DateTime<Utc>,
 }
 
-/// A customer returned a rented book.
+/// A rental ended and its book is free again: the customer returned it, or its period ran out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookReturned {
@@ -37,6 +37,20 @@ pub struct BookReturned {
     pub book_id: Uuid,
     pub user_id: Uuid,
     pub returned_at: DateTime<Utc>,
+    /// Why the rental ended. Added after the first release, so absent means `RETURNED`.
+    #[serde(default)]
+    pub reason: ReturnReason,
+}
+
+/// How a rental came to its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReturnReason {
+    /// The customer gave the book back.
+    #[default]
+    Returned,
+    /// The rental period ended (at `dueAt`), and the book went back by itself.
+    Expired,
 }
 
 // Keyed by book, so that one book's rentals are read in the order they happened.

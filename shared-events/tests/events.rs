@@ -62,6 +62,7 @@ fn every_event_survives_a_round_trip_through_its_envelope() {
         book_id: id(1),
         user_id: id(3),
         returned_at: at(20),
+        reason: shared_events::ReturnReason::Expired,
     });
     round_trip::<_, PaymentEvent>(PaymentApproved {
         payment_id: id(4),
@@ -205,4 +206,22 @@ fn newer_producers_may_add_fields() {
     let data = json!({"bookId": id(1), "title": "T", "author": "A", "rentalFee": 5, "isbn": "978"});
     let event = BookEvent::decode("BookRegistered", &data).unwrap();
     assert!(matches!(event, Some(BookEvent::BookRegistered(_))));
+}
+
+#[test]
+fn a_book_returned_from_before_expiry_existed_reads_as_returned_by_the_customer() {
+    let data = json!({"rentalId": id(2), "bookId": id(1), "userId": id(3), "returnedAt": at(20)});
+    let Some(RentalEvent::BookReturned(event)) =
+        RentalEvent::decode("BookReturned", &data).unwrap()
+    else {
+        panic!("not a BookReturned");
+    };
+    assert_eq!(event.reason, shared_events::ReturnReason::Returned);
+    let expired = json!({"rentalId": id(2), "bookId": id(1), "userId": id(3), "returnedAt": at(20), "reason": "EXPIRED"});
+    let Some(RentalEvent::BookReturned(event)) =
+        RentalEvent::decode("BookReturned", &expired).unwrap()
+    else {
+        panic!("not a BookReturned");
+    };
+    assert_eq!(event.reason, shared_events::ReturnReason::Expired);
 }

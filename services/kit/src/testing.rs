@@ -1172,19 +1172,20 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
 }
 
 /// Where rental and payment disagree, as readable lines; empty when they agree. DESIGN.md §3's
-/// invariant: no RENTED (or RETURNED) rental without an APPROVED payment, no APPROVED payment
-/// without a RENTED or RETURNED rental, and a CANCELLED rental's payment REFUNDED. Needs the
+/// invariant: no RENTED (or RETURNED, or EXPIRED) rental without an APPROVED payment, no APPROVED
+/// payment without such a rental, and a CANCELLED rental's payment REFUNDED. Needs the
 /// `rental` and `payment` schemas in one database (a superuser pool on it).
 pub async fn rental_payment_disagreements(pool: &PgPool) -> Vec<String> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT format('rental %s is %s but its payment is %s', r.id, r.status, coalesce(p.status, 'missing')) \
          FROM rental.rentals r LEFT JOIN payment.payments p ON p.rental_id = r.id \
-         WHERE (r.status IN ('RENTED', 'RETURNED') AND p.status IS DISTINCT FROM 'APPROVED') \
+         WHERE (r.status IN ('RENTED', 'RETURNED', 'EXPIRED') AND p.status IS DISTINCT FROM 'APPROVED') \
             OR (r.status = 'CANCELLED' AND p.status IS DISTINCT FROM 'REFUNDED') \
          UNION ALL \
          SELECT format('payment %s is APPROVED but rental %s is %s', p.id, p.rental_id, coalesce(r.status, 'missing')) \
          FROM payment.payments p LEFT JOIN rental.rentals r ON r.id = p.rental_id \
-         WHERE p.status = 'APPROVED' AND r.status IS DISTINCT FROM 'RENTED' AND r.status IS DISTINCT FROM 'RETURNED'",
+         WHERE p.status = 'APPROVED' AND r.status IS DISTINCT FROM 'RENTED' AND r.status IS DISTINCT FROM 'RETURNED' \
+           AND r.status IS DISTINCT FROM 'EXPIRED'",
     )
     .fetch_all(pool)
     .await

@@ -17,7 +17,8 @@ use adapters::http::{self, Api};
 use adapters::kafka::CatalogueReplica;
 use adapters::payment::{PaymentClient, PaymentSettings};
 use adapters::postgres::PgRentalStore;
-use application::{Clock, Reconciler, Rentals};
+use application::{Clock, Expiry, Reconciler, Rentals};
+use domain::RentalTerms;
 
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "rental";
@@ -31,7 +32,9 @@ pub struct Config {
     pub kit: KitConfig,
     pub auth: AuthConfig,
     pub payment: PaymentSettings,
-    pub rental_period: chrono::Duration,
+    pub terms: RentalTerms,
+    pub max_active_rentals: u32,
+    pub expiry_interval: Duration,
     pub reconcile_after: Duration,
     pub reconcile_interval: Duration,
 }
@@ -48,7 +51,15 @@ impl Config {
     ///   circuit opens when at least this share of the calls of the last window failed.
     /// - `BREAKER_OPEN_MS` (5000): how long it stays open before letting `BREAKER_HALF_OPEN_CALLS`
     ///   (3) trial calls through; also the `Retry-After` given to customers.
-    /// - `RENTAL_PERIOD_DAYS` (14): when a rented book is due.
+    /// - `RENTAL_PERIOD_DAYS` (14): when a rented book is due; at that moment the rental
+    ///   expires by itself. `RENTAL_PERIOD_SECS` instead, for demos and tests of expiry.
+    /// - `CANCEL_WINDOW_MINUTES` (30): how long after renting a customer may change their mind
+    ///   and cancel for a full refund; after it, they return the book. Long enough to notice
+    ///   the wrong book was picked, too short to read it for free.
+    /// - `MAX_ACTIVE_RENTALS_PER_CUSTOMER` (5): rentals one customer may hold at once, so that
+    ///   nobody locks the catalogue.
+    /// - `EXPIRY_INTERVAL_MS` (1000): how often each replica looks for rentals past their due
+    ///   date; a rental expires at most this long after it is due.
     /// - `RECONCILE_AFTER_MS` (30000), `RECONCILE_INTERVAL_MS` (5000): how old an unsettled rental
     ///   must be before the reconciler settles it, and how often it looks.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
@@ -71,11 +82,20 @@ impl Config {
             half_open_calls: env.or("BREAKER_HALF_OPEN_CALLS", 3),
         };
         let period_days: i64 = env.or("RENTAL_PERIOD_DAYS", 14);
+        let period_secs: Option<i64> = env.optional("RENTAL_PERIOD_SECS");
+        let cancel_window_minutes: i64 = env.or("CANCEL_WINDOW_MINUTES", 30);
         let config = Self {
             kit,
             auth,
             payment,
-            rental_period: chrono::Duration::days(period_days),
+            terms: RentalTerms {
+                period: period_secs
+                    .map(chrono::Duration::seconds)
+                    .unwrap_or_else(|| chrono::Duration::days(period_days)),
+                cancel_window: chrono::Duration::minutes(cancel_window_minutes),
+            },
+            max_active_rentals: env.or("MAX_ACTIVE_RENTALS_PER_CUSTOMER", 5),
+            expiry_interval: env.millis("EXPIRY_INTERVAL_MS", 1000),
             reconcile_after: env.millis("RECONCILE_AFTER_MS", 30_000),
             reconcile_interval: env.millis("RECONCILE_INTERVAL_MS", 5_000),
         };
@@ -94,8 +114,16 @@ impl Config {
         {
             env.invalid("PAYMENT_MAX_CONCURRENT_CALLS, BREAKER_WINDOW_MS and BREAKER_HALF_OPEN_CALLS must be at least 1");
         }
-        if period_days < 1 {
-            env.invalid("RENTAL_PERIOD_DAYS must be at least 1");
+        if period_days < 1 || period_secs.is_some_and(|secs| secs < 1) {
+            env.invalid("RENTAL_PERIOD_DAYS and RENTAL_PERIOD_SECS must be at least 1");
+        }
+        if cancel_window_minutes < 0 {
+            env.invalid("CANCEL_WINDOW_MINUTES must be 0 or more");
+        }
+        if config.max_active_rentals == 0 || config.expiry_interval.is_zero() {
+            env.invalid(
+                "MAX_ACTIVE_RENTALS_PER_CUSTOMER and EXPIRY_INTERVAL_MS must be at least 1",
+            );
         }
         if config.reconcile_after <= config.payment.timeout {
             env.invalid("RECONCILE_AFTER_MS must be longer than PAYMENT_TIMEOUT_MS, or the reconciler races live rents");
@@ -106,7 +134,7 @@ impl Config {
 }
 
 /// Wires the hexagon: Postgres store and payment client → renting use cases → HTTP;
-/// `book.events` → catalogue replica; the reconciler in the background.
+/// `book.events` → catalogue replica; the reconciler and the expiry of rentals in the background.
 pub async fn build(config: Config) -> anyhow::Result<Service> {
     build_with_clock(config, Clock::default()).await
 }
@@ -130,8 +158,13 @@ pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Se
         after: config.reconcile_after,
         interval: config.reconcile_interval,
     };
+    let expiry = Expiry {
+        store: store.clone(),
+        interval: config.expiry_interval,
+    };
     let api = Api {
-        rentals: Rentals::new(store, payments, config.rental_period).with_clock(clock),
+        rentals: Rentals::new(store, payments, config.terms, config.max_active_rentals)
+            .with_clock(clock),
         retry_after_secs,
     };
     service
@@ -139,5 +172,6 @@ pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Se
         .with_api_doc(http::ApiDoc::openapi())
         .with_auth(config.auth)
         .with_worker(|stop| reconciler.run(stop))
+        .with_worker(|stop| expiry.run(stop))
         .consume(&CONSUMED_TOPICS, CatalogueReplica)
 }

@@ -120,6 +120,7 @@ fn history(count: usize) -> Vec<(Topic, String, Vec<u8>)> {
                     book_id,
                     user_id,
                     returned_at: now,
+                    reason: shared_events::ReturnReason::Returned,
                 },
             )),
             _ => {}

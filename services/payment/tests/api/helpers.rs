@@ -161,6 +161,7 @@ pub fn returned(book_id: Uuid, rental_id: Uuid) -> BookReturned {
         book_id,
         user_id: Uuid::new_v4(),
         returned_at: chrono::Utc::now(),
+        reason: shared_events::ReturnReason::Returned,
     }
 }
 

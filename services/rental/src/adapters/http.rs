@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::application::{
     PaymentGateway, RentError, RentalStore, Rentals, RentalsError, StoreError,
 };
-use crate::domain::{Rental, RentalError};
+use crate::domain::Rental;
 
 pub const RENTALS: &str = "/api/v1/rentals";
 
@@ -61,7 +61,7 @@ pub struct RentalView {
     pub book_id: Uuid,
     pub user_id: Uuid,
     pub rental_fee: u32,
-    #[schema(pattern = "^(PAYMENT_PENDING|RENTED|RETURNED|CANCELLED|PAYMENT_FAILED)$")]
+    #[schema(pattern = "^(PAYMENT_PENDING|RENTED|RETURNED|EXPIRED|CANCELLED|PAYMENT_FAILED)$")]
     pub status: String,
     pub payment_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -95,7 +95,9 @@ impl From<RentalsError> for Problem {
             RentalsError::NotFound(_) => Problem::not_found(e.to_string()),
             RentalsError::Rule(_) => Problem::conflict(e.to_string()),
             RentalsError::Store(StoreError::Unavailable(e)) => Problem::database(e),
-            RentalsError::Store(e @ StoreError::BookTaken) => Problem::internal(e),
+            RentalsError::Store(e @ (StoreError::BookTaken | StoreError::LimitReached)) => {
+                Problem::internal(e)
+            }
         }
     }
 }
@@ -103,10 +105,7 @@ impl From<RentalsError> for Problem {
 fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
     match e {
         RentError::UnknownBook(_) => Problem::not_found(e.to_string()).into_response(),
-        RentError::BookTaken | RentError::Rule(RentalError::BookRetired) => {
-            Problem::conflict(e.to_string()).into_response()
-        }
-        RentError::Rule(RentalError::NotRented { .. }) => {
+        RentError::BookTaken | RentError::LimitReached(_) | RentError::Rule(_) => {
             Problem::conflict(e.to_string()).into_response()
         }
         RentError::Declined => Problem::new(
@@ -133,7 +132,7 @@ fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Payment declined", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The book is rented or retired", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The book is rented or retired, or the customer holds as many active rentals as they may", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Payment or the database unavailable for a moment; try again after Retry-After seconds", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
@@ -175,7 +174,7 @@ async fn get_rental<S: RentalStore, P: PaymentGateway>(
 #[utoipa::path(post, path = "/api/v1/rentals/{id}/cancel", tag = "rentals", params(("id" = Uuid, Path)),
     responses((status = 200, body = RentalView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not RENTED", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Not RENTED, past the window for a change of mind, or past the due date", body = Problem, content_type = "application/problem+json")))]
 async fn cancel<S: RentalStore, P: PaymentGateway>(
     State(api): State<Api<S, P>>,
     caller: Caller,
@@ -187,7 +186,7 @@ async fn cancel<S: RentalStore, P: PaymentGateway>(
 #[utoipa::path(post, path = "/api/v1/rentals/{id}/return", tag = "rentals", params(("id" = Uuid, Path)),
     responses((status = 200, body = RentalView),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not RENTED", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "Not RENTED (an EXPIRED rental has already gone back), or past the due date", body = Problem, content_type = "application/problem+json")))]
 async fn return_book<S: RentalStore, P: PaymentGateway>(
     State(api): State<Api<S, P>>,
     caller: Caller,

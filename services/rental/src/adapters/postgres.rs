@@ -63,6 +63,10 @@ impl TryFrom<RentalRow> for Rental {
     }
 }
 
+/// The first key of the advisory lock one customer's rents take turns on (the second is the
+/// customer's hash), apart from every other lock of the schema.
+const CUSTOMER_RENTS_LOCK: i32 = 1;
+
 const COLUMNS: &str = "id, book_id, user_id, rental_fee, status, payment_id, created_at, rented_at, due_at, cancelled_at, returned_at";
 
 /// The catalogue replica, as `book.events` keep it.
@@ -114,12 +118,25 @@ impl RentalStore for PgRentalStore {
         .transpose()
     }
 
-    async fn open(&self, rental: &Rental) -> Result<(), StoreError> {
+    async fn open(&self, rental: &Rental, max_active: u32) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // One customer's rents take turns here (a lock for the transaction), so the count below
+        // sees every rental a concurrent rent of theirs opened: the limit holds under any
+        // concurrency. The lock is taken in a statement of its own because a statement's
+        // snapshot is taken when it starts.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2::text))")
+            .bind(CUSTOMER_RENTS_LOCK)
+            .bind(rental.user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
         let inserted = sqlx::query(
             // updated_at is the database's time: the reconciler compares it with the database's
             // now(), which a drifting service clock must not sway.
             "INSERT INTO rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, now())",
+             SELECT $1, $2, $3, $4, $5, $6, now() \
+             WHERE (SELECT count(*) FROM rentals \
+                    WHERE user_id = $3 AND status IN ('PAYMENT_PENDING', 'RENTED')) < $7",
         )
         .bind(rental.id)
         .bind(rental.book_id)
@@ -127,10 +144,12 @@ impl RentalStore for PgRentalStore {
         .bind(rental.rental_fee as i32)
         .bind(rental.status.as_str())
         .bind(rental.created_at)
-        .execute(&self.pool)
+        .bind(i64::from(max_active))
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => Ok(()),
+            Ok(done) if done.rows_affected() == 0 => Err(StoreError::LimitReached),
+            Ok(_) => tx.commit().await.map_err(unavailable),
             Err(sqlx::Error::Database(e))
                 if e.constraint() == Some("rentals_one_active_per_book") =>
             {
@@ -250,6 +269,46 @@ impl RentalStore for PgRentalStore {
         .fetch_all(&self.pool)
         .await
         .map_err(unavailable)
+    }
+
+    async fn expire_due(&self, batch: i64) -> Result<Vec<Rental>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // Due by the database's clock, one clock for every replica.
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let rows: Vec<RentalRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM rentals WHERE status = 'RENTED' AND due_at <= $1 \
+             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(now)
+        .bind(batch)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut rental = Rental::try_from(row).map_err(unavailable)?;
+            let Ok(event) = rental.expire(now) else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE rentals SET status = $2, returned_at = $3, updated_at = now() WHERE id = $1",
+            )
+            .bind(rental.id)
+            .bind(rental.status.as_str())
+            .bind(rental.returned_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            outbox::enqueue(&mut tx, SERVICE, event)
+                .await
+                .map_err(unavailable)?;
+            expired.push(rental);
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(expired)
     }
 
     async fn settle(&self, rental_id: Uuid) -> Result<(), StoreError> {

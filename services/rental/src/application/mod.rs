@@ -1,9 +1,11 @@
 //! Use cases of renting, written against ports; the adapters implement the ports.
 
+mod expiry;
 mod ports;
 mod reconciler;
 mod rentals;
 
+pub use expiry::Expiry;
 pub use ports::{
     PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable, RentalChange, RentalStore,
     StoreError,

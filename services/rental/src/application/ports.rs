@@ -7,8 +7,21 @@ use crate::domain::{CatalogueEntry, Rental, RentalError};
 pub enum StoreError {
     #[error("the book already has an active rental")]
     BookTaken,
+    #[error("the customer holds as many active rentals as they may")]
+    LimitReached,
     #[error(transparent)]
     Unavailable(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    /// The store's own error, not its wrapper: the transparent `source()` would hide the
+    /// database error from [`service_kit::db::transient_cause`].
+    pub fn into_cause(self) -> anyhow::Error {
+        match self {
+            StoreError::Unavailable(e) => e,
+            other => other.into(),
+        }
+    }
 }
 
 /// What a change to a running rental publishes.
@@ -26,8 +39,14 @@ pub trait RentalStore: Clone + Send + Sync + 'static {
         book_id: Uuid,
     ) -> impl Future<Output = Result<Option<CatalogueEntry>, StoreError>> + Send;
 
-    /// Stores a new PAYMENT_PENDING rental; `BookTaken` when the book has an active one.
-    fn open(&self, rental: &Rental) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a new PAYMENT_PENDING rental; `BookTaken` when the book has an active one,
+    /// `LimitReached` when its customer already holds `max_active` active rentals. Both checks
+    /// hold under concurrent rents.
+    fn open(
+        &self,
+        rental: &Rental,
+        max_active: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// PAYMENT_PENDING → RENTED with its `BookRented`. False when the rental is no longer pending
     /// (the reconciler settled it meanwhile), and then nothing changes.
@@ -69,6 +88,14 @@ pub trait RentalStore: Clone + Send + Sync + 'static {
         age: std::time::Duration,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Uuid>, StoreError>> + Send;
+
+    /// Expires up to `batch` RENTED rentals whose due date has passed by the database's clock,
+    /// each with its `BookReturned`; returns them. A rental another replica is expiring at the
+    /// same moment is skipped, so each expires once.
+    fn expire_due(
+        &self,
+        batch: i64,
+    ) -> impl Future<Output = Result<Vec<Rental>, StoreError>> + Send;
 
     /// Payment holds nothing (more) for this rental.
     fn settle(&self, rental_id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;

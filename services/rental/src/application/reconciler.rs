@@ -4,15 +4,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::ports::{PaymentGateway, RentalStore, StoreError};
 
-/// The store's own error, not its wrapper: `StoreError`'s transparent `source()` would hide the
-/// database error from [`service_kit::db::transient_cause`].
-fn cause(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::Unavailable(e) => e,
-        other => other.into(),
-    }
-}
-
 /// Settles rentals whose payment ended without an answer: a rent that crashed mid-way, or a
 /// payment call that timed out. It asks payment by rental id and refunds any payment it finds.
 /// Safe in several replicas: a rental is leased to one reconciler at a time.
@@ -48,7 +39,11 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
 
     /// One pass; returns how many rentals it settled.
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let failed = self.store.fail_stale(self.after).await.map_err(cause)?;
+        let failed = self
+            .store
+            .fail_stale(self.after)
+            .await
+            .map_err(StoreError::into_cause)?;
         if failed > 0 {
             tracing::warn!(
                 count = failed,
@@ -60,7 +55,7 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
             .store
             .lease_unsettled(self.after, 20)
             .await
-            .map_err(cause)?
+            .map_err(StoreError::into_cause)?
         {
             if let Some(payment) = self.payments.find(rental_id).await?
                 && payment.approved
@@ -68,7 +63,10 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
                 self.payments.refund(payment.id).await?;
                 tracing::warn!(%rental_id, payment_id = %payment.id, "refunded the payment of a failed rental");
             }
-            self.store.settle(rental_id).await.map_err(cause)?;
+            self.store
+                .settle(rental_id)
+                .await
+                .map_err(StoreError::into_cause)?;
             settled += 1;
         }
         Ok(settled)

@@ -4,7 +4,7 @@ use uuid::Uuid;
 use super::ports::{
     PaymentGateway, PaymentOutcome, PaymentUnavailable, RentalChange, RentalStore, StoreError,
 };
-use crate::domain::{Rental, RentalError};
+use crate::domain::{Rental, RentalError, RentalTerms};
 
 /// The service's clock, for the times a rental records (requested, rented, due, given back).
 /// It is never compared with a time the database wrote: those comparisons use the database's
@@ -32,6 +32,10 @@ pub enum RentError {
     UnknownBook(Uuid),
     #[error("the book is already rented")]
     BookTaken,
+    #[error(
+        "you already hold {0} active rentals, the most a customer may hold at once; return one to rent another"
+    )]
+    LimitReached(u32),
     #[error(transparent)]
     Rule(#[from] RentalError),
     #[error("payment declined")]
@@ -58,16 +62,19 @@ pub enum RentalsError {
 pub struct Rentals<S, P> {
     store: S,
     payments: P,
-    period: Duration,
+    terms: RentalTerms,
+    /// The most rentals one customer may hold at once (being paid for or running).
+    max_active: u32,
     clock: Clock,
 }
 
 impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
-    pub fn new(store: S, payments: P, period: Duration) -> Self {
+    pub fn new(store: S, payments: P, terms: RentalTerms, max_active: u32) -> Self {
         Self {
             store,
             payments,
-            period,
+            terms,
+            max_active,
             clock: Clock::default(),
         }
     }
@@ -77,10 +84,12 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
     }
 
     /// Rents a book: the rental is stored PAYMENT_PENDING first (the unique index makes double
-    /// booking impossible), then paid for, then marked RENTED with its event.
+    /// booking impossible, and the customer's limit is checked in the same step), then paid for,
+    /// then marked RENTED with its event. A refused rent never reaches payment.
     pub async fn rent(&self, user_id: Uuid, book_id: Uuid) -> Result<Rental, RentError> {
         let store = |e: StoreError| match e {
             StoreError::BookTaken => RentError::BookTaken,
+            StoreError::LimitReached => RentError::LimitReached(self.max_active),
             StoreError::Unavailable(e) => RentError::Store(e),
         };
         let book = self
@@ -90,12 +99,15 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
             .map_err(store)?
             .ok_or(RentError::UnknownBook(book_id))?;
         let mut rental = Rental::request(&book, user_id, self.clock.now())?;
-        self.store.open(&rental).await.map_err(store)?;
+        self.store
+            .open(&rental, self.max_active)
+            .await
+            .map_err(store)?;
 
         match self.payments.pay(&rental).await {
             Ok(PaymentOutcome::Approved { payment_id }) => {
                 crate::fault::crash_point("crash-after-payment");
-                let event = rental.paid(payment_id, self.period, self.clock.now());
+                let event = rental.paid(payment_id, self.terms.period, self.clock.now());
                 if self.store.mark_paid(&rental, event).await.map_err(store)? {
                     Ok(rental)
                 } else {
@@ -134,9 +146,11 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
     }
 
     pub async fn cancel(&self, id: Uuid, user_id: Uuid) -> Result<Rental, RentalsError> {
-        let clock = self.clock;
+        let (clock, window) = (self.clock, self.terms.cancel_window);
         self.change(id, user_id, move |rental| {
-            rental.cancel(clock.now()).map(RentalChange::Cancelled)
+            rental
+                .cancel(window, clock.now())
+                .map(RentalChange::Cancelled)
         })
         .await
     }

@@ -2,4 +2,4 @@
 
 mod rental;
 
-pub use rental::{CatalogueEntry, Rental, RentalError, RentalStatus};
+pub use rental::{CatalogueEntry, Rental, RentalError, RentalStatus, RentalTerms};

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Duration, Utc};
-use shared_events::{BookRented, BookReturned, RentalCancelled};
+use shared_events::{BookRented, BookReturned, RentalCancelled, ReturnReason};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,6 +7,8 @@ pub enum RentalStatus {
     PaymentPending,
     Rented,
     Returned,
+    /// The rental period ran out: the book went back by itself at `due_at`.
+    Expired,
     Cancelled,
     PaymentFailed,
 }
@@ -17,6 +19,7 @@ impl RentalStatus {
             Self::PaymentPending => "PAYMENT_PENDING",
             Self::Rented => "RENTED",
             Self::Returned => "RETURNED",
+            Self::Expired => "EXPIRED",
             Self::Cancelled => "CANCELLED",
             Self::PaymentFailed => "PAYMENT_FAILED",
         }
@@ -27,6 +30,7 @@ impl RentalStatus {
             Self::PaymentPending,
             Self::Rented,
             Self::Returned,
+            Self::Expired,
             Self::Cancelled,
             Self::PaymentFailed,
         ]
@@ -53,6 +57,23 @@ pub enum RentalError {
         action: &'static str,
         status: RentalStatus,
     },
+    #[error(
+        "the window for cancelling with a full refund closed {} minutes after the rental started; return the book to end the rental",
+        .window.num_minutes()
+    )]
+    CancelWindowClosed { window: Duration },
+    #[error("the rental ended at its due date ({due_at}); the book has gone back by itself")]
+    PeriodOver { due_at: DateTime<Utc> },
+}
+
+/// The rules a rental keeps, from the service's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RentalTerms {
+    /// How long a rented book is the customer's.
+    pub period: Duration,
+    /// How long after the rental started the customer may change their mind and cancel for a
+    /// full refund.
+    pub cancel_window: Duration,
 }
 
 /// One customer's rental of one book.
@@ -113,8 +134,20 @@ impl Rental {
         }
     }
 
-    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<RentalCancelled, RentalError> {
-        let payment_id = self.running("cancelled")?;
+    /// A change of mind: allowed within `window` of the rental's start (the refund is full), and
+    /// never once the period is over.
+    pub fn cancel(
+        &mut self,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<RentalCancelled, RentalError> {
+        let payment_id = self.running("cancelled", now)?;
+        if self
+            .rented_at
+            .is_some_and(|rented_at| now > rented_at + window)
+        {
+            return Err(RentalError::CancelWindowClosed { window });
+        }
         self.status = RentalStatus::Cancelled;
         self.cancelled_at = Some(now);
         Ok(RentalCancelled {
@@ -126,23 +159,50 @@ impl Rental {
         })
     }
 
+    /// The customer gives the book back before it is due.
     pub fn return_book(&mut self, now: DateTime<Utc>) -> Result<BookReturned, RentalError> {
-        self.running("returned")?;
-        self.status = RentalStatus::Returned;
-        self.returned_at = Some(now);
-        Ok(BookReturned {
+        self.running("returned", now)?;
+        Ok(self.end(RentalStatus::Returned, now))
+    }
+
+    /// The period ran out: the rental ends as of its due date. Only a RENTED rental whose due
+    /// date has passed expires, so expiring twice is impossible.
+    pub fn expire(&mut self, now: DateTime<Utc>) -> Result<BookReturned, RentalError> {
+        match (self.status, self.due_at) {
+            (RentalStatus::Rented, Some(due_at)) if due_at <= now => {
+                Ok(self.end(RentalStatus::Expired, due_at))
+            }
+            (status, _) => Err(RentalError::NotRented {
+                action: "expired",
+                status,
+            }),
+        }
+    }
+
+    fn end(&mut self, status: RentalStatus, at: DateTime<Utc>) -> BookReturned {
+        self.status = status;
+        self.returned_at = Some(at);
+        BookReturned {
             rental_id: self.id,
             book_id: self.book_id,
             user_id: self.user_id,
-            returned_at: now,
-        })
+            returned_at: at,
+            reason: match status {
+                RentalStatus::Expired => ReturnReason::Expired,
+                _ => ReturnReason::Returned,
+            },
+        }
     }
 
-    /// Cancel and return are only legal from RENTED.
-    fn running(&self, action: &'static str) -> Result<Uuid, RentalError> {
-        match (self.status, self.payment_id) {
-            (RentalStatus::Rented, Some(payment_id)) => Ok(payment_id),
-            (status, _) => Err(RentalError::NotRented { action, status }),
+    /// Cancel and return are only legal from RENTED, before the due date: past it the rental is
+    /// over, even in the moment before the expiry task has recorded so.
+    fn running(&self, action: &'static str, now: DateTime<Utc>) -> Result<Uuid, RentalError> {
+        match (self.status, self.payment_id, self.due_at) {
+            (RentalStatus::Rented, Some(_), Some(due_at)) if due_at <= now => {
+                Err(RentalError::PeriodOver { due_at })
+            }
+            (RentalStatus::Rented, Some(payment_id), _) => Ok(payment_id),
+            (status, _, _) => Err(RentalError::NotRented { action, status }),
         }
     }
 }
@@ -151,6 +211,8 @@ impl Rental {
 mod tests {
     use super::*;
 
+    const WINDOW: Duration = Duration::hours(1);
+
     fn book(retired: bool) -> CatalogueEntry {
         CatalogueEntry {
             book_id: Uuid::new_v4(),
@@ -158,6 +220,12 @@ mod tests {
             rental_fee: 300,
             retired,
         }
+    }
+
+    fn rented(now: DateTime<Utc>, period: Duration) -> Rental {
+        let mut rental = Rental::request(&book(false), Uuid::new_v4(), now).unwrap();
+        rental.paid(Uuid::new_v4(), period, now);
+        rental
     }
 
     #[test]
@@ -184,19 +252,73 @@ mod tests {
         let now = Utc::now();
         let mut pending = Rental::request(&book(false), Uuid::new_v4(), now).unwrap();
         assert!(matches!(
-            pending.cancel(now),
+            pending.cancel(WINDOW, now),
             Err(RentalError::NotRented { .. })
         ));
         let mut rental = pending.clone();
         let payment = Uuid::new_v4();
         rental.paid(payment, Duration::days(1), now);
-        let cancelled = rental.cancel(now).unwrap();
+        let cancelled = rental.cancel(WINDOW, now).unwrap();
         assert_eq!(cancelled.payment_id, payment);
-        assert!(rental.cancel(now).is_err(), "cancel twice");
+        assert!(rental.cancel(WINDOW, now).is_err(), "cancel twice");
         assert!(rental.return_book(now).is_err(), "return after cancel");
         let mut returned = pending;
         returned.paid(payment, Duration::days(1), now);
-        returned.return_book(now).unwrap();
-        assert!(returned.cancel(now).is_err(), "cancel a returned rental");
+        let event = returned.return_book(now).unwrap();
+        assert_eq!(event.reason, ReturnReason::Returned);
+        assert!(
+            returned.cancel(WINDOW, now).is_err(),
+            "cancel a returned rental"
+        );
+    }
+
+    #[test]
+    fn a_change_of_mind_is_refunded_only_within_the_window() {
+        let start = Utc::now();
+        assert!(
+            rented(start, Duration::days(14))
+                .cancel(WINDOW, start + WINDOW)
+                .is_ok()
+        );
+        let mut late = rented(start, Duration::days(14));
+        assert_eq!(
+            late.cancel(WINDOW, start + WINDOW + Duration::seconds(1)),
+            Err(RentalError::CancelWindowClosed { window: WINDOW })
+        );
+        assert_eq!(late.status, RentalStatus::Rented, "nothing changed");
+        assert!(late.return_book(start + Duration::days(2)).is_ok());
+    }
+
+    #[test]
+    fn a_rental_expires_once_at_its_due_date_and_then_cannot_be_returned() {
+        let start = Utc::now();
+        let due = start + Duration::days(14);
+        let mut rental = rented(start, Duration::days(14));
+        assert!(
+            rental.expire(due - Duration::seconds(1)).is_err(),
+            "not due yet"
+        );
+        assert_eq!(
+            rental.return_book(due),
+            Err(RentalError::PeriodOver { due_at: due }),
+            "due, though not yet expired"
+        );
+        let event = rental.expire(due + Duration::minutes(5)).unwrap();
+        assert_eq!(
+            (event.reason, event.returned_at),
+            (ReturnReason::Expired, due)
+        );
+        assert_eq!(rental.status, RentalStatus::Expired);
+        assert!(
+            rental.expire(due + Duration::minutes(6)).is_err(),
+            "expired twice"
+        );
+        assert!(matches!(
+            rental.return_book(due + Duration::minutes(6)),
+            Err(RentalError::NotRented {
+                status: RentalStatus::Expired,
+                ..
+            })
+        ));
     }
 }

@@ -4,3 +4,4 @@
 mod faults;
 mod helpers;
 mod renting;
+mod terms;

@@ -225,6 +225,7 @@ pub fn returned(user_id: Uuid, book_id: Uuid, rental_id: Uuid) -> BookReturned {
         book_id,
         user_id,
         returned_at: chrono::Utc::now(),
+        reason: shared_events::ReturnReason::Returned,
     }
 }
 

@@ -62,7 +62,7 @@ pub struct RentalView {
     /// In the smallest currency unit.
     pub rental_fee: Option<u32>,
     /// Null while only the payment's events have arrived.
-    #[schema(pattern = "^(RENTED|RETURNED|CANCELLED)$")]
+    #[schema(pattern = "^(RENTED|RETURNED|EXPIRED|CANCELLED)$")]
     pub status: Option<String>,
     #[schema(pattern = "^(APPROVED|REFUNDED)$")]
     pub payment_status: Option<String>,
@@ -167,6 +167,7 @@ pub struct BookPage {
 pub enum StatusParam {
     Rented,
     Returned,
+    Expired,
     Cancelled,
 }
 
@@ -175,6 +176,7 @@ impl From<StatusParam> for RentalStatus {
         match status {
             StatusParam::Rented => RentalStatus::Rented,
             StatusParam::Returned => RentalStatus::Returned,
+            StatusParam::Expired => RentalStatus::Expired,
             StatusParam::Cancelled => RentalStatus::Cancelled,
         }
     }

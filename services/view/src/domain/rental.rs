@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use shared_events::{PaymentEvent, RentalEvent};
+use shared_events::{PaymentEvent, RentalEvent, ReturnReason};
 use uuid::Uuid;
 
 use super::{PaymentStatus, Ranked, RentalStatus};
@@ -61,7 +61,11 @@ impl RentalRecord {
             }
             RentalEvent::BookReturned(e) => {
                 self.returned_at = Some(e.returned_at);
-                (e.book_id, RentalStatus::Returned)
+                let ended = match e.reason {
+                    ReturnReason::Returned => RentalStatus::Returned,
+                    ReturnReason::Expired => RentalStatus::Expired,
+                };
+                (e.book_id, ended)
             }
         };
         self.book_id.get_or_insert(book_id);
@@ -156,6 +160,20 @@ mod tests {
                     book_id: self.book,
                     user_id: self.customer,
                     returned_at: self.at + Duration::days(3),
+                    reason: shared_events::ReturnReason::Returned,
+                }
+                .into(),
+            )
+        }
+
+        fn expired(&self) -> Event {
+            Event::Rental(
+                BookReturned {
+                    rental_id: self.rental,
+                    book_id: self.book,
+                    user_id: self.customer,
+                    returned_at: self.at + Duration::days(14),
+                    reason: shared_events::ReturnReason::Expired,
                 }
                 .into(),
             )
@@ -249,6 +267,22 @@ mod tests {
         assert_eq!(expected.status, Some(RentalStatus::Returned));
         assert_eq!(expected.payment_status, Some(PaymentStatus::Approved));
         assert!(expected.returned_at.is_some());
+        for order in orders(&events) {
+            assert_eq!(story.merge(order), expected);
+        }
+    }
+
+    #[test]
+    fn an_expired_rental_ends_the_same_in_every_order_and_is_not_overdue() {
+        let story = Story::new();
+        let events = [story.rented(), story.approved(), story.expired()];
+        let expected = story.merge(&events);
+        assert_eq!(expected.status, Some(RentalStatus::Expired));
+        assert_eq!(
+            expected.returned_at, expected.due_at,
+            "it ended when it was due"
+        );
+        assert!(!expected.overdue(story.at + Duration::days(30)));
         for order in orders(&events) {
             assert_eq!(story.merge(order), expected);
         }

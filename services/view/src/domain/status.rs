@@ -4,7 +4,7 @@ pub trait Ranked: Copy {
     fn rank(self) -> u8;
 
     /// What a record knows after seeing `seen`: a status of equal rank does not replace the one
-    /// known (the two ends of a rental exclude each other, so only one ever arrives).
+    /// known (the ends of a rental exclude each other, so only one ever arrives).
     fn later(known: Option<Self>, seen: Self) -> Self {
         match known {
             Some(known) if known.rank() >= seen.rank() => known,
@@ -18,6 +18,8 @@ pub trait Ranked: Copy {
 pub enum RentalStatus {
     Rented,
     Returned,
+    /// The rental period ran out and the book went back by itself.
+    Expired,
     Cancelled,
 }
 
@@ -25,7 +27,7 @@ impl Ranked for RentalStatus {
     fn rank(self) -> u8 {
         match self {
             RentalStatus::Rented => 1,
-            RentalStatus::Returned | RentalStatus::Cancelled => 2,
+            RentalStatus::Returned | RentalStatus::Expired | RentalStatus::Cancelled => 2,
         }
     }
 }
@@ -35,6 +37,7 @@ impl RentalStatus {
         match self {
             RentalStatus::Rented => "RENTED",
             RentalStatus::Returned => "RETURNED",
+            RentalStatus::Expired => "EXPIRED",
             RentalStatus::Cancelled => "CANCELLED",
         }
     }
@@ -43,6 +46,7 @@ impl RentalStatus {
         match s {
             "RENTED" => Some(Self::Rented),
             "RETURNED" => Some(Self::Returned),
+            "EXPIRED" => Some(Self::Expired),
             "CANCELLED" => Some(Self::Cancelled),
             _ => None,
         }

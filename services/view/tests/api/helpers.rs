@@ -315,6 +315,7 @@ impl Rental {
                 book_id: self.book,
                 user_id: self.customer,
                 returned_at: self.rented_at + chrono::Duration::days(3),
+                reason: shared_events::ReturnReason::Returned,
             },
         )
     }
