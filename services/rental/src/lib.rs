@@ -158,9 +158,18 @@ pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Se
         after: config.reconcile_after,
         interval: config.reconcile_interval,
     };
+    let expired_total = prometheus::IntCounter::new(
+        "rentals_expired_total",
+        "Rentals this replica ended at their due date.",
+    )?;
+    service
+        .metrics()
+        .registry
+        .register(Box::new(expired_total.clone()))?;
     let expiry = Expiry {
         store: store.clone(),
         interval: config.expiry_interval,
+        expired_total,
     };
     let api = Api {
         rentals: Rentals::new(store, payments, config.terms, config.max_active_rentals)

@@ -11,6 +11,8 @@ use super::ports::{RentalStore, StoreError};
 pub struct Expiry<S> {
     pub store: S,
     pub interval: Duration,
+    /// `rentals_expired_total`: how many rentals this replica expired.
+    pub expired_total: prometheus::IntCounter,
 }
 
 /// Rentals expired per transaction: short transactions, and a backlog (after an outage)
@@ -51,6 +53,7 @@ impl<S: RentalStore> Expiry<S> {
                 tracing::info!(rental_id = %rental.id, book_id = %rental.book_id, due_at = ?rental.due_at, "rental expired");
             }
             expired += batch.len();
+            self.expired_total.inc_by(batch.len() as u64);
             if batch.len() < BATCH as usize {
                 return Ok(expired);
             }

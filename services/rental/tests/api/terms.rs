@@ -148,6 +148,12 @@ async fn a_rental_expires_once_at_its_due_date_with_two_replicas_running() {
         .unwrap();
     assert_eq!(early_end["reason"], "RETURNED");
     assert_eq!(fleet.count("rental.outbox").await, 4, "two rents, two ends");
+    let expired_by = |metrics: String| sample(&metrics, "rentals_expired_total");
+    assert_eq!(
+        expired_by(one.metrics().await) + expired_by(two.metrics().await),
+        1.0,
+        "one replica expired it"
+    );
     fleet.agree().await;
 }
 
