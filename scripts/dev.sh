@@ -53,6 +53,7 @@ FLEET_SERVICES=(
     "payment         payment           8082  payment_svc"
     "user            user              8084  user_svc"
     "view            view              8085  view_svc"
+    "points          points            8086  points_svc"
     "gateway         gateway           8080  -"
 )
 
@@ -86,6 +87,7 @@ service_extra_env() {
         book-management) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         payment) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         view) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
+        points) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         # A signing key made at each start (tokens die with the process) and a manager to sign
         # in as: local development only.
         user) printf '%s\n' "JWT_EPHEMERAL_KEY=true" "MANAGER_EMAIL=manager@fleet.example" \
@@ -94,7 +96,8 @@ service_extra_env() {
             "UPSTREAM_USER=$(addresses_of user 8084)" \
             "UPSTREAM_BOOK_MANAGEMENT=$(addresses_of book-management 8083)" \
             "UPSTREAM_RENTAL=$(addresses_of rental 8081)" "UPSTREAM_PAYMENT=$(addresses_of payment 8082)"
-            if [[ -x "$BIN_DIR/view" ]]; then echo "UPSTREAM_VIEW=$(addresses_of view 8085)"; fi ;;
+            if [[ -x "$BIN_DIR/view" ]]; then echo "UPSTREAM_VIEW=$(addresses_of view 8085)"; fi
+            if [[ -x "$BIN_DIR/points" ]]; then echo "UPSTREAM_POINTS=$(addresses_of points 8086)"; fi ;;
         *) ;;
     esac
 }

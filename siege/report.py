@@ -250,7 +250,7 @@ def main(args):
         ceiling, sql_latency = pgbench(fleet, USERS, 5 if args.quick else PGBENCH_SECONDS)
         startup = {}
         # user last: its key is made at start here (dev.sh), so tokens die with it.
-        for name in ("book-management", "rental", "payment", "view", "gateway", "user"):
+        for name in ("book-management", "rental", "payment", "view", "points", "gateway", "user"):
             startup[name] = fleet.restart(name)
     finally:
         fleet.stop()
@@ -354,7 +354,7 @@ def main(args):
         "The pgbench cycle is rental's and payment's statements of a rent and a return on copies "
         "of their tables (`siege/report.py`); it leaves out the outbox relays and the consumers, "
         "which the fleet also runs. The fleet's cycles share the machine's two cores between siege, "
-        "six processes, their consumers and outbox relays, PostgreSQL and the broker.",
+        "seven processes, their consumers and outbox relays, PostgreSQL and the broker.",
         "",
     ]
     if mock:

@@ -57,8 +57,9 @@ impl Config {
     /// The kit's HTTP settings, `JWKS_URL`/`JWT_ISSUER`/`JWT_AUDIENCE`, and the gateway's own:
     ///
     /// - `UPSTREAM_USER`, `UPSTREAM_BOOK_MANAGEMENT`, `UPSTREAM_RENTAL`, `UPSTREAM_PAYMENT`
-    ///   (required) and `UPSTREAM_VIEW` (optional until the view service runs): each a
-    ///   comma-separated list of `http://host:port`, balanced round-robin.
+    ///   (required), `UPSTREAM_VIEW` and `UPSTREAM_POINTS` (optional: a deployment without the
+    ///   service still starts, and its routes answer 404): each a comma-separated list of
+    ///   `http://host:port`, balanced round-robin.
     /// - `UPSTREAM_TIMEOUT_MS` (5000): wait this long for a service's answer, then 504. It must
     ///   stay below `REQUEST_TIMEOUT_MS`.
     /// - `UPSTREAM_CONNECT_TIMEOUT_MS` (500) and `UPSTREAM_SKIP_MS` (5000): an address that does
@@ -72,10 +73,10 @@ impl Config {
         let mut upstreams = BTreeMap::new();
         for service in Service::ALL {
             let variable = service.upstream_variable();
-            let addresses = if service == Service::View {
-                env.optional(variable)
-            } else {
+            let addresses = if service.required() {
                 Some(env.required::<Addresses>(variable))
+            } else {
+                env.optional(variable)
             };
             if let Some(addresses) = addresses.filter(|a| !a.0.is_empty()) {
                 upstreams.insert(service, addresses);
@@ -411,9 +412,21 @@ mod tests {
         let config = Config::from_env(env(&[])).unwrap();
         assert_eq!(config.upstreams[&Service::Rental].0.len(), 2);
         assert!(!config.upstreams.contains_key(&Service::View));
+        assert!(!config.upstreams.contains_key(&Service::Points));
         assert_eq!(config.rate_limit.per_second, 100);
         assert!(config.cors_origins.is_empty());
         assert_eq!(config.upstream.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn points_is_reached_once_its_addresses_are_set() {
+        let config = Config::from_env(env(&[(
+            "UPSTREAM_POINTS",
+            "http://points-a:8080,http://points-b:8080",
+        )]))
+        .unwrap();
+        assert_eq!(config.upstreams[&Service::Points].0.len(), 2);
+        assert!(!config.upstreams.contains_key(&Service::View));
     }
 
     #[test]

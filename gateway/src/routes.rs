@@ -12,15 +12,17 @@ pub enum Service {
     Rental,
     Payment,
     View,
+    Points,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::User,
         Service::BookManagement,
         Service::Rental,
         Service::Payment,
         Service::View,
+        Service::Points,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,7 +32,15 @@ impl Service {
             Service::Rental => "rental",
             Service::Payment => "payment",
             Service::View => "view",
+            Service::Points => "points",
         }
+    }
+
+    /// Whether the gateway refuses to start without the service's addresses. The services added
+    /// after the first ones are optional, so that a deployment which does not run them yet still
+    /// starts: their routes answer 404 until their addresses are set.
+    pub fn required(self) -> bool {
+        !matches!(self, Service::View | Service::Points)
     }
 
     /// The variable listing the service's addresses.
@@ -41,6 +51,7 @@ impl Service {
             Service::Rental => "UPSTREAM_RENTAL",
             Service::Payment => "UPSTREAM_PAYMENT",
             Service::View => "UPSTREAM_VIEW",
+            Service::Points => "UPSTREAM_POINTS",
         }
     }
 }
@@ -87,7 +98,7 @@ const fn route(method: Method, path: &'static str, service: Service, access: Acc
 use Access::*;
 use Service::*;
 
-pub static ROUTES: [Route; 18] = [
+pub static ROUTES: [Route; 20] = [
     route(Method::POST, "/api/v1/users", User, Anyone),
     route(Method::POST, "/api/v1/auth/token", User, Anyone),
     route(Method::GET, "/api/v1/users/me", User, SignedIn),
@@ -121,6 +132,9 @@ pub static ROUTES: [Route; 18] = [
     route(Method::GET, "/api/v1/views/rentals", View, SignedIn),
     route(Method::GET, "/api/v1/views/rentals/{id}", View, SignedIn),
     route(Method::GET, "/api/v1/views/books", View, Manager),
+    // A customer reads their own points, a manager anyone's: points checks whose they are.
+    route(Method::GET, "/api/v1/points/me", Points, SignedIn),
+    route(Method::GET, "/api/v1/points/{userId}", Points, SignedIn),
 ];
 
 #[cfg(test)]

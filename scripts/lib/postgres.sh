@@ -35,6 +35,7 @@ FLEET_DB_ROLES=(
     "payment_svc  payment" # payment
     "user_svc     users"   # user
     "view_svc     view"    # view
+    "points_svc   points"  # points
 )
 
 FLEET_PG_STARTED_BY_US=""

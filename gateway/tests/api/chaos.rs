@@ -679,7 +679,14 @@ async fn assert_nothing_lost_or_doubled(fleet: &Fleet) {
     let deliveries = [
         (
             "rental.outbox",
-            ["book.inbox", "payment.inbox", "users.inbox", "view.inbox"].as_slice(),
+            [
+                "book.inbox",
+                "payment.inbox",
+                "users.inbox",
+                "view.inbox",
+                "points.inbox",
+            ]
+            .as_slice(),
         ),
         ("book.outbox", ["rental.inbox", "view.inbox"].as_slice()),
         ("payment.outbox", ["view.inbox"].as_slice()),
@@ -736,8 +743,8 @@ async fn assert_nothing_lost_or_doubled(fleet: &Fleet) {
         "SELECT count(*) FROM rental.rentals r \
          FULL JOIN view.rentals v ON v.id = r.id \
          LEFT JOIN payment.payments p ON p.rental_id = r.id \
-         WHERE (r.status IN ('RENTED', 'RETURNED', 'CANCELLED') OR v.id IS NOT NULL) \
-           AND (CASE WHEN r.status IN ('RENTED', 'RETURNED', 'CANCELLED') THEN r.status END \
+         WHERE (r.status IN ('RENTED', 'RETURNED', 'EXPIRED', 'CANCELLED') OR v.id IS NOT NULL) \
+           AND (CASE WHEN r.status IN ('RENTED', 'RETURNED', 'EXPIRED', 'CANCELLED') THEN r.status END \
                   IS DISTINCT FROM v.status \
                 OR p.status IS DISTINCT FROM v.payment_status)",
     )

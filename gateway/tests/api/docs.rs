@@ -42,6 +42,7 @@ async fn the_merged_document_describes_every_routed_operation_and_nothing_intern
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["schemas"]["RentalView"].is_object());
     assert!(doc["components"]["schemas"]["RentalBoardLine"].is_object());
+    assert!(doc["components"]["schemas"]["PointsStatement"].is_object());
     // The merged document has one set of schema names: a name two services give different shapes
     // would describe one service's answers with the other's schema.
     for (name, process) in &fleet.processes()[1..] {

@@ -175,6 +175,7 @@ values = [{ids}]
 
 [parameters]
 "path.id" = {{ dictionary = "ids", probability = 0.5 }}
+"path.userId" = {{ dictionary = "ids", probability = 0.5 }}
 "query.rentalId" = {{ dictionary = "ids", probability = 0.5 }}
 "query.customerId" = {{ dictionary = "ids", probability = 0.5 }}
 "query.bookId" = {{ dictionary = "ids", probability = 0.5 }}

@@ -1,6 +1,7 @@
 //! The whole fleet as separate processes, as it runs in production: user, book-management,
-//! payment, rental and view, each its own binary with its own role and schema in one test database, a
-//! broker, and a gateway in front. Tests talk to the gateway only, unless they check a service.
+//! payment, rental, view and points, each its own binary with its own role and schema in one test
+//! database, a broker, and a gateway in front. Tests talk to the gateway only, unless they check a
+//! service.
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -26,7 +27,10 @@ pub struct Fleet {
     pub books_env: Vec<(String, String)>,
     pub payment: ServiceProcess,
     pub rental: ServiceProcess,
+    /// What rental was started with, to start another replica.
+    pub rental_env: Vec<(String, String)>,
     pub view: ServiceProcess,
+    pub points: ServiceProcess,
     pub gateway: ServiceProcess,
     pub client: Client,
     /// The test's own Postgres, when it runs on one ([`Fleet::launch_on`]). Last, so that it
@@ -119,12 +123,18 @@ impl Fleet {
             &env("view_svc", "view", jwks.clone()).await,
         )
         .await;
+        let points = ServiceProcess::spawn(
+            &fleet_binary("points"),
+            &env("points_svc", "points", jwks.clone()).await,
+        )
+        .await;
         let upstreams = [
             ("UPSTREAM_USER", user.base_url.as_str()),
             ("UPSTREAM_BOOK_MANAGEMENT", books.base_url.as_str()),
             ("UPSTREAM_PAYMENT", payment.base_url.as_str()),
             ("UPSTREAM_RENTAL", rental.base_url.as_str()),
             ("UPSTREAM_VIEW", view.base_url.as_str()),
+            ("UPSTREAM_POINTS", points.base_url.as_str()),
         ];
         let mut fleet_gateway_env = pairs(&upstreams);
         fleet_gateway_env.extend(jwks);
@@ -138,7 +148,9 @@ impl Fleet {
             books_env,
             payment,
             rental,
+            rental_env,
             view,
+            points,
             gateway,
             client: Client::new(),
             postgres,
@@ -156,6 +168,7 @@ impl Fleet {
             ("UPSTREAM_PAYMENT".into(), self.payment.base_url.clone()),
             ("UPSTREAM_RENTAL".into(), self.rental.base_url.clone()),
             ("UPSTREAM_VIEW".into(), self.view.base_url.clone()),
+            ("UPSTREAM_POINTS".into(), self.points.base_url.clone()),
             (
                 "JWKS_URL".into(),
                 format!("{}/.well-known/jwks.json", self.user.base_url),
@@ -168,6 +181,14 @@ impl Fleet {
         spawn_gateway(&self.gateway_env(), extra).await
     }
 
+    /// Another gateway in front of this fleet that is not given `variable` (an optional
+    /// upstream, as a deployment that does not run that service yet).
+    pub async fn gateway_without(&self, variable: &str) -> ServiceProcess {
+        let mut env = self.gateway_env();
+        env.retain(|(name, _)| name != variable);
+        spawn_gateway(&env, &[]).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway.base_url)
     }
@@ -177,7 +198,7 @@ impl Fleet {
     }
 
     /// Every process of the fleet, by name.
-    pub fn processes(&self) -> [(&'static str, &ServiceProcess); 6] {
+    pub fn processes(&self) -> [(&'static str, &ServiceProcess); 7] {
         [
             ("gateway", &self.gateway),
             ("user", &self.user),
@@ -185,6 +206,7 @@ impl Fleet {
             ("payment", &self.payment),
             ("rental", &self.rental),
             ("view", &self.view),
+            ("points", &self.points),
         ]
     }
 

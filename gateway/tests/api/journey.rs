@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::testing::{WAIT, eventually};
+use service_kit::testing::{ServiceProcess, TestKafka, WAIT, eventually, fleet_binary};
 
 use crate::helpers::{Fleet, refused};
 
@@ -302,4 +302,69 @@ async fn renting_goes_on_while_the_view_is_stopped_and_the_board_catches_up() {
     .await;
     assert_eq!(line["paymentStatus"], "APPROVED");
     assert_eq!(line["bookTitle"], "Dune");
+}
+
+#[tokio::test]
+async fn a_rental_past_its_due_date_expires_once_and_every_board_and_count_follows() {
+    let short = [("RENTAL_PERIOD_SECS", "4"), ("EXPIRY_INTERVAL_MS", "100")];
+    let fleet = Fleet::launch(TestKafka::start().await, &[], &short).await;
+    // A second rental replica: both look for rentals to expire.
+    let _second = ServiceProcess::spawn(&fleet_binary("rental"), &fleet.rental_env).await;
+    let manager = fleet.manager().await;
+    let book = fleet.book(&manager, 300).await;
+    let customer = fleet.sign_up().await;
+
+    let rental = fleet.rent(&customer, &book).await;
+    let id = rental["id"].as_str().unwrap().to_owned();
+    let active = || async {
+        let me: Value = fleet
+            .get("/api/v1/users/me", &customer.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        me["activeRentals"].as_u64().unwrap()
+    };
+    eventually("one active rental", WAIT, || async {
+        (active().await == 1).then_some(())
+    })
+    .await;
+
+    let line = board_line(&fleet, &customer.token, &id, |l| l["status"] == "EXPIRED").await;
+    assert_eq!(
+        line["returnedAt"], rental["dueAt"],
+        "it ended at its due date"
+    );
+    assert_eq!(line["overdue"], false);
+    let on_board = book_on_board(&fleet, &manager, &book).await;
+    assert_eq!(on_board["status"], "AVAILABLE");
+    eventually("no active rental", WAIT, || async {
+        (active().await == 0).then_some(())
+    })
+    .await;
+    let in_catalogue: Value = fleet
+        .get(&format!("/api/v1/books/{book}"), &customer.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(in_catalogue["status"], "AVAILABLE");
+
+    let give_back = format!("/api/v1/rentals/{id}/return");
+    refused(
+        fleet.post(&give_back, &customer.token, json!({})).await,
+        409,
+    )
+    .await;
+    let ends: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM rental.outbox WHERE payload::jsonb ->> 'type' = 'BookReturned' \
+         AND payload::jsonb -> 'data' ->> 'rentalId' = $1",
+    )
+    .bind(&id)
+    .fetch_one(&fleet.db.admin)
+    .await
+    .unwrap();
+    assert_eq!(ends, 1, "expired once, by one of the two replicas");
+    // The book is free for the next customer.
+    fleet.rent(&fleet.sign_up().await, &book).await;
 }

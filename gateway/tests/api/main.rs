@@ -7,5 +7,6 @@ mod fuzz;
 mod helpers;
 mod journey;
 mod observability;
+mod points;
 mod tokens;
 mod upstreams;

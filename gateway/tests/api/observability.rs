@@ -172,9 +172,9 @@ async fn one_rent_is_one_trace_across_the_fleet() {
         .unwrap();
     assert_eq!(response.status(), 201);
     // The gateway and rental log the request, payment the call rental made, and every consumer
-    // (book-management, user, view) the events of the rent it applied. Consumers apply at their
-    // own pace, so everything is awaited together: view sees BookRented and PaymentApproved on two
-    // topics, in either order.
+    // (book-management, user, view, points) the events of the rent it applied. Consumers apply at
+    // their own pace, so everything is awaited together: view sees BookRented and PaymentApproved
+    // on two topics, in either order.
     let applied = |logs: String| {
         logs.lines()
             .filter(|line| line.contains(trace_id) && line.contains("event applied"))
@@ -192,9 +192,11 @@ async fn one_rent_is_one_trace_across_the_fleet() {
                 .collect();
             let in_books = applied(fleet.books.logs());
             let on_the_board = applied(fleet.view.logs());
-            if !missing.is_empty() || in_books < 1 || on_the_board < 2 {
+            let in_points = applied(fleet.points.logs());
+            if !missing.is_empty() || in_books < 1 || on_the_board < 2 || in_points < 1 {
                 eprintln!(
-                    "no trace id yet in: {missing:?}; applied by book-management: {in_books}, by view: {on_the_board}"
+                    "no trace id yet in: {missing:?}; applied by book-management: {in_books}, \
+                     by view: {on_the_board}, by points: {in_points}"
                 );
                 return None;
             }

@@ -26,4 +26,5 @@ rental_svc rental RENTAL_SVC_PASSWORD
 payment_svc payment PAYMENT_SVC_PASSWORD
 user_svc users USER_SVC_PASSWORD
 view_svc view VIEW_SVC_PASSWORD
+points_svc points POINTS_SVC_PASSWORD
 SERVICES

@@ -1,0 +1,13 @@
+use points::{Config, build};
+use service_kit::{Env, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `points dlq …`: the dead-letter command, instead of the service.
+    service_kit::dlq::run_if_asked(points::SERVICE, &points::CONSUMED_TOPICS).await;
+    // `--print-env`: the variables the configuration reads, for the deployment checks.
+    service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
+    let config = Config::from_env(Env::from_process())?;
+    telemetry::init(config.kit.http.log_format);
+    build(config).await?.run().await
+}
