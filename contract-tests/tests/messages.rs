@@ -154,6 +154,40 @@ async fn user_reads_rental_events() {
 }
 
 #[tokio::test]
+async fn points_reads_rental_events_into_its_ledger() {
+    let builder = consumer_pact::<RentalEvent>(
+        "points",
+        "rental",
+        vec![
+            expect::book_rented(),
+            expect::rental_cancelled(),
+            expect::book_returned(),
+            expect::book_expired(),
+        ],
+    );
+    let (db, pool) = service_db("points_svc", "points", &points::MIGRATIONS).await;
+    let earning = points::application::Earning::new(points::domain::EarningRate::DEFAULT);
+    handle_all(&builder, &pool, &points::adapters::kafka::Earnings(earning)).await;
+    // The fee comes from BookRented; the rental was cancelled first, so its ends earn nothing.
+    let (fee, state): (i64, String) =
+        sqlx::query_as("SELECT rental_fee, state FROM points.rentals WHERE rental_id = $1")
+            .bind(id(example::RENTAL))
+            .fetch_one(&db.admin)
+            .await
+            .unwrap();
+    assert_eq!(
+        (fee, state.as_str()),
+        (i64::from(example::FEE), "CANCELLED")
+    );
+    let credited: i64 = sqlx::query_scalar("SELECT count(*) FROM points.ledger")
+        .fetch_one(&db.admin)
+        .await
+        .unwrap();
+    assert_eq!(credited, 0);
+    pacts::check_committed(&*builder.build());
+}
+
+#[tokio::test]
 async fn view_reads_rental_events_into_the_rental_board() {
     let builder = consumer_pact::<RentalEvent>(
         "view",
@@ -302,7 +336,7 @@ fn rental_message(description: &str) -> Option<serde_json::Value> {
 async fn rental_publishes_what_its_consumers_read() {
     verify_producer(
         "rental",
-        &["book-management", "payment", "user", "view"],
+        &["book-management", "payment", "user", "view", "points"],
         rental_message,
     )
     .await;
