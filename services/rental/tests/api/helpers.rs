@@ -245,3 +245,20 @@ pub async fn payment_of(fleet: &Fleet, rental_id: &str) -> Option<(Uuid, String)
         .await
         .unwrap()
 }
+
+/// A book's status and times rented, as book-management answers them.
+pub async fn book_status(books: &App, id: Uuid) -> (String, u64) {
+    let book: Value = books
+        .client
+        .get(books.url(&format!("/api/v1/books/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        book["status"].as_str().unwrap().to_owned(),
+        book["timesRented"].as_u64().unwrap(),
+    )
+}

@@ -5,22 +5,6 @@ use shared_events::Topic;
 
 use crate::helpers::*;
 
-async fn book_status(books: &App, id: uuid::Uuid) -> (String, u64) {
-    let book: Value = books
-        .client
-        .get(books.url(&format!("/api/v1/books/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        book["status"].as_str().unwrap().to_owned(),
-        book["timesRented"].as_u64().unwrap(),
-    )
-}
-
 async fn book_becomes(books: &App, id: uuid::Uuid, status: &str, times: u64) {
     service_kit::testing::eventually(&format!("book {status} x{times}"), WAIT, || async {
         (book_status(books, id).await == (status.to_owned(), times)).then_some(())

@@ -13,16 +13,7 @@ use crate::helpers::*;
 
 async fn book_is(books: &App, id: Uuid, status: &str) {
     eventually(&format!("book {id} {status}"), WAIT, || async {
-        let book: Value = books
-            .client
-            .get(books.url(&format!("/api/v1/books/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (book["status"] == status).then_some(())
+        (book_status(books, id).await.0 == status).then_some(())
     })
     .await
 }
