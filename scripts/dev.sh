@@ -323,7 +323,9 @@ start_instance() {
 
 for line in "${to_start[@]}"; do
     read -r name binary port role <<<"$line"
-    env_vars=("HTTP_PORT=$port" "KAFKA_BROKERS=$KAFKA_BROKERS" "RUST_LOG=${RUST_LOG:-info}")
+    # Loopback only: the services' internal endpoints and metrics are not for the network.
+    env_vars=("HTTP_HOST=127.0.0.1" "HTTP_PORT=$port" "KAFKA_BROKERS=$KAFKA_BROKERS"
+        "RUST_LOG=${RUST_LOG:-info}")
     if [[ "$role" != "-" ]]; then
         env_vars+=("DATABASE_URL=$(service_database_url "$role")")
     fi

@@ -24,7 +24,7 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(service_kit::server::CLIENT_POOL_IDLE_TIMEOUT)
         .build(connector)
 }
 

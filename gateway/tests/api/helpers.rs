@@ -152,7 +152,7 @@ impl Fleet {
             view,
             points,
             gateway,
-            client: Client::new(),
+            client: service_kit::testing::http_client(),
             postgres,
         }
     }

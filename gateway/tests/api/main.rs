@@ -5,6 +5,7 @@ mod docs;
 mod edge;
 mod fuzz;
 mod helpers;
+mod hostile;
 mod journey;
 mod observability;
 mod points;

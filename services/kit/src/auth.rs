@@ -388,6 +388,7 @@ impl RemoteKeys {
         Self(std::sync::Arc::new(Remote {
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(3))
+                .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE_TIMEOUT)
                 .build()
                 .expect("an HTTP client without TLS always builds"),
             config,

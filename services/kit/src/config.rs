@@ -204,11 +204,19 @@ pub struct HttpConfig {
     /// Time between turning unready and closing the listener, so load balancers stop sending.
     pub shutdown_drain_delay: Duration,
     pub log_format: LogFormat,
+    /// The longest a connection may take to send a request's headers, and the longest it may
+    /// stay idle between requests: a slow or silent client is closed after it.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; one more is answered 503 and closed at once.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers); a larger one is answered 431.
+    pub max_header_bytes: usize,
 }
 
 impl HttpConfig {
     /// `HTTP_HOST`, `HTTP_PORT` (default `default_port`), `REQUEST_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
-    /// `SHUTDOWN_DRAIN_DELAY_MS`, `LOG_FORMAT`.
+    /// `SHUTDOWN_DRAIN_DELAY_MS`, `LOG_FORMAT`, `HTTP_HEADER_READ_TIMEOUT_MS`,
+    /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_HEADER_BYTES`.
     pub fn read(env: &mut Env, default_port: u16) -> Self {
         let config = Self {
             host: env.or("HTTP_HOST", "0.0.0.0".to_owned()),
@@ -217,9 +225,18 @@ impl HttpConfig {
             body_limit_bytes: env.or("BODY_LIMIT_BYTES", 64 * 1024),
             shutdown_drain_delay: env.millis("SHUTDOWN_DRAIN_DELAY_MS", 0),
             log_format: env.or("LOG_FORMAT", LogFormat::Json),
+            header_read_timeout: env.millis("HTTP_HEADER_READ_TIMEOUT_MS", 30_000),
+            max_connections: env.or("HTTP_MAX_CONNECTIONS", 1024),
+            max_header_bytes: env.or("HTTP_MAX_HEADER_BYTES", 16 * 1024),
         };
         if config.request_timeout.is_zero() {
             env.invalid("REQUEST_TIMEOUT_MS must be at least 1");
+        }
+        if config.header_read_timeout.is_zero() || config.max_connections == 0 {
+            env.invalid("HTTP_HEADER_READ_TIMEOUT_MS and HTTP_MAX_CONNECTIONS must be at least 1");
+        }
+        if config.max_header_bytes < 1024 {
+            env.invalid("HTTP_MAX_HEADER_BYTES must be at least 1024");
         }
         config
     }

@@ -8,8 +8,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -32,6 +32,8 @@ pub struct Inner {
     pub db_pool_max_connections: IntGauge,
     pub retention_deleted: IntCounterVec,
     pub table_size: IntGaugeVec,
+    pub http_connections_open: IntGauge,
+    pub http_connections_refused: IntCounter,
 }
 
 impl std::ops::Deref for Metrics {
@@ -162,8 +164,20 @@ impl Metrics {
             &["table"],
         )
         .unwrap();
+        let http_connections_open = IntGauge::new(
+            "http_connections_open",
+            "Client connections being served (at most HTTP_MAX_CONNECTIONS)",
+        )
+        .unwrap();
+        let http_connections_refused = IntCounter::new(
+            "http_connections_refused_total",
+            "Client connections answered 503 and closed because HTTP_MAX_CONNECTIONS were open",
+        )
+        .unwrap();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_connections_open.clone()),
+            Box::new(http_connections_refused.clone()),
             Box::new(http_duration.clone()),
             Box::new(outbox_published.clone()),
             Box::new(outbox_backlog.clone()),
@@ -206,6 +220,8 @@ impl Metrics {
             db_pool_max_connections,
             retention_deleted,
             table_size,
+            http_connections_open,
+            http_connections_refused,
         }))
     }
 
@@ -242,7 +258,23 @@ pub async fn serve_metrics(State(Scrape { metrics, pool }): State<Scrape>) -> Re
         .into_response()
 }
 
-/// Counts and times every request by its route template, so ids do not explode the label set.
+/// The method as a label: the standard ones by name, any other (clients may send any token up to
+/// the header limit) as `OTHER`, so what clients send cannot add series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Counts and times every request by its route template (unmatched paths under one label), so
+/// ids and made-up paths do not explode the label set.
 pub async fn track_requests(
     State(metrics): State<Metrics>,
     request: Request,
@@ -253,16 +285,16 @@ pub async fn track_requests(
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     metrics
         .http_duration
-        .with_label_values(&[&method, &route])
+        .with_label_values(&[method, &route])
         .observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests
-        .with_label_values(&[&method, &route, response.status().as_str()])
+        .with_label_values(&[method, &route, response.status().as_str()])
         .inc();
     response
 }

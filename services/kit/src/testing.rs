@@ -777,6 +777,20 @@ pub fn env_of(pairs: &[(String, String)]) -> Env {
     Env::from_pairs(pairs.iter().cloned())
 }
 
+/// An HTTP client as the fleet's own: it drops idle pooled connections before a server of the
+/// fleet would ([`crate::server::CLIENT_POOL_IDLE_TIMEOUT`]).
+pub fn http_client() -> reqwest::Client {
+    http_client_with(reqwest::header::HeaderMap::new())
+}
+
+fn http_client_with(headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE_TIMEOUT)
+        .default_headers(headers)
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
 /// Waits until `base_url/readyz` answers 200.
 pub async fn wait_ready(base_url: &str, wait: Duration) {
     let client = reqwest::Client::new();
@@ -1059,7 +1073,7 @@ impl TestApp {
         let running = tokio::spawn(service.run());
         Self {
             address,
-            client: reqwest::Client::new(),
+            client: http_client(),
             stop,
             running: Some(running),
         }
@@ -1071,10 +1085,7 @@ impl TestApp {
         let bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .expect("a token is ASCII");
         headers.insert(reqwest::header::AUTHORIZATION, bearer);
-        self.client = reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .expect("a plain HTTP client builds");
+        self.client = http_client_with(headers);
         self
     }
 

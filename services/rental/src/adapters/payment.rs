@@ -157,6 +157,7 @@ impl PaymentClient {
     pub fn new(settings: PaymentSettings, registry: &Registry) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout.max(Duration::from_secs(5)))
+            .pool_idle_timeout(service_kit::server::CLIENT_POOL_IDLE_TIMEOUT)
             .build()?;
         let metrics = PaymentMetrics::register(registry)?;
         let replicas = Arc::new(Replicas::new(settings.base_urls));

@@ -129,6 +129,9 @@ impl From<AccountsError> for Problem {
             AccountsError::NotFound(_) => Problem::not_found(e.to_string()),
             AccountsError::InvalidGrant => Problem::new(StatusCode::UNAUTHORIZED, e.to_string()),
             AccountsError::Store(StoreError::Unavailable(e)) => Problem::database(e),
+            AccountsError::Busy => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_retry_after(1)
+            }
             AccountsError::Internal(e) => Problem::internal(format!("{e:#}")),
         }
     }

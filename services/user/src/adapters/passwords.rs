@@ -1,89 +1,213 @@
 //! Password hashes with Argon2id (RFC 9106), as PHC strings that carry their salt and cost.
 
-use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use argon2::password_hash::{
-    PasswordHash as Phc, PasswordHasher as _, PasswordVerifier as _, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash as Phc, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand_core::OsRng;
 
-use crate::application::PasswordHasher;
+use crate::application::{HashError, PasswordHasher};
 use crate::domain::{Password, PasswordHash};
 
 /// Argon2id with the crate's default cost (19 MiB, 2 passes, 1 lane: OWASP's recommendation).
 /// Verifying uses the cost written in each hash.
+///
+/// Each hash takes its memory for as long as it runs, so hashes run on `workers` threads of
+/// their own (one a CPU: more would only wait on each other), with at most `queue` more waiting;
+/// beyond that the answer is [`HashError::Busy`] at once. The threads live as long as the
+/// service: the allocator keeps a freed hash's memory for the thread that used it, so a pool of
+/// short-lived threads would keep 19 MiB for each thread it ever had, where this keeps about
+/// `workers` × 19 MiB whatever the rate of sign-ins.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// A hash of a password nobody knows, verified when no account matches so that an unknown
     /// email takes as long as a wrong password.
     stand_in: Arc<PasswordHash>,
+    /// The hashing threads' queue, `queue` jobs long.
+    jobs: SyncSender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How many hashes run at once and how many more may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingLimits {
+    pub workers: usize,
+    pub queue: usize,
+}
+
+impl Default for HashingLimits {
+    /// One worker a CPU, and a queue of four a worker: a sign-in waits a few hashes at most.
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            workers,
+            queue: 4 * workers,
+        }
+    }
 }
 
 impl Argon2Hasher {
     /// `memory_kib`: Argon2's memory cost; `None` keeps the default (unit tests go lower).
     pub async fn new(memory_kib: Option<u32>) -> anyhow::Result<Self> {
+        Self::bounded(memory_kib, HashingLimits::default()).await
+    }
+
+    pub async fn bounded(memory_kib: Option<u32>, limits: HashingLimits) -> anyhow::Result<Self> {
+        anyhow::ensure!(limits.workers > 0, "at least one password hashing worker");
         let params = match memory_kib {
             Some(kib) => Params::new(kib, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST, None)
                 .map_err(|e| anyhow::anyhow!("invalid Argon2 memory cost {kib} KiB: {e}"))?,
             None => Params::default(),
         };
-        let secret = uuid::Uuid::new_v4().to_string();
-        let stand_in = {
-            let params = params.clone();
-            tokio::task::spawn_blocking(move || hash(&params, &secret)).await??
-        };
-        Ok(Self {
+        let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(limits.queue);
+        let queued = Arc::new(Mutex::new(queued));
+        for worker in 0..limits.workers {
+            let queued = queued.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{worker}"))
+                .spawn(move || {
+                    // Until every sender is gone, that is, until the service stops.
+                    loop {
+                        let job = queued.lock().map(|queue| queue.recv());
+                        match job {
+                            Ok(Ok(job)) => job(),
+                            _ => return,
+                        }
+                    }
+                })
+                .context("cannot start a password hashing thread")?;
+        }
+        let mut hasher = Self {
             params,
-            stand_in: Arc::new(stand_in),
-        })
+            stand_in: Arc::new(PasswordHash::new(String::new())),
+            jobs,
+        };
+        // On a hashing thread too, so that its memory is one a worker keeps.
+        let (params, secret) = (hasher.params.clone(), uuid::Uuid::new_v4().to_string());
+        let stand_in = hasher
+            .run(move || hash(&params, &secret))
+            .await
+            .map_err(anyhow::Error::new)??;
+        hasher.stand_in = Arc::new(stand_in);
+        Ok(hasher)
+    }
+
+    /// Runs `work` on a hashing thread once one is free, or answers `Busy` at once when the
+    /// queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => HashError::Busy,
+            TrySendError::Disconnected(_) => {
+                HashError::Failed(anyhow::anyhow!("the password hashing threads are gone"))
+            }
+        })?;
+        answered
+            .await
+            .map_err(|_| HashError::Failed(anyhow::anyhow!("a password hashing job was lost")))
     }
 }
 
-fn argon2(params: Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+thread_local! {
+    /// This thread's Argon2 working memory, kept from one hash to the next: the allocator
+    /// would keep a freed 19 MiB anyway, often in a fresh place each time.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 of `password` and `salt` into `out`, in this thread's kept memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    MEMORY.with_borrow_mut(|blocks| {
+        let needed = params.block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+    })
 }
 
 fn hash(params: &Params, password: &str) -> anyhow::Result<PasswordHash> {
+    let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot hash a password: {e}");
     let salt = SaltString::generate(&mut OsRng);
-    let phc = argon2(params.clone())
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("cannot hash a password: {e}"))?;
+    let mut salt_bytes = [0; 64];
+    let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(|e| failed(&e))?;
+    let mut out = [0; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    argon2_into(&argon2, params, password.as_bytes(), raw_salt, &mut out)
+        .map_err(|e| failed(&e))?;
+    let phc = Phc {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| failed(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
     Ok(PasswordHash::new(phc.to_string()))
 }
 
+/// Whether `attempt` hashes to `hash`, by the algorithm and cost the hash names.
 fn verify(attempt: &str, hash: &PasswordHash) -> bool {
-    match Phc::new(hash.as_str()) {
-        // The hash names its own algorithm and cost; the default instance only dispatches.
-        Ok(phc) => Argon2::default()
-            .verify_password(attempt.as_bytes(), &phc)
-            .is_ok(),
-        Err(e) => {
-            tracing::error!(error = %e, "a stored password hash is not a PHC string");
-            false
-        }
+    // The crate's errors are not `std::error::Error` without its `std` feature.
+    fn text(e: impl std::fmt::Display) -> String {
+        e.to_string()
     }
+    let matches = || -> Result<bool, String> {
+        let phc = Phc::new(hash.as_str()).map_err(text)?;
+        let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+            return Err("no salt or no hash".into());
+        };
+        let algorithm = Algorithm::try_from(phc.algorithm).map_err(text)?;
+        let version = phc
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(text)?
+            .unwrap_or_default();
+        let params = Params::try_from(&phc).map_err(text)?;
+        let mut salt_bytes = [0; 64];
+        let raw_salt = salt.decode_b64(&mut salt_bytes).map_err(text)?;
+        let mut out = vec![0; expected.len()];
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        argon2_into(&argon2, &params, attempt.as_bytes(), raw_salt, &mut out).map_err(text)?;
+        // Output's equality takes the same time wherever the bytes differ.
+        Ok(Output::new(&out).map_err(text)? == expected)
+    };
+    matches().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a stored password hash cannot be checked");
+        false
+    })
 }
 
 impl PasswordHasher for Argon2Hasher {
-    async fn hash(&self, password: Password) -> anyhow::Result<PasswordHash> {
+    async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash(&params, password.expose()))
-            .await
-            .context("the hashing task failed")?
+        Ok(self.run(move || hash(&params, password.expose())).await??)
     }
 
-    async fn verify(&self, attempt: String, hash: Option<PasswordHash>) -> bool {
+    async fn verify(&self, attempt: String, hash: Option<PasswordHash>) -> Result<bool, HashError> {
         let (hash, known) = match hash {
             Some(hash) => (hash, true),
             None => ((*self.stand_in).clone(), false),
         };
-        let matches = tokio::task::spawn_blocking(move || verify(&attempt, &hash))
-            .await
-            .unwrap_or(false);
-        known && matches
+        let matches = self.run(move || verify(&attempt, &hash)).await?;
+        Ok(known && matches)
     }
 }
 
@@ -117,21 +241,45 @@ mod tests {
             hasher
                 .verify("correct horse battery".into(), Some(first.clone()))
                 .await
+                .unwrap()
         );
         assert!(
             !hasher
                 .verify("correct horse batterY".into(), Some(first))
                 .await
+                .unwrap()
         );
         assert!(
-            !hasher.verify("anything".into(), None).await,
+            !hasher.verify("anything".into(), None).await.unwrap(),
             "no account, no match"
         );
         assert!(
             !hasher
                 .verify("x".into(), Some(PasswordHash::new("garbage".into())))
                 .await
+                .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn beyond_the_workers_and_the_queue_a_check_is_refused_at_once() {
+        let limits = HashingLimits {
+            workers: 1,
+            queue: 2,
+        };
+        // A cost high enough that 20 checks overlap.
+        let hasher = Argon2Hasher::bounded(Some(8 * 1024), limits).await.unwrap();
+        let checks = (0..20).map(|_| hasher.verify("attempt".into(), None));
+        let outcomes = futures::future::join_all(checks).await;
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(HashError::Busy)))
+            .count();
+        // Two waiting and, once the worker has taken the first, one running; the rest refused.
+        assert!((16..=18).contains(&busy), "{busy} refused");
+        assert!(outcomes.iter().all(|o| !matches!(o, Ok(true))));
+        // Once they are done, there is room again.
+        assert!(!hasher.verify("attempt".into(), None).await.unwrap());
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 use chrono::{DateTime, SubsecRound, Utc};
 
-use super::ports::{AccessToken, AccountStore, Added, PasswordHasher, StoreError, TokenIssuer};
+use super::ports::{
+    AccessToken, AccountStore, Added, HashError, PasswordHasher, StoreError, TokenIssuer,
+};
 use crate::domain::{Account, Email, Name, Password, UserId};
 
 /// Microseconds: what Postgres keeps, so an answer and a later read agree.
@@ -19,9 +21,21 @@ pub enum AccountsError {
     InvalidGrant,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Passwords are being checked as fast as the service can: come back in a moment.
+    #[error("too many sign-ins and registrations at once; try again in a moment")]
+    Busy,
     /// Hashing or signing failed: our fault, not the caller's.
     #[error(transparent)]
     Internal(anyhow::Error),
+}
+
+impl From<HashError> for AccountsError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AccountsError::Busy,
+            HashError::Failed(e) => AccountsError::Internal(e),
+        }
+    }
 }
 
 /// What bootstrapping the configured manager found.
@@ -57,11 +71,7 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
         email: Email,
         password: Password,
     ) -> Result<Account, AccountsError> {
-        let hash = self
-            .hasher
-            .hash(password)
-            .await
-            .map_err(AccountsError::Internal)?;
+        let hash = self.hasher.hash(password).await?;
         let (account, event) = Account::register(name, email, now());
         match self.store.add(&account, &hash, Some(event)).await? {
             Added::Stored => {
@@ -84,7 +94,7 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
             Err(_) => None,
         };
         let (account, hash) = found.unzip();
-        let valid = self.hasher.verify(password, hash).await;
+        let valid = self.hasher.verify(password, hash).await?;
         match account {
             Some(account) if valid => {
                 let token = self
@@ -118,11 +128,7 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
         if let Some((account, _)) = self.store.credentials(&email).await? {
             return Ok(Bootstrap::Existing(account));
         }
-        let hash = self
-            .hasher
-            .hash(password)
-            .await
-            .map_err(AccountsError::Internal)?;
+        let hash = self.hasher.hash(password).await?;
         let account = Account::manager(name, email, now());
         match self.store.add(&account, &hash, None).await? {
             Added::Stored => Ok(Bootstrap::Created(account)),

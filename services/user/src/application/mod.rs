@@ -4,4 +4,6 @@ mod accounts;
 mod ports;
 
 pub use accounts::{Accounts, AccountsError, Bootstrap};
-pub use ports::{AccessToken, AccountStore, Added, PasswordHasher, StoreError, TokenIssuer};
+pub use ports::{
+    AccessToken, AccountStore, Added, HashError, PasswordHasher, StoreError, TokenIssuer,
+};

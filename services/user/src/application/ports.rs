@@ -38,11 +38,24 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<(Account, PasswordHash)>, StoreError>> + Send;
 }
 
+/// Why a password could not be hashed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing slot is taken and the queue is full: try again in a moment. Hashing is
+    /// slow and memory-hungry on purpose, so it is bounded, not queued without end.
+    #[error("too many passwords are being checked at once")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 /// Turns passwords into hashes and checks attempts against them. Both are slow on purpose, so
-/// implementations do the work off the async threads.
+/// implementations do the work off the async threads, a bounded number at a time.
 pub trait PasswordHasher: Clone + Send + Sync + 'static {
-    fn hash(&self, password: Password)
-    -> impl Future<Output = anyhow::Result<PasswordHash>> + Send;
+    fn hash(
+        &self,
+        password: Password,
+    ) -> impl Future<Output = Result<PasswordHash, HashError>> + Send;
 
     /// Whether `attempt` is the password behind `hash`. Without a hash (no such account) it
     /// does the same work against a stand-in and answers false, so the time taken does not
@@ -51,7 +64,7 @@ pub trait PasswordHasher: Clone + Send + Sync + 'static {
         &self,
         attempt: String,
         hash: Option<PasswordHash>,
-    ) -> impl Future<Output = bool> + Send;
+    ) -> impl Future<Output = Result<bool, HashError>> + Send;
 }
 
 /// An access token as the token endpoint hands it out.
