@@ -21,7 +21,7 @@ use adapters::kafka::RentalActivity;
 use adapters::passwords::Argon2Hasher;
 use adapters::postgres::PgAccountStore;
 use adapters::signing::{JwtIssuer, SigningKey, TokenSettings};
-use application::{AccountStore, Accounts, Bootstrap, PasswordHasher, TokenIssuer};
+use application::{AccountStore, Accounts, Bootstrap, PasswordHasher, SignInLimit, TokenIssuer};
 use domain::{Email, Name, Password};
 use service_kit::auth::TokenVerifier;
 
@@ -63,6 +63,7 @@ pub struct Config {
     pub signing_key: KeySource,
     pub tokens: TokenSettings,
     pub manager: Option<ManagerAccount>,
+    pub sign_in_limit: SignInLimit,
 }
 
 impl Config {
@@ -77,6 +78,9 @@ impl Config {
     /// - `TOKEN_TTL_SECS` (900): how long a token lasts.
     /// - `MANAGER_EMAIL`, `MANAGER_PASSWORD` (both or neither), `MANAGER_NAME` (`Manager`): the
     ///   manager account created at start when no account has that email.
+    /// - `SIGN_IN_MAX_FAILURES` (5), `SIGN_IN_LOCKOUT_SECS` (300): that many failed sign-ins
+    ///   with one address within the lock-out lock it out for as long (429 with `Retry-After`),
+    ///   whether an account has the address or not.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "users");
         let signing_key = signing_key(&mut env);
@@ -92,12 +96,20 @@ impl Config {
             env.invalid("TOKEN_TTL_SECS must be at least 1");
         }
         let manager = manager(&mut env);
+        let sign_in_limit = SignInLimit {
+            max_failures: env.or("SIGN_IN_MAX_FAILURES", 5),
+            window: Duration::from_secs(env.or("SIGN_IN_LOCKOUT_SECS", 300)),
+        };
+        if sign_in_limit.max_failures == 0 || sign_in_limit.window.is_zero() {
+            env.invalid("SIGN_IN_MAX_FAILURES and SIGN_IN_LOCKOUT_SECS must be at least 1");
+        }
         env.finish()?;
         Ok(Self {
             kit,
             signing_key: signing_key.expect("no key only with a problem recorded"),
             tokens,
             manager,
+            sign_in_limit,
         })
     }
 }
@@ -198,7 +210,12 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         &issuer.settings().audience,
     )?;
     let hasher = Argon2Hasher::new(None).await?;
-    let accounts = Accounts::new(PgAccountStore::new(service.pool().clone()), hasher, issuer);
+    let accounts = Accounts::new(
+        PgAccountStore::new(service.pool().clone()),
+        hasher,
+        issuer,
+        config.sign_in_limit,
+    );
     let api = Api {
         accounts: accounts.clone(),
         verifier: Arc::new(verifier),
@@ -215,14 +232,40 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .metrics()
         .registry
         .register(Box::new(bootstraps.clone()))?;
+    let forgetting = accounts.clone();
     let mut service = service
         .with_routes(http::routes(api))
-        .with_api_doc(http::ApiDoc::openapi());
+        .with_api_doc(http::ApiDoc::openapi())
+        .with_worker(move |stop| forget_old_sign_in_failures(forgetting, stop));
     if let Some(manager) = config.manager {
         service =
             service.with_worker(move |stop| bootstrap_manager(accounts, manager, bootstraps, stop));
     }
     service.consume(&CONSUMED_TOPICS, RentalActivity)
+}
+
+/// Every minute, deletes the failure counts that no longer lock anything out, so the table holds
+/// at most the addresses tried within one lock-out, whatever an attacker tries.
+async fn forget_old_sign_in_failures<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
+    accounts: Accounts<S, H, I>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        loop {
+            match accounts.forget_old_sign_in_failures().await {
+                Ok(1000..) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot forget old sign-in failures yet");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Creates the configured manager once (retrying while the database is away), then waits for

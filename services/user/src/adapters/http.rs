@@ -129,6 +129,10 @@ impl From<AccountsError> for Problem {
             AccountsError::NotFound(_) => Problem::not_found(e.to_string()),
             AccountsError::InvalidGrant => Problem::new(StatusCode::UNAUTHORIZED, e.to_string()),
             AccountsError::Store(StoreError::Unavailable(e)) => Problem::database(e),
+            AccountsError::SignInLocked(wait) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+                    .with_retry_after(wait.as_secs().max(1))
+            }
             AccountsError::Busy => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_retry_after(1)
             }
@@ -145,6 +149,8 @@ impl From<AccountsError> for Problem {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values, missing or unknown fields; `errors` points at each", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many passwords being hashed at once, or the database away; try again after Retry-After", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64))),
     ))]
 async fn register<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
     State(api): State<Api<S, H, I>>,
@@ -380,6 +386,10 @@ fn password_grant(headers: &HeaderMap, body: &[u8]) -> Result<PasswordGrant, OAu
     responses(
         (status = 200, description = "Signed in", body = TokenResponse, headers(("Cache-Control" = String, description = "no-store"), ("Pragma" = String, description = "no-cache"))),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_grant", body = OAuthError, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 429, description = "Too many failed sign-ins with this address (whether an account has it or not): locked out until Retry-After", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64), ("Cache-Control" = String, description = "no-store"))),
+        (status = 503, description = "Too many passwords being checked at once, or the database away; try again after Retry-After", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64))),
     ))]
 async fn token<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
     State(api): State<Api<S, H, I>>,

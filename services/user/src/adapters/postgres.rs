@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{AccountStore, Added, StoreError};
+use crate::application::{AccountStore, Added, SignInLimit, StoreError};
 use crate::domain::{Account, Email, Name, PasswordHash, Role, UserId};
 
 /// The unique index over `lower(email)`.
@@ -82,6 +82,77 @@ pub async fn save_active_rentals(
 }
 
 impl AccountStore for PgAccountStore {
+    async fn sign_in_locked(
+        &self,
+        attempt_key: &str,
+    ) -> Result<Option<std::time::Duration>, StoreError> {
+        let left: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM locked_until - now())::float8 FROM sign_in_failures \
+             WHERE attempt_key = $1 AND locked_until > now()",
+        )
+        .bind(attempt_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(left.map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0).ceil())))
+    }
+
+    async fn sign_in_failed(
+        &self,
+        attempt_key: &str,
+        limit: SignInLimit,
+    ) -> Result<(), StoreError> {
+        // One statement: concurrent failures each count. A window that is over starts again.
+        sqlx::query(
+            "INSERT INTO sign_in_failures AS f (attempt_key, failures, first_failed_at) \
+             VALUES ($1, 1, now()) \
+             ON CONFLICT (attempt_key) DO UPDATE SET \
+               failures = CASE WHEN f.first_failed_at < now() - make_interval(secs => $2) \
+                               THEN 1 ELSE f.failures + 1 END, \
+               first_failed_at = CASE WHEN f.first_failed_at < now() - make_interval(secs => $2) \
+                                      THEN now() ELSE f.first_failed_at END, \
+               locked_until = CASE WHEN f.first_failed_at >= now() - make_interval(secs => $2) \
+                                        AND f.failures + 1 >= $3 \
+                                   THEN now() + make_interval(secs => $2) ELSE f.locked_until END",
+        )
+        .bind(attempt_key)
+        .bind(limit.window.as_secs_f64())
+        .bind(i32::try_from(limit.max_failures).unwrap_or(i32::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn sign_in_succeeded(&self, attempt_key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE attempt_key = $1")
+            .bind(attempt_key)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn forget_old_sign_in_failures(
+        &self,
+        window: std::time::Duration,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let forgotten = sqlx::query(
+            "DELETE FROM sign_in_failures WHERE attempt_key IN ( \
+                 SELECT attempt_key FROM sign_in_failures \
+                 WHERE first_failed_at < now() - make_interval(secs => $1) \
+                   AND (locked_until IS NULL OR locked_until < now()) \
+                 LIMIT $2)",
+        )
+        .bind(window.as_secs_f64())
+        .bind(batch)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(forgotten.rows_affected())
+    }
+
     async fn add(
         &self,
         account: &Account,

@@ -1,7 +1,10 @@
 use chrono::{DateTime, SubsecRound, Utc};
 
+use sha2::{Digest, Sha256};
+
 use super::ports::{
-    AccessToken, AccountStore, Added, HashError, PasswordHasher, StoreError, TokenIssuer,
+    AccessToken, AccountStore, Added, HashError, PasswordHasher, SignInLimit, StoreError,
+    TokenIssuer,
 };
 use crate::domain::{Account, Email, Name, Password, UserId};
 
@@ -21,6 +24,10 @@ pub enum AccountsError {
     InvalidGrant,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many failed sign-ins with this address: come back after the lock-out. The same for
+    /// an address with no account, so it tells nothing.
+    #[error("too many failed sign-ins with this address; try again in {} s", .0.as_secs().max(1))]
+    SignInLocked(std::time::Duration),
     /// Passwords are being checked as fast as the service can: come back in a moment.
     #[error("too many sign-ins and registrations at once; try again in a moment")]
     Busy,
@@ -38,6 +45,13 @@ impl From<HashError> for AccountsError {
     }
 }
 
+/// What failed sign-ins are counted under: the address as typed, trimmed and lower-cased (as
+/// the unique index compares emails), hashed so that the addresses tried are not kept.
+fn attempt_key(username: &str) -> String {
+    let digest = Sha256::digest(username.trim().to_lowercase().as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// What bootstrapping the configured manager found.
 #[derive(Debug, Clone)]
 pub enum Bootstrap {
@@ -53,14 +67,16 @@ pub struct Accounts<S, H, I> {
     store: S,
     hasher: H,
     issuer: I,
+    sign_in_limit: SignInLimit,
 }
 
 impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
-    pub fn new(store: S, hasher: H, issuer: I) -> Self {
+    pub fn new(store: S, hasher: H, issuer: I, sign_in_limit: SignInLimit) -> Self {
         Self {
             store,
             hasher,
             issuer,
+            sign_in_limit,
         }
     }
 
@@ -88,6 +104,13 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
         username: &str,
         password: String,
     ) -> Result<AccessToken, AccountsError> {
+        // Failures are counted per address, whether an account has it or not, so a lock-out
+        // tells nothing; a locked address costs no password check.
+        let attempt_key = attempt_key(username);
+        if let Some(wait) = self.store.sign_in_locked(&attempt_key).await? {
+            tracing::info!("sign-in refused: the address is locked out");
+            return Err(AccountsError::SignInLocked(wait));
+        }
         // An address that cannot exist is treated as an unknown one, down to the time taken.
         let found = match Email::parse(username) {
             Ok(email) => self.store.credentials(&email).await?,
@@ -97,6 +120,7 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
         let valid = self.hasher.verify(password, hash).await?;
         match account {
             Some(account) if valid => {
+                self.store.sign_in_succeeded(&attempt_key).await?;
                 let token = self
                     .issuer
                     .issue(&account)
@@ -106,10 +130,20 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
                 Ok(token)
             }
             _ => {
+                self.store
+                    .sign_in_failed(&attempt_key, self.sign_in_limit)
+                    .await?;
                 tracing::info!("sign-in refused");
                 Err(AccountsError::InvalidGrant)
             }
         }
+    }
+
+    /// Forgets failure counts that no longer lock anything out.
+    pub async fn forget_old_sign_in_failures(&self) -> Result<u64, StoreError> {
+        self.store
+            .forget_old_sign_in_failures(self.sign_in_limit.window, 1000)
+            .await
     }
 
     pub async fn account(&self, id: UserId) -> Result<Account, AccountsError> {

@@ -5,5 +5,6 @@ mod ports;
 
 pub use accounts::{Accounts, AccountsError, Bootstrap};
 pub use ports::{
-    AccessToken, AccountStore, Added, HashError, PasswordHasher, StoreError, TokenIssuer,
+    AccessToken, AccountStore, Added, HashError, PasswordHasher, SignInLimit, StoreError,
+    TokenIssuer,
 };

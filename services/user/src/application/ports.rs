@@ -17,9 +17,43 @@ pub enum Added {
     EmailTaken,
 }
 
+/// When failed sign-ins lock an address out: `max_failures` within `window` lock it for `window`
+/// from the last of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimit {
+    pub max_failures: u32,
+    pub window: std::time::Duration,
+}
+
 /// Where accounts live. Adding one stores it with its event atomically: no event without its
 /// account, no account without its event.
 pub trait AccountStore: Clone + Send + Sync + 'static {
+    /// How long sign-ins with the address of `attempt_key` stay refused, if they are.
+    fn sign_in_locked(
+        &self,
+        attempt_key: &str,
+    ) -> impl Future<Output = Result<Option<std::time::Duration>, StoreError>> + Send;
+
+    /// Counts a failed sign-in; locks the address out once `limit` is reached.
+    fn sign_in_failed(
+        &self,
+        attempt_key: &str,
+        limit: SignInLimit,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A sign-in succeeded: its address's failures are forgotten.
+    fn sign_in_succeeded(
+        &self,
+        attempt_key: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes up to `batch` failure counts whose window and lock-out are over; returns how many.
+    fn forget_old_sign_in_failures(
+        &self,
+        window: std::time::Duration,
+        batch: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Stores a new account, its password hash and (for a customer) its event, unless an
     /// account has the same email whatever its case: even when registrations race, one wins.
     fn add(

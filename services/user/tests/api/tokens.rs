@@ -246,3 +246,59 @@ async fn malformed_token_requests_are_invalid_requests() {
         .unwrap();
     oauth_error(empty, "invalid_request").await;
 }
+
+/// The statuses of `count` sign-ins with `password` for `email`.
+async fn attempts(app: &App, email: &str, password: &str, count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..count {
+        let response = app
+            .token_request(&[
+                ("grant_type", "password"),
+                ("username", email),
+                ("password", password),
+            ])
+            .await;
+        if response.status() == 429 {
+            let wait: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+            assert_no_store(&response);
+        }
+        statuses.push(response.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn wrong_passwords_lock_an_address_out_for_a_while_whether_it_has_an_account_or_not() {
+    let world = World::new().await;
+    let app = world
+        .spawn(&[("SIGN_IN_MAX_FAILURES", "5"), ("SIGN_IN_LOCKOUT_SECS", "2")])
+        .await;
+    app.register_customer("Ada", "ada@example.org").await;
+    app.register_customer("Bob", "bob@example.org").await;
+
+    let known = attempts(&app, "ada@example.org", "not her password", 30).await;
+    let unknown = attempts(&app, "nobody@example.org", "not her password", 30).await;
+    let mut expected = vec![400; 5];
+    expected.extend([429; 25]);
+    assert_eq!(known, expected);
+    assert_eq!(
+        unknown, known,
+        "an address without an account behaves the same"
+    );
+    // Locked means locked: the right password too, and in another case.
+    assert_eq!(attempts(&app, "ADA@example.org", PASSWORD, 1).await, [429]);
+    // Someone else signs in meanwhile.
+    app.sign_in("bob@example.org", PASSWORD).await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.sign_in("ada@example.org", PASSWORD).await;
+    // Success forgets the failures: four more wrong ones do not lock again.
+    let after = attempts(&app, "ada@example.org", "not her password", 4).await;
+    assert_eq!(after, [400; 4]);
+    app.sign_in("ada@example.org", PASSWORD).await;
+}
