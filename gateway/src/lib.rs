@@ -24,7 +24,7 @@ use service_kit::{ConfigError, Env, HttpConfig, Problem};
 use tokio_util::sync::CancellationToken;
 use tower_governor::GovernorError;
 use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor};
+use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
 
 use routes::{Access, ROUTES, Route, Service};
 use upstream::{Addresses, Upstream, UpstreamSettings, strip_hop_by_hop};
@@ -33,14 +33,18 @@ pub const NAME: &str = "gateway";
 pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const DOCS: &str = "/api/v1/docs";
 
-/// Each client's budget: `per_second` requests on average, `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Each client's budget: `per_second` requests on average, `burst` at once; on the token
+/// endpoint also `sign_ins_per_minute`, `sign_in_burst` at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
     pub per_second: u32,
     pub burst: u32,
-    /// Tell clients apart by `X-Forwarded-For` (behind a trusted load balancer) rather than by
-    /// the connection's address.
-    pub trust_forwarded: bool,
+    pub sign_ins_per_minute: u32,
+    pub sign_in_burst: u32,
+    /// The proxies in front of the gateway. A request from one of them is the client's named
+    /// in `X-Forwarded-For`: the right-most address there that is not a trusted proxy (the
+    /// ones left of it may be made up by the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub struct Config {
@@ -64,8 +68,11 @@ impl Config {
     ///   stay below `REQUEST_TIMEOUT_MS`.
     /// - `UPSTREAM_CONNECT_TIMEOUT_MS` (500) and `UPSTREAM_SKIP_MS` (5000): an address that does
     ///   not take a connection within the first is passed over for the second.
-    /// - `RATE_LIMIT_PER_SECOND` (100), `RATE_LIMIT_BURST` (200): each client's budget;
-    ///   `RATE_LIMIT_TRUST_FORWARDED` (false): tell clients apart by `X-Forwarded-For`.
+    /// - `RATE_LIMIT_PER_SECOND` (100), `RATE_LIMIT_BURST` (200): each client's budget.
+    /// - `SIGN_IN_RATE_LIMIT_PER_MINUTE` (20), `SIGN_IN_RATE_LIMIT_BURST` (5): each client's
+    ///   budget on the token endpoint, where every request costs a password check.
+    /// - `RATE_LIMIT_TRUSTED_PROXIES` (none): comma-separated addresses or CIDR blocks of the
+    ///   proxies in front of the gateway; only behind them does `X-Forwarded-For` name clients.
     /// - `CORS_ALLOWED_ORIGINS`: comma-separated origins browsers may call from; unset, none.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let http = HttpConfig::read(&mut env, 8080);
@@ -87,10 +94,25 @@ impl Config {
             skip_for: env.millis("UPSTREAM_SKIP_MS", 5_000),
         };
         let connect_timeout = env.millis("UPSTREAM_CONNECT_TIMEOUT_MS", 500);
+        let proxies: String = env.or("RATE_LIMIT_TRUSTED_PROXIES", String::new());
+        let mut trusted_proxies = Vec::new();
+        for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match proxy
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| proxy.parse::<IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => env.invalid(format!(
+                    "RATE_LIMIT_TRUSTED_PROXIES: {proxy:?} is not an address or a CIDR block such as 10.0.0.0/8"
+                )),
+            }
+        }
         let rate_limit = RateLimit {
             per_second: env.or("RATE_LIMIT_PER_SECOND", 100),
             burst: env.or("RATE_LIMIT_BURST", 200),
-            trust_forwarded: env.or("RATE_LIMIT_TRUST_FORWARDED", false),
+            sign_ins_per_minute: env.or("SIGN_IN_RATE_LIMIT_PER_MINUTE", 20),
+            sign_in_burst: env.or("SIGN_IN_RATE_LIMIT_BURST", 5),
+            trusted_proxies,
         };
         let origins: String = env.or("CORS_ALLOWED_ORIGINS", String::new());
         let mut cors_origins = Vec::new();
@@ -117,6 +139,11 @@ impl Config {
         if rate_limit.per_second == 0 || rate_limit.burst == 0 {
             env.invalid("RATE_LIMIT_PER_SECOND and RATE_LIMIT_BURST must be at least 1");
         }
+        if rate_limit.sign_ins_per_minute == 0 || rate_limit.sign_in_burst == 0 {
+            env.invalid(
+                "SIGN_IN_RATE_LIMIT_PER_MINUTE and SIGN_IN_RATE_LIMIT_BURST must be at least 1",
+            );
+        }
         env.finish()?;
         Ok(Self {
             http,
@@ -129,6 +156,9 @@ impl Config {
         })
     }
 }
+
+/// The OAuth2 token endpoint: sign-ins, each a password check.
+const TOKEN_PATH: &str = "/api/v1/auth/token";
 
 /// What every forwarded request needs.
 struct Forwarding {
@@ -218,9 +248,25 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         let methods = by_path.remove(route.path).unwrap_or_default();
         by_path.insert(route.path, methods.on(filter, handler));
     }
+    let clients = ClientAddress {
+        trusted_proxies: Arc::new(config.rate_limit.trusted_proxies.clone()),
+    };
+    let limit = &config.rate_limit;
     let mut api = Router::new();
     for (path, methods) in by_path {
-        api = api.route(path, methods);
+        if path == TOKEN_PATH {
+            // Every sign-in costs a password check: a budget of its own, per client.
+            let sign_ins = Router::new().route(path, methods);
+            let period = Duration::from_secs(60) / limit.sign_ins_per_minute;
+            api = api.merge(rate_limited(
+                sign_ins,
+                period,
+                limit.sign_in_burst,
+                &clients,
+            )?);
+        } else {
+            api = api.route(path, methods);
+        }
     }
     let docs = Arc::new(openapi::ApiDocs::new(upstreams));
     let api = api
@@ -236,7 +282,8 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
             utoipa_swagger_ui::SwaggerUi::new(DOCS)
                 .config(utoipa_swagger_ui::Config::from(OPENAPI)),
         ));
-    let api = rate_limited(api, config.rate_limit)?;
+    let period = Duration::from_secs(1) / limit.per_second;
+    let api = rate_limited(api, period, limit.burst, &clients)?;
     Ok(Gateway {
         server,
         routes: api,
@@ -334,34 +381,68 @@ async fn read_body(
     })
 }
 
-/// Who a client is, for its rate budget.
-#[derive(Debug, Clone, Copy)]
+/// Who a client is, for its rate budget: the connection's address, or behind a trusted proxy
+/// the right-most address of `X-Forwarded-For` that is not a trusted proxy.
+#[derive(Debug, Clone)]
 struct ClientAddress {
-    trust_forwarded: bool,
+    trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+}
+
+impl ClientAddress {
+    fn trusted(&self, address: IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .any(|net| net.contains(&address))
+    }
+
+    fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        if !self.trusted(peer) {
+            return peer;
+        }
+        let hops: Vec<IpAddr> = forwarded_for
+            .iter()
+            .flat_map(|header| header.split(','))
+            .filter_map(|hop| hop.trim().parse().ok())
+            .collect();
+        // Walking back from the gateway: each trusted proxy vouches for the hop before it.
+        hops.iter()
+            .rev()
+            .find(|hop| !self.trusted(**hop))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer)
+    }
 }
 
 impl KeyExtractor for ClientAddress {
     type Key = IpAddr;
 
     fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        if self.trust_forwarded {
-            SmartIpKeyExtractor.extract(request)
-        } else {
-            PeerIpKeyExtractor.extract(request)
-        }
+        let peer = PeerIpKeyExtractor.extract(request)?;
+        let forwarded_for: Vec<&str> = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        Ok(self.client(peer, &forwarded_for))
     }
 }
 
-/// Each client gets `limit`; past it, 429 with `Retry-After`.
-fn rate_limited(api: Router, limit: RateLimit) -> anyhow::Result<Router> {
+/// `api` with a budget of `burst` requests at once, one more every `period`, per client; past
+/// it, 429 with `Retry-After`.
+fn rate_limited<S: Clone + Send + Sync + 'static>(
+    api: Router<S>,
+    period: Duration,
+    burst: u32,
+    clients: &ClientAddress,
+) -> anyhow::Result<Router<S>> {
     let config = GovernorConfigBuilder::default()
-        .period(Duration::from_secs(1) / limit.per_second)
-        .burst_size(limit.burst)
-        .key_extractor(ClientAddress {
-            trust_forwarded: limit.trust_forwarded,
-        })
+        .period(period)
+        .burst_size(burst)
+        .key_extractor(clients.clone())
         .finish()
-        .ok_or_else(|| anyhow::anyhow!("invalid rate limit {limit:?}"))?;
+        .ok_or_else(|| anyhow::anyhow!("invalid rate limit: {period:?}, burst {burst}"))?;
     // Forget clients that have been quiet, or the table grows with every address ever seen.
     let limiter = config.limiter().clone();
     tokio::spawn(async move {
@@ -450,5 +531,64 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} missing from: {err}");
         }
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_client_is_the_right_most_untrusted_hop() {
+        let clients = ClientAddress {
+            trusted_proxies: Arc::new(vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.0.2.7/32".parse().unwrap(),
+            ]),
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // From a stranger, X-Forwarded-For is the stranger's word: ignored.
+        assert_eq!(
+            clients.client(ip("203.0.113.9"), &["198.51.100.1"]),
+            ip("203.0.113.9")
+        );
+        // From a proxy: the hop it saw. A client's own made-up entries stand left of it.
+        assert_eq!(
+            clients.client(ip("10.1.2.3"), &["6.6.6.6, 198.51.100.1"]),
+            ip("198.51.100.1")
+        );
+        // Through two proxies, over two headers.
+        assert_eq!(
+            clients.client(ip("10.1.2.3"), &["6.6.6.6, 198.51.100.1", "192.0.2.7"]),
+            ip("198.51.100.1")
+        );
+        // A proxy that names no one, or only proxies and rubbish.
+        assert_eq!(clients.client(ip("10.1.2.3"), &[]), ip("10.1.2.3"));
+        assert_eq!(
+            clients.client(ip("10.1.2.3"), &["not an address"]),
+            ip("10.1.2.3")
+        );
+        assert_eq!(
+            clients.client(ip("10.1.2.3"), &["10.9.9.9"]),
+            ip("10.9.9.9")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_sign_in_budget_are_read_and_checked() {
+        let config = Config::from_env(env(&[(
+            "RATE_LIMIT_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7",
+        )]))
+        .unwrap();
+        assert_eq!(config.rate_limit.trusted_proxies.len(), 2);
+        assert_eq!(config.rate_limit.sign_ins_per_minute, 20);
+        let refused = Config::from_env(env(&[
+            ("RATE_LIMIT_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("SIGN_IN_RATE_LIMIT_PER_MINUTE", "0"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(refused.contains("RATE_LIMIT_TRUSTED_PROXIES"), "{refused}");
+        assert!(
+            refused.contains("SIGN_IN_RATE_LIMIT_PER_MINUTE"),
+            "{refused}"
+        );
     }
 }

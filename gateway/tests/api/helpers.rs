@@ -319,6 +319,8 @@ async fn spawn_gateway(base: &[(String, String)], extra: &[(&str, &str)]) -> Ser
         // Tests share one client address: a budget no test reaches by accident.
         ("RATE_LIMIT_PER_SECOND".into(), "10000".into()),
         ("RATE_LIMIT_BURST".into(), "10000".into()),
+        ("SIGN_IN_RATE_LIMIT_PER_MINUTE".into(), "100000".into()),
+        ("SIGN_IN_RATE_LIMIT_BURST".into(), "10000".into()),
     ];
     env.extend(base.iter().cloned());
     env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
