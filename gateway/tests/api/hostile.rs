@@ -15,9 +15,8 @@ fn address(process: &ServiceProcess) -> &str {
     process.base_url.trim_start_matches("http://")
 }
 
-/// The process's exported series (lines of samples) and its resident memory.
-async fn series_and_rss(fleet: &Fleet, process: &ServiceProcess) -> (usize, f64) {
-    let metrics = fleet
+async fn metrics_of(fleet: &Fleet, process: &ServiceProcess) -> String {
+    fleet
         .client
         .get(format!("{}/metrics", process.base_url))
         .send()
@@ -25,7 +24,12 @@ async fn series_and_rss(fleet: &Fleet, process: &ServiceProcess) -> (usize, f64)
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The process's exported series (lines of samples) and its resident memory.
+async fn series_and_rss(fleet: &Fleet, process: &ServiceProcess) -> (usize, f64) {
+    let metrics = metrics_of(fleet, process).await;
     let series = metrics.lines().filter(|l| !l.starts_with('#')).count();
     (series, sample(&metrics, "process_resident_memory_bytes"))
 }
@@ -108,15 +112,7 @@ async fn beyond_the_connection_cap_a_client_is_answered_503_at_once() {
     drop(held);
 
     // Once they are gone, the server serves again, and counted what it refused.
-    let metrics = fleet
-        .client
-        .get(format!("{}/metrics", fleet.gateway.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&fleet, &fleet.gateway).await;
     assert_eq!(
         sample(&metrics, "http_connections_refused_total"),
         refused as f64

@@ -107,6 +107,33 @@ impl Caller {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
+
+    /// Whose records the caller may read: a manager anyone's, anyone else only their own.
+    pub fn reader(&self) -> Reader {
+        if self.has_role("manager") {
+            Reader::Manager
+        } else {
+            Reader::Customer(self.user_id)
+        }
+    }
+}
+
+/// Who reads: a manager reads every customer's records, a customer only their own (OWASP API1:
+/// checked on every read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Customer(Uuid),
+    Manager,
+}
+
+impl Reader {
+    /// Whether the reader may see a record of `owner`'s.
+    pub fn may_read(self, owner: Uuid) -> bool {
+        match self {
+            Reader::Manager => true,
+            Reader::Customer(me) => me == owner,
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -703,5 +730,22 @@ mod tests {
         );
         headers.insert(header::AUTHORIZATION, "bearer a.b.c".parse().unwrap());
         assert_eq!(bearer(&headers), Ok("a.b.c"));
+    }
+
+    #[test]
+    fn a_customer_reads_their_own_and_a_manager_anyones() {
+        let (me, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let customer = Caller {
+            user_id: me,
+            roles: vec!["customer".into()],
+        };
+        let manager = Caller {
+            user_id: other,
+            roles: vec!["manager".into()],
+        };
+        assert_eq!(customer.reader(), Reader::Customer(me));
+        assert!(customer.reader().may_read(me));
+        assert!(!customer.reader().may_read(other));
+        assert!(manager.reader().may_read(me));
     }
 }

@@ -12,9 +12,7 @@ use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::application::{
-    Page, PointsStore, Reader, Statement, StatementError, Statements, StoreError,
-};
+use crate::application::{Page, PointsStore, Statement, StatementError, Statements, StoreError};
 use crate::domain::Credit;
 
 pub const MY_POINTS: &str = "/api/v1/points/me";
@@ -129,15 +127,6 @@ impl HistoryQuery {
     }
 }
 
-/// Who the caller reads as: a manager reads anyone's points, anyone else only their own.
-fn reader(caller: &Caller) -> Reader {
-    if caller.has_role("manager") {
-        Reader::Manager
-    } else {
-        Reader::Customer(caller.user_id)
-    }
-}
-
 impl From<StatementError> for Problem {
     fn from(e: StatementError) -> Self {
         match e {
@@ -155,7 +144,7 @@ async fn statement<S: PointsStore>(
 ) -> Result<Json<PointsView>, Problem> {
     let page = query.page()?;
     let statement = statements
-        .statement(reader(caller), customer_id, page)
+        .statement(caller.reader(), customer_id, page)
         .await?;
     Ok(Json(PointsView::of(statement, page)))
 }

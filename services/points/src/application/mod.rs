@@ -6,4 +6,4 @@ mod statements;
 
 pub use earning::{Applied, Earning, RentalFact};
 pub use ports::{EarningStore, Page, PointsStore, Statement, StoreError};
-pub use statements::{Reader, StatementError, Statements};
+pub use statements::{StatementError, Statements};

@@ -48,8 +48,10 @@ impl From<HashError> for AccountsError {
 /// What failed sign-ins are counted under: the address as typed, trimmed and lower-cased (as
 /// the unique index compares emails), hashed so that the addresses tried are not kept.
 fn attempt_key(username: &str) -> String {
-    let digest = Sha256::digest(username.trim().to_lowercase().as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    format!(
+        "{:x}",
+        Sha256::digest(username.trim().to_lowercase().as_bytes())
+    )
 }
 
 /// What bootstrapping the configured manager found.
