@@ -184,3 +184,42 @@ pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Se
         .with_worker(|stop| expiry.run(stop))
         .consume(&CONSUMED_TOPICS, CatalogueReplica)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &[(&str, &str)]) -> Env {
+        let mut vars = vec![
+            ("DATABASE_URL", "postgres://x"),
+            ("KAFKA_BROKERS", "k:9092"),
+            ("JWKS_URL", "http://user/.well-known/jwks.json"),
+            ("PAYMENT_URL", "http://payment:8080"),
+        ];
+        vars.extend_from_slice(extra);
+        Env::from_pairs(vars)
+    }
+
+    #[test]
+    fn the_rental_terms_default_to_fourteen_days_thirty_minutes_and_five_rentals() {
+        let config = Config::from_env(env(&[])).unwrap();
+        assert_eq!(config.terms.period, chrono::Duration::days(14));
+        assert_eq!(config.terms.cancel_window, chrono::Duration::minutes(30));
+        assert_eq!(config.max_active_rentals, 5);
+        assert_eq!(config.expiry_interval, Duration::from_secs(1));
+        let short = Config::from_env(env(&[("RENTAL_PERIOD_SECS", "90")])).unwrap();
+        assert_eq!(short.terms.period, chrono::Duration::seconds(90));
+        let refused = Config::from_env(env(&[
+            ("MAX_ACTIVE_RENTALS_PER_CUSTOMER", "0"),
+            ("CANCEL_WINDOW_MINUTES", "-1"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            refused.contains("MAX_ACTIVE_RENTALS_PER_CUSTOMER"),
+            "{refused}"
+        );
+        assert!(refused.contains("CANCEL_WINDOW_MINUTES"), "{refused}");
+    }
+}
