@@ -81,6 +81,8 @@ fail() {
 # render_all OUT: every kustomization into OUT/<name>.yaml.
 render_all() {
     local out="$1" k name
+    # The kind overlay reads the secrets its set-up makes (never committed): make a set.
+    "$FLEET_REPO/scripts/make-secrets.sh" "$k8s_dir/overlays/kind/secrets" 2>/dev/null
     for k in "${KUSTOMIZATIONS[@]}"; do
         name="${k//\//-}"
         if ! "$venv/bin/kubectl" kustomize "$k8s_dir/$k" >"$out/$name.yaml" 2>"$out/$name.err"; then
@@ -142,6 +144,11 @@ check_repository_files() {
     # The in-cluster database set-up runs a copy of the SQL that dev.sh runs.
     cmp -s "$FLEET_REPO/scripts/sql/fleet-roles.sql" "$FLEET_REPO/kubernetes/base/postgres/fleet-roles.sql" ||
         fail "kubernetes/base/postgres/fleet-roles.sql differs from scripts/sql/fleet-roles.sql: copy it again"
+    # A private key or a manager password in Git works for whoever reads it: set-up makes them.
+    local committed
+    committed="$(cd "$FLEET_REPO" && git ls-files -- kubernetes docker scripts |
+        xargs -r grep -lE -- '-----BEGIN (RSA |EC )?PRIVATE KEY-----|^ *-? *MANAGER_PASSWORD[:=] *[^ $]' 2>/dev/null || true)"
+    [[ -z "$committed" ]] || fail "secrets committed (make them at set-up, scripts/make-secrets.sh): $committed"
 }
 
 # --- self-test: break copies on purpose, expect the checks to say so ---------------------------

@@ -82,16 +82,17 @@ addresses_of() {
 # Extra environment for one service, as NAME=VALUE lines (e.g. the URLs of its peers).
 service_extra_env() {
     case "$1" in
+        # rental's own token for payment comes from the user service (client credentials).
         rental) printf '%s\n' "PAYMENT_URL=$(addresses_of payment 8082)" \
-            "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
+            "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" \
+            "TOKEN_URL=http://127.0.0.1:8084/api/v1/auth/token" && cat "$SECRETS_DIR/rental-client.env" ;;
         book-management) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         payment) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         view) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
         points) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" ;;
-        # A signing key made at each start (tokens die with the process) and a manager to sign
-        # in as: local development only.
-        user) printf '%s\n' "JWT_EPHEMERAL_KEY=true" "MANAGER_EMAIL=manager@fleet.example" \
-            "MANAGER_PASSWORD=manage the fleet locally" ;;
+        # A signing key made at each start (tokens die with the process: local development
+        # only); the manager and rental's client secret made once (scripts/make-secrets.sh).
+        user) echo "JWT_EPHEMERAL_KEY=true" && cat "$SECRETS_DIR/manager.env" "$SECRETS_DIR/rental-client.env" ;;
         gateway) printf '%s\n' "JWKS_URL=http://127.0.0.1:8084/.well-known/jwks.json" \
             "UPSTREAM_USER=$(addresses_of user 8084)" \
             "UPSTREAM_BOOK_MANAGEMENT=$(addresses_of book-management 8083)" \
@@ -136,6 +137,8 @@ done
 [[ $build -eq 1 || $build_only -eq 0 ]] || die "--no-build and --build-only exclude each other"
 
 LOG_DIR="$FLEET_REPO/target/dev-logs"
+# The manager's password and rental's client secret, made on the first start and kept.
+SECRETS_DIR="$FLEET_REPO/target/dev-secrets"
 KAFKA_DATA="$FLEET_REPO/target/kafka/dev"
 BIN_DIR="$CARGO_TARGET_DIR/$profile"
 READY_TIMEOUT="${FLEET_READY_TIMEOUT:-60}"
@@ -233,6 +236,7 @@ if [[ $build_only -eq 1 ]]; then
     log "built into $BIN_DIR"
     exit 0
 fi
+"$FLEET_REPO/scripts/make-secrets.sh" "$SECRETS_DIR" 2>/dev/null
 
 # Which services are built, and are their ports free? Checked before anything is started.
 to_start=()
@@ -418,6 +422,8 @@ EOF
         echo "kafka broker:  $KAFKA_BROKERS"
     fi
     echo "postgres:      $FLEET_PG_HOST:$FLEET_PG_PORT, database $FLEET_DB_NAME"
+    # shellcheck disable=SC1091
+    echo "manager:       $(. "$SECRETS_DIR/manager.env" && echo "$MANAGER_EMAIL / $MANAGER_PASSWORD") ($SECRETS_DIR/manager.env)"
     if [[ -x "$BIN_DIR/gateway" ]]; then
         echo "public API:    http://127.0.0.1:8080/api/v1 (Swagger UI: http://127.0.0.1:8080/api/v1/docs/)"
     fi

@@ -43,6 +43,7 @@ async fn run(
     provider: &str,
     transport: ProviderTransport,
     state_change_url: Option<String>,
+    headers: &[(&str, &str)],
 ) -> Verification {
     crate::pacts::assert_no_tracking();
     assert!(pact.exists(), "no pact at {}", pact.display());
@@ -56,6 +57,10 @@ async fn run(
     let options = VerificationOptions::<NullRequestFilterExecutor> {
         coloured_output: false,
         request_timeout: 10_000,
+        custom_headers: headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
         ..VerificationOptions::default()
     };
     let states = Arc::new(HttpRequestProviderStateExecutor {
@@ -97,13 +102,15 @@ async fn run(
     }
 }
 
-/// Replays `pact` against the HTTP provider at `port` on 127.0.0.1; provider states are posted
-/// to `state_change_url`.
+/// Replays `pact` against the HTTP provider at `port` on 127.0.0.1, each request with `headers`
+/// on top (the credentials a pact states only the shape of); provider states are posted to
+/// `state_change_url`.
 pub async fn http_provider(
     pact: &Path,
     provider: &str,
     port: u16,
     state_change_url: Option<String>,
+    headers: &[(&str, &str)],
 ) -> Verification {
     let transport = ProviderTransport {
         transport: "http".to_owned(),
@@ -111,7 +118,7 @@ pub async fn http_provider(
         path: None,
         scheme: Some("http".to_owned()),
     };
-    run(pact, provider, transport, state_change_url).await
+    run(pact, provider, transport, state_change_url, headers).await
 }
 
 /// Verifies the messages of `pact`: for each, the verifier asks a message provider served here,
@@ -142,7 +149,7 @@ where
         path: None,
         scheme: Some("http".to_owned()),
     };
-    let verification = run(pact, provider, transport, None).await;
+    let verification = run(pact, provider, transport, None, &[]).await;
     server.abort();
     verification
 }

@@ -1,7 +1,8 @@
 //! The HTTP contract between rental (consumer) and payment (provider): rental's real
 //! `PaymentClient` states it against pact's mock server, and the committed pact is replayed
 //! against the real payment binary, with its own database and broker, provider states set up
-//! through payment's test-only hook (feature `provider-states`).
+//! through payment's test-only hook (feature `provider-states`). Each request carries rental's
+//! token: the pact states its shape (a bearer token), the verification brings a valid one.
 
 use std::time::Duration;
 
@@ -11,15 +12,17 @@ use axum::response::Response;
 use chrono::Utc;
 use contract_tests::events::uuid;
 use contract_tests::{pacts, verify};
-use pact_consumer::json_pattern;
 use pact_consumer::prelude::*;
+use pact_consumer::{json_pattern, term};
 use payment::adapters::provider_states::{DECLINES_ABOVE, NO_PAYMENT, RENTAL_PAID};
 use rental::adapters::payment::{PaymentClient, PaymentSettings};
 use rental::application::{PaymentGateway, PaymentOutcome, PaymentRecord};
 use rental::domain::{Rental, RentalStatus};
 use serde_json::json;
+use service_kit::auth::ClientCredentials;
 use service_kit::testing::{
-    ServiceProcess, TestDatabase, TestIdentity, TestKafka, fleet_binary, service_env,
+    ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, fleet_binary,
+    rental_token, service_env,
 };
 use uuid::Uuid;
 
@@ -37,6 +40,15 @@ const DECLINE_LIMIT: u32 = 1000;
 const EXPENSIVE: u32 = 5000;
 
 const INTERNAL_PAYMENTS: &str = "/internal/v1/payments";
+/// Any bearer token: which one is valid is the provider's business, not the contract's.
+const BEARER: &str = r"^Bearer [A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+$";
+
+fn as_rental() -> pact_consumer::patterns::Term<pact_consumer::patterns::StringPattern> {
+    term!(
+        BEARER,
+        "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZW50YWwifQ.c2lnbmF0dXJl"
+    )
+}
 const REPEAT: &str = "a repeat of the same payment request";
 
 fn pay_body(rental: &str, amount: u32) -> JsonPattern {
@@ -61,6 +73,7 @@ fn pact() -> PactBuilder {
             i.request
                 .post()
                 .path(INTERNAL_PAYMENTS)
+                .header("Authorization", as_rental())
                 .content_type("application/json")
                 .json_body(pay_body(NEW_RENTAL, FEE));
             i.response.created().json_body(payment_body("APPROVED"));
@@ -71,6 +84,7 @@ fn pact() -> PactBuilder {
             i.request
                 .post()
                 .path(INTERNAL_PAYMENTS)
+                .header("Authorization", as_rental())
                 .content_type("application/json")
                 .json_body(pay_body(REPEATED_RENTAL, FEE));
             i.response.ok().json_body(payment_body("APPROVED"));
@@ -81,6 +95,7 @@ fn pact() -> PactBuilder {
             i.request
                 .post()
                 .path(INTERNAL_PAYMENTS)
+                .header("Authorization", as_rental())
                 .content_type("application/json")
                 .json_body(pay_body(DECLINED_RENTAL, EXPENSIVE));
             i.response.created().json_body(payment_body("DECLINED"));
@@ -91,6 +106,7 @@ fn pact() -> PactBuilder {
             i.request
                 .get()
                 .path(INTERNAL_PAYMENTS)
+                .header("Authorization", as_rental())
                 .query_param("rentalId", PAID_RENTAL);
             i.response
                 .ok()
@@ -102,6 +118,7 @@ fn pact() -> PactBuilder {
             i.request
                 .get()
                 .path(INTERNAL_PAYMENTS)
+                .header("Authorization", as_rental())
                 .query_param("rentalId", UNPAID_RENTAL);
             i.response.ok().json_body(json_pattern!({"items": []}));
             i
@@ -125,8 +142,9 @@ fn rental(id: &str, fee: u32) -> Rental {
     }
 }
 
-/// rental's real client, as its configuration builds it, pointed at `base_url`.
-fn payment_client(base_url: &str) -> PaymentClient {
+/// rental's real client, as its configuration builds it, pointed at `base_url`, getting its
+/// token from `identity` as it would from the user service.
+fn payment_client(base_url: &str, identity: &TestIdentity) -> PaymentClient {
     let settings = PaymentSettings {
         base_urls: vec![base_url.to_owned()],
         timeout: Duration::from_secs(5),
@@ -136,6 +154,11 @@ fn payment_client(base_url: &str) -> PaymentClient {
         minimum_calls: 100,
         open_for: Duration::from_secs(1),
         half_open_calls: 1,
+        credentials: ClientCredentials::new(
+            identity.token_url(),
+            "rental",
+            TEST_RENTAL_CLIENT_SECRET.to_owned(),
+        ),
     };
     PaymentClient::new(settings, &prometheus::Registry::new()).expect("the client builds")
 }
@@ -145,7 +168,8 @@ async fn rental_pays_and_looks_up_payments_as_its_pact_with_payment_states() {
     pacts::assert_no_tracking();
     let builder = pact();
     let server = builder.start_mock_server(None, None);
-    let client = payment_client(server.url().as_str());
+    let identity = TestIdentity::start().await;
+    let client = payment_client(server.url().as_str(), &identity);
     let approved = PaymentOutcome::Approved {
         payment_id: PAYMENT.parse().unwrap(),
     };
@@ -213,6 +237,7 @@ async fn payment_honours_its_pact_with_rental() {
         "payment",
         port_of(&payment.base_url),
         states_url(&payment),
+        &[("Authorization", &format!("Bearer {}", rental_token()))],
     )
     .await
     .assert_passed();
@@ -265,6 +290,7 @@ async fn a_payment_that_answers_201_to_a_repeated_request_fails_verification() {
         "payment",
         stand_in,
         states_url(&payment),
+        &[("Authorization", &format!("Bearer {}", rental_token()))],
     )
     .await;
     // Only the repeat broke, and the report says how; every other interaction still passes

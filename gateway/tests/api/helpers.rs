@@ -6,8 +6,8 @@
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use service_kit::testing::{
-    ServiceProcess, TestDatabase, TestIdentity, TestKafka, TestPostgres, WAIT, eventually,
-    fleet_binary, init_logs, service_env,
+    ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, TestPostgres,
+    WAIT, eventually, fleet_binary, init_logs, service_env,
 };
 use uuid::Uuid;
 
@@ -101,6 +101,7 @@ impl Fleet {
                 ("JWT_SIGNING_KEY", identity.private_key_pem()),
                 ("MANAGER_EMAIL", MANAGER_EMAIL),
                 ("MANAGER_PASSWORD", PASSWORD),
+                ("RENTAL_CLIENT_SECRET", TEST_RENTAL_CLIENT_SECRET),
             ]),
         )
         .await;
@@ -116,6 +117,11 @@ impl Fleet {
         .await;
         let mut rental_env = env("rental_svc", "rental", jwks.clone()).await;
         rental_env.push(("PAYMENT_URL".into(), payment.base_url.clone()));
+        // rental's own token for payment, from the real user service.
+        rental_env.extend(pairs(&[
+            ("TOKEN_URL", &format!("{}/api/v1/auth/token", user.base_url)),
+            ("RENTAL_CLIENT_SECRET", TEST_RENTAL_CLIENT_SECRET),
+        ]));
         rental_env.extend(pairs(rental_extra));
         let rental = ServiceProcess::spawn(&fleet_binary("rental"), &rental_env).await;
         let view = ServiceProcess::spawn(

@@ -84,10 +84,14 @@ pub struct JwkSet {
 /// What an access token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The account's id.
+    /// The account's id; in a service's token, the client id (`rental`).
     pub sub: String,
-    /// `customer` or `manager`.
+    /// `customer` or `manager`; none in a service's token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// What a service's token allows, space-separated (RFC 8693 §4.2); none in a user's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     pub iss: String,
     pub aud: String,
     /// Issued at, seconds since the epoch.
@@ -116,6 +120,29 @@ impl Caller {
             Reader::Customer(self.user_id)
         }
     }
+}
+
+/// A service of the fleet calling another, named by a token from the client credentials grant
+/// (RFC 6749 §4.4) whose audience is the called service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCaller {
+    /// The calling service (`rental`).
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl ServiceCaller {
+    /// Whether this is `client_id` holding `scope`.
+    pub fn is(&self, client_id: &str, scope: &str) -> bool {
+        self.client_id == client_id && self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Whoever a valid token names: a person, or a service of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(Caller),
+    Service(ServiceCaller),
 }
 
 /// Who reads: a manager reads every customer's records, a customer only their own (OWASP API1:
@@ -195,12 +222,15 @@ const VERIFIED_CAPACITY: usize = 10_000;
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    audience: String,
+    /// The audience of services' tokens for this service, when it takes any.
+    service_audience: Option<String>,
     verified: std::sync::Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 #[derive(Clone)]
 struct Verified {
-    caller: Caller,
+    principal: Principal,
     expires_at: i64,
 }
 
@@ -224,28 +254,48 @@ impl TokenVerifier {
         Ok(Self {
             keys,
             validation,
+            audience: audience.to_owned(),
+            service_audience: None,
             verified: std::sync::Mutex::default(),
         })
     }
 
-    /// The caller named by `token`, if every check passes.
+    /// Takes services' tokens for `audience` as well as users' tokens.
+    pub fn accepting_services(mut self, audience: Option<&str>) -> Self {
+        if let Some(audience) = audience {
+            self.validation
+                .set_audience(&[self.audience.as_str(), audience]);
+            self.service_audience = Some(audience.to_owned());
+        }
+        self
+    }
+
+    /// The person named by `token`, if every check passes; a service's token is not one.
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        match self.verify_principal(token)? {
+            Principal::User(caller) => Ok(caller),
+            Principal::Service(_) => Err(TokenError::Audience),
+        }
+    }
+
+    /// Whoever `token` names, if every check passes.
+    pub fn verify_principal(&self, token: &str) -> Result<Principal, TokenError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = chrono::Utc::now().timestamp();
-        if let Some(caller) = self.remembered(&digest, now) {
-            return Ok(caller);
+        if let Some(principal) = self.remembered(&digest, now) {
+            return Ok(principal);
         }
         let verified = self.check(token)?;
-        let caller = verified.caller.clone();
+        let principal = verified.principal.clone();
         self.remember(digest, verified, now);
-        Ok(caller)
+        Ok(principal)
     }
 
     /// A token verified before that has not expired since (with the same leeway as a check).
-    fn remembered(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
+    fn remembered(&self, digest: &[u8; 32], now: i64) -> Option<Principal> {
         let verified = self.verified.lock().expect("not poisoned");
         let entry = verified.get(digest)?;
-        (now <= entry.expires_at + LEEWAY_SECS as i64).then(|| entry.caller.clone())
+        (now <= entry.expires_at + LEEWAY_SECS as i64).then(|| entry.principal.clone())
     }
 
     fn remember(&self, digest: [u8; 32], entry: Verified, now: i64) {
@@ -273,17 +323,30 @@ impl TokenVerifier {
             .get(&kid)
             .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims;
-        let user_id = Uuid::try_parse(&claims.sub).map_err(|_| TokenError::Subject)?;
-        Ok(Verified {
-            caller: Caller {
+        let principal = if self.service_audience.as_deref() == Some(claims.aud.as_str()) {
+            Principal::Service(ServiceCaller {
+                client_id: claims.sub,
+                scopes: claims
+                    .scope
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        } else {
+            let user_id = Uuid::try_parse(&claims.sub).map_err(|_| TokenError::Subject)?;
+            Principal::User(Caller {
                 user_id,
                 roles: claims.roles,
-            },
+            })
+        };
+        Ok(Verified {
+            principal,
             expires_at: claims.exp,
         })
     }
 
-    /// The caller named by the request's bearer token.
+    /// The person named by the request's bearer token.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Unauthorized> {
         let token = bearer(headers)?;
         self.verify(token).map_err(|e| {
@@ -363,6 +426,9 @@ pub struct AuthConfig {
     pub jwks_url: String,
     pub issuer: String,
     pub audience: String,
+    /// The audience of other services' tokens for this one (its name), if it takes any
+    /// ([`ServiceCaller`]); users' tokens are for `audience`.
+    pub service_audience: Option<String>,
 }
 
 impl AuthConfig {
@@ -373,7 +439,19 @@ impl AuthConfig {
             jwks_url: env.required("JWKS_URL"),
             issuer: env.or("JWT_ISSUER", "book-rental-fleet".to_owned()),
             audience: env.or("JWT_AUDIENCE", "book-rental-api".to_owned()),
+            service_audience: None,
         }
+    }
+
+    /// Takes services' tokens whose audience is `service` (the called service's name).
+    pub fn accepting_services(mut self, service: &str) -> Self {
+        self.service_audience = Some(service.to_owned());
+        self
+    }
+
+    fn verifier(&self, jwks: &JwkSet) -> anyhow::Result<TokenVerifier> {
+        Ok(TokenVerifier::new(jwks, &self.issuer, &self.audience)?
+            .accepting_services(self.service_audience.as_deref()))
     }
 }
 
@@ -441,16 +519,27 @@ impl RemoteKeys {
         verifier
     }
 
-    /// The caller named by the request's bearer token.
+    /// The person named by the request's bearer token; a service's token is not one.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Unauthorized> {
+        match self.principal(headers).await? {
+            Principal::User(caller) => Ok(caller),
+            Principal::Service(service) => {
+                tracing::info!(client_id = %service.client_id, "a service's token where a person's is needed");
+                Err(Unauthorized::Invalid(TokenError::Audience))
+            }
+        }
+    }
+
+    /// Whoever the request's bearer token names.
+    pub async fn principal(&self, headers: &HeaderMap) -> Result<Principal, Unauthorized> {
         let token = bearer(headers)?;
         let outcome = match self.current() {
-            Some(verifier) => verifier.verify(token),
+            Some(verifier) => verifier.verify_principal(token),
             None => Err(TokenError::UnknownKey(String::new())),
         };
         let outcome = match outcome {
             Err(TokenError::UnknownKey(_)) => match self.refresh().await {
-                Some(verifier) => verifier.verify(token),
+                Some(verifier) => verifier.verify_principal(token),
                 None => return Err(Unauthorized::KeysUnavailable),
             },
             outcome => outcome,
@@ -470,21 +559,19 @@ impl RemoteKeys {
                 return true;
             }
             match self.load_kept().await {
-                Ok(Some(set)) => {
-                    match TokenVerifier::new(&set, &self.0.config.issuer, &self.0.config.audience) {
-                        Ok(verifier) => {
-                            tracing::warn!(
-                                keys = verifier.keys.len(),
-                                "the user service is away: checking tokens with the signing keys kept from its last answer"
-                            );
-                            self.install(verifier);
-                            return true;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable")
-                        }
+                Ok(Some(set)) => match self.0.config.verifier(&set) {
+                    Ok(verifier) => {
+                        tracing::warn!(
+                            keys = verifier.keys.len(),
+                            "the user service is away: checking tokens with the signing keys kept from its last answer"
+                        );
+                        self.install(verifier);
+                        return true;
                     }
-                }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable")
+                    }
+                },
                 Ok(None) => {}
                 // The table may not exist yet (migrations still to run): try again.
                 Err(e) => tracing::debug!(error = %e, "cannot read the kept signing keys"),
@@ -554,7 +641,7 @@ impl RemoteKeys {
                 .error_for_status()?
                 .json()
                 .await?;
-            let verifier = TokenVerifier::new(&set, &config.issuer, &config.audience)?;
+            let verifier = config.verifier(&set)?;
             anyhow::Ok((set, verifier))
         };
         match fetched.await {
@@ -580,17 +667,226 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let keys = parts
-            .extensions
-            .get::<RemoteKeys>()
-            .cloned()
-            .ok_or_else(|| {
-                Problem::internal("no RemoteKeys: the service did not call with_auth")
-                    .into_response()
-            })?;
-        keys.authenticate(&parts.headers)
+        remote_keys(parts)
+            .map_err(IntoResponse::into_response)?
+            .authenticate(&parts.headers)
             .await
             .map_err(IntoResponse::into_response)
+    }
+}
+
+/// How a service proves who it is to another: its client id and secret, exchanged at the user
+/// service's token endpoint for a short-lived access token (RFC 6749 §4.4).
+#[derive(Clone)]
+pub struct ClientCredentials {
+    pub token_url: String,
+    pub client_id: String,
+    client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCredentials {
+    pub fn new(token_url: String, client_id: &str, client_secret: String) -> Self {
+        Self {
+            token_url,
+            client_id: client_id.to_owned(),
+            client_secret,
+        }
+    }
+
+    /// `TOKEN_URL` (the user service's token endpoint) and `<CLIENT>_CLIENT_SECRET`, both
+    /// required: the secret the user service holds for `client_id` too.
+    pub fn read(env: &mut crate::Env, client_id: &str) -> Self {
+        let secret = format!("{}_CLIENT_SECRET", client_id.to_uppercase());
+        Self::new(env.required("TOKEN_URL"), client_id, env.required(&secret))
+    }
+}
+
+/// A token older than this share of its lifetime is replaced before it is used again, so a
+/// call never carries one about to expire.
+const RENEW_AFTER_SHARE: f64 = 0.5;
+
+/// The access token a service calls another with: fetched when first needed, renewed half-way
+/// through its life, and kept while the token endpoint is away for as long as it is valid.
+#[derive(Clone)]
+pub struct ServiceToken(std::sync::Arc<TokenSource>);
+
+struct TokenSource {
+    credentials: ClientCredentials,
+    http: reqwest::Client,
+    /// One fetch at a time; the others wait for it and share its token.
+    held: tokio::sync::Mutex<Option<HeldToken>>,
+}
+
+struct HeldToken {
+    token: String,
+    renew_at: std::time::Instant,
+    expires_at: std::time::Instant,
+}
+
+/// Why no token could be had.
+#[derive(Debug, thiserror::Error)]
+#[error("no access token from {url}: {reason}")]
+pub struct NoToken {
+    url: String,
+    reason: String,
+}
+
+impl ServiceToken {
+    pub fn new(credentials: ClientCredentials) -> Self {
+        Self(std::sync::Arc::new(TokenSource {
+            credentials,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .pool_idle_timeout(crate::server::CLIENT_POOL_IDLE_TIMEOUT)
+                .build()
+                .expect("an HTTP client without TLS always builds"),
+            held: tokio::sync::Mutex::default(),
+        }))
+    }
+
+    /// A token valid for a while yet.
+    pub async fn get(&self) -> Result<String, NoToken> {
+        let mut held = self.0.held.lock().await;
+        let now = std::time::Instant::now();
+        if let Some(token) = held.as_ref().filter(|t| now < t.renew_at) {
+            return Ok(token.token.clone());
+        }
+        match self.fetch().await {
+            Ok((token, lifetime)) => {
+                let renew = lifetime.mul_f64(RENEW_AFTER_SHARE);
+                *held = Some(HeldToken {
+                    token: token.clone(),
+                    renew_at: now + renew,
+                    expires_at: now + lifetime,
+                });
+                Ok(token)
+            }
+            // The endpoint is away: the token held still works until it expires.
+            Err(e) => match held.as_ref().filter(|t| now < t.expires_at) {
+                Some(token) => {
+                    tracing::warn!(error = %e, "cannot renew the access token; using the one held");
+                    Ok(token.token.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Fetches the token at start and renews it before calls need it, until `stop`: a call then
+    /// rarely waits for the token endpoint, and one away for less than half a token's life goes
+    /// unnoticed. A failed fetch is tried again every second.
+    pub async fn keep_fresh(self, stop: tokio_util::sync::CancellationToken) {
+        const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+        loop {
+            let wait = match self.get().await {
+                Ok(_) => {
+                    let held = self.0.held.lock().await;
+                    held.as_ref()
+                        .map(|t| {
+                            t.renew_at
+                                .saturating_duration_since(std::time::Instant::now())
+                        })
+                        .unwrap_or_default()
+                        .max(RETRY)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot get an access token yet");
+                    RETRY
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Drops the token held (the called service refused it: new keys, say); the next call
+    /// fetches a new one.
+    pub async fn forget(&self) {
+        *self.0.held.lock().await = None;
+    }
+
+    async fn fetch(&self) -> Result<(String, std::time::Duration), NoToken> {
+        #[derive(Deserialize)]
+        struct Granted {
+            access_token: String,
+            expires_in: u64,
+        }
+        let credentials = &self.0.credentials;
+        let no_token = |reason: String| NoToken {
+            url: credentials.token_url.clone(),
+            reason,
+        };
+        let response = self
+            .0
+            .http
+            .post(&credentials.token_url)
+            .basic_auth(
+                form_urlencoded::byte_serialize(credentials.client_id.as_bytes())
+                    .collect::<String>(),
+                Some(
+                    form_urlencoded::byte_serialize(credentials.client_secret.as_bytes())
+                        .collect::<String>(),
+                ),
+            )
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|e| no_token(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(no_token(format!(
+                "{status}: {}",
+                body.chars().take(200).collect::<String>()
+            )));
+        }
+        let granted: Granted = response.json().await.map_err(|e| no_token(e.to_string()))?;
+        tracing::debug!(client_id = %credentials.client_id, expires_in = granted.expires_in, "access token fetched");
+        Ok((
+            granted.access_token,
+            std::time::Duration::from_secs(granted.expires_in),
+        ))
+    }
+}
+
+fn remote_keys(parts: &axum::http::request::Parts) -> Result<RemoteKeys, Problem> {
+    parts
+        .extensions
+        .get::<RemoteKeys>()
+        .cloned()
+        .ok_or_else(|| Problem::internal("no RemoteKeys: the service did not call with_auth"))
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ServiceCaller {
+    type Rejection = Response;
+
+    /// A person's token, however valid, is 403 here: these routes are for services.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let keys = remote_keys(parts).map_err(IntoResponse::into_response)?;
+        match keys.principal(&parts.headers).await {
+            Ok(Principal::Service(service)) => Ok(service),
+            Ok(Principal::User(_)) => Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "Only services of the fleet may call this, with a token of their own.",
+            )
+            .into_response()),
+            Err(unauthorized) => Err(unauthorized.into_response()),
+        }
     }
 }
 
@@ -695,11 +991,14 @@ mod tests {
         };
         let digest = [7; 32];
         let entry = Verified {
-            caller: caller.clone(),
+            principal: Principal::User(caller.clone()),
             expires_at: 1_000,
         };
         verifier.remember(digest, entry, 900);
-        assert_eq!(verifier.remembered(&digest, 1_000), Some(caller));
+        assert_eq!(
+            verifier.remembered(&digest, 1_000),
+            Some(Principal::User(caller))
+        );
         assert_eq!(
             verifier.remembered(&digest, 1_000 + LEEWAY_SECS as i64 + 1),
             None

@@ -757,7 +757,8 @@ pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String
 }
 
 /// A service's configuration for a benchmark or a test that builds it in-process: the test
-/// settings for `database_url` and `kafka`, `identity`'s keys to check tokens with, and `extra`
+/// settings for `database_url` and `kafka`, `identity`'s keys to check tokens with (and rental's
+/// way to its token), and `extra`
 /// (which replaces a default of the same name).
 pub fn settings(
     database_url: &str,
@@ -767,6 +768,7 @@ pub fn settings(
 ) -> Env {
     let mut env = service_env(database_url, kafka);
     env.extend(identity.env());
+    env.extend(identity.client_env());
     env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     env_of(&env)
@@ -1240,6 +1242,8 @@ struct IdentityKey {
 
 pub const TEST_ISSUER: &str = "book-rental-fleet";
 pub const TEST_AUDIENCE: &str = "book-rental-api";
+/// rental's client secret in tests, as the user service and rental are both given it.
+pub const TEST_RENTAL_CLIENT_SECRET: &str = "test-only-rental-client-secret-0123456789abcdef";
 
 fn identity_key() -> &'static IdentityKey {
     use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -1266,13 +1270,76 @@ fn identity_key() -> &'static IdentityKey {
     })
 }
 
+fn service_token(key: &IdentityKey, client_id: &str, audience: &str, scope: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "sub": client_id, "scope": scope, "iss": TEST_ISSUER, "aud": audience,
+        "iat": now, "exp": now + 300,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(key.jwks.keys[0].kid.clone());
+    jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign a test token")
+}
+
+/// The RSA key the project once committed for development (its thumbprint is in the user
+/// service's list of published keys). Kept only so tests can show that tokens signed with it get
+/// nowhere: no deployment accepts it.
+pub const PUBLISHED_DEV_KEY: &str = include_str!("../fixtures/published-dev-signing-key.pem");
+const PUBLISHED_DEV_KEY_ID: &str = "Qe7mHUt2QlB-68p05yqTO7yoM7MEfCynpqkuGi0h4EM";
+
+/// `claims` signed with [`PUBLISHED_DEV_KEY`], named by its key id, as an attacker who read the
+/// project would sign them.
+pub fn sign_with_published_key(claims: serde_json::Value) -> String {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let der = rsa::RsaPrivateKey::from_pkcs8_pem(PUBLISHED_DEV_KEY)
+        .and_then(|key| Ok(key.to_pkcs1_der()?))
+        .expect("the published key is a PEM RSA key");
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes());
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(PUBLISHED_DEV_KEY_ID.to_owned());
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign with the published key")
+}
+
+/// rental's token for payment's internal endpoints, signed with the test key that every
+/// [`TestIdentity`] publishes.
+pub fn rental_token() -> String {
+    service_token(identity_key(), "rental", "payment", "payments")
+}
+
+/// The user service's client credentials grant as rental uses it: HTTP Basic, rental's secret.
+async fn client_credentials(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("rental:{TEST_RENTAL_CLIENT_SECRET}"))
+    );
+    let authorization = headers.get(axum::http::header::AUTHORIZATION);
+    if authorization.and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let token = rental_token();
+    axum::Json(serde_json::json!({
+        "access_token": token, "token_type": "Bearer", "expires_in": 300, "scope": "payments",
+    }))
+    .into_response()
+}
+
 impl TestIdentity {
     pub async fn start() -> Self {
         let key = identity_key();
-        let app = axum::Router::new().route(
-            "/.well-known/jwks.json",
-            axum::routing::get(move || async move { axum::Json(key.jwks.clone()) }),
-        );
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/jwks.json",
+                axum::routing::get(move || async move { axum::Json(key.jwks.clone()) }),
+            )
+            .route("/token", axum::routing::post(client_credentials));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let jwks_url = format!(
             "http://{}/.well-known/jwks.json",
@@ -1289,6 +1356,27 @@ impl TestIdentity {
             ("JWT_ISSUER".into(), TEST_ISSUER.into()),
             ("JWT_AUDIENCE".into(), TEST_AUDIENCE.into()),
         ]
+    }
+
+    /// What rental needs to get its token for payment here: `TOKEN_URL`, `RENTAL_CLIENT_SECRET`.
+    pub fn client_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TOKEN_URL".into(), self.token_url()),
+            (
+                "RENTAL_CLIENT_SECRET".into(),
+                TEST_RENTAL_CLIENT_SECRET.into(),
+            ),
+        ]
+    }
+
+    /// The client credentials grant, for rental with [`TEST_RENTAL_CLIENT_SECRET`] only.
+    pub fn token_url(&self) -> String {
+        self.jwks_url.replace("/.well-known/jwks.json", "/token")
+    }
+
+    /// A valid service token: `client_id` calling `audience` with `scope`.
+    pub fn service_token(&self, client_id: &str, audience: &str, scope: &str) -> String {
+        service_token(self.key, client_id, audience, scope)
     }
 
     /// A valid token for `user_id` with `roles` (`customer`, `manager`).

@@ -40,7 +40,8 @@ impl Config {
     ///   payment is approved.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "payment");
-        let auth = AuthConfig::read(&mut env);
+        // rental's token for the internal endpoints names payment as its audience.
+        let auth = AuthConfig::read(&mut env).accepting_services("payment");
         let latency: Option<Latency> = env.optional("PAYMENT_LATENCY_MS");
         let decline_above: Option<u32> = env.optional("PAYMENT_DECLINE_AMOUNT_ABOVE");
         if let Some(latency) = latency

@@ -8,7 +8,7 @@ mod fault;
 
 use std::time::Duration;
 
-use service_kit::auth::AuthConfig;
+use service_kit::auth::{AuthConfig, ClientCredentials};
 use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
@@ -62,6 +62,9 @@ impl Config {
     ///   date; a rental expires at most this long after it is due.
     /// - `RECONCILE_AFTER_MS` (30000), `RECONCILE_INTERVAL_MS` (5000): how old an unsettled rental
     ///   must be before the reconciler settles it, and how often it looks.
+    /// - `TOKEN_URL` (the user service's token endpoint) and `RENTAL_CLIENT_SECRET` (the secret
+    ///   the user service holds for client `rental`), both required: payment's internal
+    ///   endpoints take rental's own token only.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "rental");
         let auth = AuthConfig::read(&mut env);
@@ -80,6 +83,7 @@ impl Config {
             minimum_calls: env.or("BREAKER_MIN_CALLS", 5),
             open_for: env.millis("BREAKER_OPEN_MS", 5000),
             half_open_calls: env.or("BREAKER_HALF_OPEN_CALLS", 3),
+            credentials: ClientCredentials::read(&mut env, "rental"),
         };
         let period_days: i64 = env.or("RENTAL_PERIOD_DAYS", 14);
         let period_secs: Option<i64> = env.optional("RENTAL_PERIOD_SECS");
@@ -152,6 +156,7 @@ pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Se
     let store = PgRentalStore::new(service.pool().clone());
     let retry_after_secs = config.payment.open_for.as_secs().max(1);
     let payments = PaymentClient::new(config.payment, &service.metrics().registry)?;
+    let token_keeper = payments.clone();
     let reconciler = Reconciler {
         store: store.clone(),
         payments: payments.clone(),
@@ -182,6 +187,7 @@ pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Se
         .with_auth(config.auth)
         .with_worker(|stop| reconciler.run(stop))
         .with_worker(|stop| expiry.run(stop))
+        .with_worker(move |stop| token_keeper.keep_token_fresh(stop))
         .consume(&CONSUMED_TOPICS, CatalogueReplica)
 }
 
@@ -195,6 +201,8 @@ mod tests {
             ("KAFKA_BROKERS", "k:9092"),
             ("JWKS_URL", "http://user/.well-known/jwks.json"),
             ("PAYMENT_URL", "http://payment:8080"),
+            ("TOKEN_URL", "http://user:8080/api/v1/auth/token"),
+            ("RENTAL_CLIENT_SECRET", "0123456789abcdef0123456789abcdef"),
         ];
         vars.extend_from_slice(extra);
         Env::from_pairs(vars)
@@ -221,5 +229,25 @@ mod tests {
             "{refused}"
         );
         assert!(refused.contains("CANCEL_WINDOW_MINUTES"), "{refused}");
+    }
+
+    #[test]
+    fn rental_needs_its_way_to_a_token_for_payment() {
+        let missing = Config::from_env(Env::from_pairs([
+            ("DATABASE_URL", "postgres://x"),
+            ("KAFKA_BROKERS", "k:9092"),
+            ("JWKS_URL", "http://user/.well-known/jwks.json"),
+            ("PAYMENT_URL", "http://payment:8080"),
+        ]))
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(missing.contains("TOKEN_URL is required"), "{missing}");
+        assert!(
+            missing.contains("RENTAL_CLIENT_SECRET is required"),
+            "{missing}"
+        );
+        let config = Config::from_env(env(&[])).unwrap();
+        assert!(!format!("{:?}", config.payment).contains("0123456789abcdef"));
     }
 }

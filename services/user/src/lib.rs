@@ -21,8 +21,10 @@ use adapters::kafka::RentalActivity;
 use adapters::passwords::Argon2Hasher;
 use adapters::postgres::PgAccountStore;
 use adapters::signing::{JwtIssuer, SigningKey, TokenSettings};
-use application::{AccountStore, Accounts, Bootstrap, PasswordHasher, SignInLimit, TokenIssuer};
-use domain::{Email, Name, Password};
+use application::{
+    AccountStore, Accounts, Bootstrap, PasswordHasher, ServiceClients, SignInLimit, TokenIssuer,
+};
+use domain::{ClientSecret, Email, Name, Password, ServiceClient};
 use service_kit::auth::TokenVerifier;
 
 /// The service name: event source and consumer group.
@@ -50,6 +52,13 @@ impl fmt::Debug for KeySource {
     }
 }
 
+/// Keys (RFC 7638 thumbprints) once committed to the project for development: refused, since
+/// anyone holding the project could sign tokens with them.
+pub const PUBLISHED_KEY_IDS: &[&str] = &["Qe7mHUt2QlB-68p05yqTO7yoM7MEfCynpqkuGi0h4EM"];
+
+/// Manager passwords once committed to the project for development: refused likewise.
+const PUBLISHED_PASSWORDS: &[&str] = &["manage the fleet locally"];
+
 /// The manager account set up from configuration.
 #[derive(Debug, Clone)]
 pub struct ManagerAccount {
@@ -64,6 +73,8 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub manager: Option<ManagerAccount>,
     pub sign_in_limit: SignInLimit,
+    /// The services that may use the client credentials grant.
+    pub clients: Vec<ServiceClient>,
 }
 
 impl Config {
@@ -81,6 +92,11 @@ impl Config {
     /// - `SIGN_IN_MAX_FAILURES` (5), `SIGN_IN_LOCKOUT_SECS` (300): that many failed sign-ins
     ///   with one address within the lock-out lock it out for as long (429 with `Retry-After`),
     ///   whether an account has the address or not.
+    /// - `RENTAL_CLIENT_SECRET`: rental's client secret (at least 32 characters) for the client
+    ///   credentials grant, whose tokens payment's internal endpoints require; unset, no service
+    ///   gets a token, so rental cannot pay.
+    ///
+    /// The signing key and manager password once published with the project are refused.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "users");
         let signing_key = signing_key(&mut env);
@@ -103,6 +119,17 @@ impl Config {
         if sign_in_limit.max_failures == 0 || sign_in_limit.window.is_zero() {
             env.invalid("SIGN_IN_MAX_FAILURES and SIGN_IN_LOCKOUT_SECS must be at least 1");
         }
+        let clients = env
+            .optional::<String>("RENTAL_CLIENT_SECRET")
+            .filter(|s| !s.is_empty())
+            .and_then(|secret| {
+                ClientSecret::parse(&secret)
+                    .map_err(|e| env.invalid(format!("RENTAL_CLIENT_SECRET {e}")))
+                    .ok()
+            })
+            .map(ServiceClient::rental)
+            .into_iter()
+            .collect();
         env.finish()?;
         Ok(Self {
             kit,
@@ -110,6 +137,7 @@ impl Config {
             tokens,
             manager,
             sign_in_limit,
+            clients,
         })
     }
 }
@@ -145,6 +173,15 @@ fn signing_key(env: &mut Env) -> Option<KeySource> {
         }
     };
     match SigningKey::from_pem(&pem) {
+        Ok(key) if PUBLISHED_KEY_IDS.contains(&key.kid()) => {
+            env.invalid(format!(
+                "{origin} is a key published with the project (kid {}): anyone could sign tokens \
+                 with it. Make your own: openssl genpkey -algorithm RSA -pkeyopt \
+                 rsa_keygen_bits:2048 (scripts/make-secrets.sh does)",
+                key.kid()
+            ));
+            None
+        }
         Ok(key) => Some(KeySource::Configured(key)),
         Err(reason) => {
             env.invalid(format!("{origin} {reason}"));
@@ -167,8 +204,16 @@ fn manager(env: &mut Env) -> Option<ManagerAccount> {
     };
     // The values are not repeated in the messages: one of them is a password.
     let name = Name::parse(&name).map_err(|e| env.invalid(format!("MANAGER_NAME: {e}")));
-    let password = Password::parse(&password, &email)
-        .map_err(|e| env.invalid(format!("MANAGER_PASSWORD: {e}")));
+    let password = if PUBLISHED_PASSWORDS.contains(&password.as_str()) {
+        env.invalid(
+            "MANAGER_PASSWORD is a password published with the project: choose your own \
+             (scripts/make-secrets.sh makes one)",
+        );
+        Err(())
+    } else {
+        Password::parse(&password, &email)
+            .map_err(|e| env.invalid(format!("MANAGER_PASSWORD: {e}")))
+    };
     let email = Email::parse(&email).map_err(|e| env.invalid(format!("MANAGER_EMAIL: {e}")));
     Some(ManagerAccount {
         name: name.ok()?,
@@ -209,6 +254,12 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         &issuer.settings().issuer,
         &issuer.settings().audience,
     )?;
+    if config.clients.is_empty() {
+        tracing::warn!(
+            "RENTAL_CLIENT_SECRET is not set: no service can get a token, so rental cannot pay"
+        );
+    }
+    let clients = ServiceClients::new(config.clients, issuer.clone());
     let hasher = Argon2Hasher::new(None).await?;
     let accounts = Accounts::new(
         PgAccountStore::new(service.pool().clone()),
@@ -218,6 +269,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     );
     let api = Api {
         accounts: accounts.clone(),
+        clients,
         verifier: Arc::new(verifier),
         jwks: Arc::new(jwks),
     };

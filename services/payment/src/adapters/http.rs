@@ -1,7 +1,8 @@
 //! Payment's REST API and its OpenAPI document. The public reads (DESIGN.md §5: owner, manager)
 //! live under `/api/v1` and check the caller's access token. Paying, the lookup by rental and the
 //! refund are rental's, service to service, under `/internal/v1`: the gateway only routes
-//! `/api/v1`, so no customer reaches them.
+//! `/api/v1`, and each call must carry rental's own token (client credentials, audience
+//! `payment`, scope `payments`), so neither a customer nor another pod can pay or refund.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use service_kit::auth::Caller;
+use service_kit::auth::{Caller, ServiceCaller};
 use service_kit::http::{InvalidFields, Json, Path, Query};
 use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -23,6 +24,34 @@ use crate::domain::{Amount, Payment, PaymentError, PaymentId, ValueError};
 pub const PAYMENTS: &str = "/api/v1/payments";
 /// rental's way in: paying, looking up and refunding.
 pub const INTERNAL_PAYMENTS: &str = "/internal/v1/payments";
+/// The scope rental's token must hold for the internal endpoints.
+pub const PAYMENTS_SCOPE: &str = "payments";
+/// The only client the internal endpoints serve.
+pub const RENTAL_CLIENT: &str = "rental";
+
+/// The rental service, proven by its token; any other caller is 401 (no or a bad token) or 403.
+pub struct RentalService;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RentalService {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = ServiceCaller::from_request_parts(parts, state).await?;
+        if caller.is(RENTAL_CLIENT, PAYMENTS_SCOPE) {
+            Ok(RentalService)
+        } else {
+            tracing::warn!(client_id = %caller.client_id, scopes = ?caller.scopes, "a service without the payments scope called an internal endpoint");
+            Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                format!("Only rental may call this (client {RENTAL_CLIENT:?}, scope {PAYMENTS_SCOPE:?})."),
+            )
+            .into_response())
+        }
+    }
+}
 
 pub fn routes<S: PaymentStore>(payments: Payments<S>) -> Router {
     Router::new()
@@ -46,7 +75,7 @@ pub fn routes<S: PaymentStore>(payments: Payments<S>) -> Router {
     components(schemas(PayForRental, PaymentView, PaymentList, Problem, InvalidParam)),
     tags(
         (name = "payments", description = "Public reads, with an access token: a customer sees their own payments, a manager every one."),
-        (name = "internal", description = "Service to service, for rental only, without an access token. The gateway never routes /internal/ paths."),
+        (name = "internal", description = "Service to service, for rental only: rental's access token from the client credentials grant (audience payment, scope payments). The gateway never routes /internal/ paths."),
     )
 )]
 pub struct ApiDoc;
@@ -181,6 +210,8 @@ async fn get_payment<S: PaymentStore>(
     responses(
         (status = 201, description = "Paid now: approved or declined; Location is the public path", body = PaymentView, headers(("Location" = String))),
         (status = 200, description = "The rental was already paid for by this same request", body = PaymentView),
+        (status = 401, description = "No token, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A token, but not rental's", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The rental id was used for another customer or amount", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
@@ -189,6 +220,7 @@ async fn get_payment<S: PaymentStore>(
     ))]
 async fn pay<S: PaymentStore>(
     State(payments): State<Payments<S>>,
+    _rental: RentalService,
     Json(body): Json<PayForRental>,
 ) -> Result<Response, Problem> {
     let mut fields = InvalidFields::default();
@@ -217,10 +249,13 @@ async fn pay<S: PaymentStore>(
     description = "Internal: rental's reconciler finds a rental's payment, whoever paid it. The gateway never routes it.",
     responses(
         (status = 200, description = "The rental's payment, if it has one", body = PaymentList),
+        (status = 401, description = "No token, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A token, but not rental's", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "rentalId missing or not a UUID", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn look_up_payments<S: PaymentStore>(
     State(payments): State<Payments<S>>,
+    _rental: RentalService,
     Query(query): Query<FindQuery>,
 ) -> Result<Json<PaymentList>, Problem> {
     Ok(payment_list(payments.for_rental(query.rental_id).await?))
@@ -230,12 +265,15 @@ async fn look_up_payments<S: PaymentStore>(
     description = "Internal: rental's reconciler refunds a payment. The gateway never routes it.",
     responses(
         (status = 200, description = "Refunded (refunding again changes nothing)", body = PaymentView),
+        (status = 401, description = "No token, or not a valid one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A token, but not rental's", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The payment was declined: nothing to refund", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn refund_payment<S: PaymentStore>(
     State(payments): State<Payments<S>>,
+    _rental: RentalService,
     Path(id): Path<Uuid>,
 ) -> Result<Json<PaymentView>, Problem> {
     Ok(Json(payments.refund(PaymentId(id)).await?.into()))

@@ -1,6 +1,6 @@
 //! Who reaches what: the public reads need an access token and show a customer only their own
-//! payments (a manager every one); the internal endpoints are rental's and need none; paying and
-//! refunding are no longer under `/api/v1`, the only prefix the gateway routes.
+//! payments (a manager every one); the internal endpoints take rental's own token and nobody
+//! else's; paying and refunding are no longer under `/api/v1`, the only prefix the gateway routes.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -122,12 +122,12 @@ async fn a_manager_reads_every_payment() {
 }
 
 #[tokio::test]
-async fn the_internal_endpoints_need_no_token() {
+async fn rental_pays_looks_up_and_refunds_with_its_token() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
     let (rental, user) = (Uuid::new_v4(), Uuid::new_v4());
 
-    // Every call here goes without a token, as rental makes it.
+    // Every call here carries rental's token, as rental makes it.
     let response = app
         .pay(json!({"rentalId": rental, "userId": user, "amount": 300}))
         .await;
@@ -181,4 +181,74 @@ async fn paying_and_refunding_are_gone_from_the_public_api() {
 
     assert_eq!(app.payment(id).await, paid, "not refunded");
     assert_eq!(world.count("payments").await, 1, "nothing more paid");
+}
+
+#[tokio::test]
+async fn the_internal_endpoints_serve_rental_alone() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let paid = app.pay_for(Uuid::new_v4(), Uuid::new_v4(), 300).await;
+    let id = id_of(&paid).to_owned();
+    let customer = world.customer_token(Uuid::new_v4());
+    let manager = world.manager_token();
+    let points = world
+        .identity
+        .service_token("points", "payment", "payments");
+    let rental_elsewhere = world
+        .identity
+        .service_token("rental", "book-management", "payments");
+    let rental_without_scope = world.identity.service_token("rental", "payment", "books");
+    let now = chrono::Utc::now().timestamp();
+    let rental_expired = world.identity.sign(json!({
+        "sub": "rental", "scope": "payments", "iss": "book-rental-fleet", "aud": "payment",
+        "iat": now - 3600, "exp": now - 1800,
+    }));
+
+    // rental's claims signed with the key once published with the project.
+    let forged = service_kit::testing::sign_with_published_key(json!({
+        "sub": "rental", "scope": "payments", "iss": "book-rental-fleet", "aud": "payment",
+        "iat": now, "exp": now + 300,
+    }));
+
+    let attempts = [
+        (None, 401),
+        (Some(forged.as_str()), 401),
+        (Some("not-a-jwt"), 401),
+        (Some(rental_expired.as_str()), 401),
+        (Some(rental_elsewhere.as_str()), 401),
+        (Some(customer.as_str()), 403),
+        (Some(manager.as_str()), 403),
+        (Some(points.as_str()), 403),
+        (Some(rental_without_scope.as_str()), 403),
+    ];
+    for (token, status) in attempts {
+        let with = |request: reqwest::RequestBuilder| match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let client = anonymous();
+        let pay = with(client.post(app.url(INTERNAL_PAYMENTS)))
+            .json(&json!({"rentalId": Uuid::new_v4(), "userId": Uuid::new_v4(), "amount": 1}))
+            .send()
+            .await
+            .unwrap();
+        let refund = with(client.post(app.url(&format!("{INTERNAL_PAYMENTS}/{id}/refund"))))
+            .send()
+            .await
+            .unwrap();
+        let look_up = with(client.get(app.url(INTERNAL_PAYMENTS)))
+            .query(&[("rentalId", Uuid::new_v4())])
+            .send()
+            .await
+            .unwrap();
+        for response in [pay, refund, look_up] {
+            assert_eq!(response.status(), status, "{token:?}");
+            refused(response, status).await;
+        }
+    }
+
+    assert_eq!(app.payment(&id).await, paid, "not refunded");
+    assert_eq!(world.count("payments").await, 1, "nothing charged");
+    // rental's own token does what the others could not.
+    assert_eq!(app.refund(&id).await.status(), 200);
 }

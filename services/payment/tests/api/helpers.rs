@@ -25,7 +25,7 @@ impl World {
     }
 
     /// A replica of the service in this process, once it is ready; its client is signed in as a
-    /// manager, who reads every payment. The internal calls go without a token, as rental's do.
+    /// manager, who reads every payment. The internal calls carry rental's token.
     pub async fn spawn(&self, extra: &[(&str, &str)]) -> App {
         let config =
             Config::from_env(env_of(&self.env_with(extra))).expect("valid test configuration");
@@ -56,14 +56,28 @@ impl World {
 
 pub const INTERNAL_PAYMENTS: &str = "/internal/v1/payments";
 
-/// A client without a token, as rental calls payment's internal endpoints (and as anyone who
-/// has not signed in calls the public ones).
+/// A client without a token, as anyone who has not signed in calls payment.
 pub fn anonymous() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// payment's API, as a test calls it: the internal calls as rental makes them (no token), the
-/// public reads with the app's client.
+/// A client carrying rental's own token, as rental calls payment's internal endpoints.
+pub fn as_rental() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", service_kit::testing::rental_token())
+            .parse()
+            .unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// payment's API, as a test calls it: the internal calls as rental makes them (rental's token),
+/// the public reads with the app's client.
 pub trait PaymentApi {
     async fn pay(&self, body: Value) -> Response;
 
@@ -81,7 +95,7 @@ pub trait PaymentApi {
 
 impl PaymentApi for App {
     async fn pay(&self, body: Value) -> Response {
-        anonymous()
+        as_rental()
             .post(self.url(INTERNAL_PAYMENTS))
             .json(&body)
             .send()
@@ -110,7 +124,7 @@ impl PaymentApi for App {
     }
 
     async fn refund(&self, id: &str) -> Response {
-        anonymous()
+        as_rental()
             .post(self.url(&format!("{INTERNAL_PAYMENTS}/{id}/refund")))
             .send()
             .await
@@ -118,7 +132,7 @@ impl PaymentApi for App {
     }
 
     async fn look_up(&self, rental_id: Uuid) -> Response {
-        anonymous()
+        as_rental()
             .get(self.url(INTERNAL_PAYMENTS))
             .query(&[("rentalId", rental_id)])
             .send()

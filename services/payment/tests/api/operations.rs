@@ -91,7 +91,7 @@ async fn the_binary_pays_publishes_and_stops_cleanly_on_sigterm() {
     )
     .await;
     let rental = Uuid::new_v4();
-    let response = reqwest::Client::new()
+    let response = as_rental()
         .post(format!("{}{INTERNAL_PAYMENTS}", process.base_url))
         .json(&json!({"rentalId": rental, "userId": Uuid::new_v4(), "amount": 300}))
         .send()

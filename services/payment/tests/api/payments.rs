@@ -210,7 +210,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
     let post = |body: String, content_type: &'static str| {
-        anonymous()
+        as_rental()
             .post(app.url(INTERNAL_PAYMENTS))
             .header("content-type", content_type)
             .body(body)
@@ -295,7 +295,7 @@ async fn every_bad_input_gets_its_problem_and_stores_nothing() {
     refused(app.refund("not-a-uuid").await, 400).await;
     refused(get("/api/v1/payments".into()).await.unwrap(), 400).await;
     let look_up = |query: &str| {
-        anonymous()
+        as_rental()
             .get(app.url(&format!("{INTERNAL_PAYMENTS}{query}")))
             .send()
     };

@@ -2,7 +2,8 @@
 //! flight, the rest refused at once), a circuit breaker and a timeout, in that order; the breaker
 //! sees only real call outcomes. Its state, outcomes and latency are Prometheus metrics, and
 //! every state change is logged. It calls payment's internal endpoints (`/internal/v1/payments`):
-//! service to service, without a customer's token.
+//! service to service, with rental's own token from the user service's client credentials grant
+//! (a customer's token would not do, and no customer's request is needed for the reconciler's).
 //!
 //! `PAYMENT_URL` may list several replicas (comma-separated) where no load balancer stands in
 //! front of them, as on one machine: calls go round-robin, and a refused connection moves on to
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Deserialize;
+use service_kit::auth::{ClientCredentials, ServiceToken};
 use service_kit::trace::propagate;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
@@ -39,6 +41,8 @@ pub struct PaymentSettings {
     pub minimum_calls: usize,
     pub open_for: Duration,
     pub half_open_calls: usize,
+    /// rental's client id and secret, exchanged for the token payment requires.
+    pub credentials: ClientCredentials,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -123,10 +127,25 @@ impl Replicas {
         }
     }
 
-    /// Sends the request `build` makes for a replica's base URL to the next replica, moving on
-    /// while a replica refuses the connection; the last error if every one does.
+    /// Sends the request `build` makes for a replica's base URL to the next replica, with
+    /// rental's token, moving on while a replica refuses the connection; the last error if every
+    /// one does. A token payment refuses is dropped, so the next call fetches a new one.
     async fn send(
         &self,
+        token: &ServiceToken,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, BoxError> {
+        let bearer = token.get().await?;
+        let response = self.send_with(&bearer, build).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            token.forget().await;
+        }
+        Ok(response)
+    }
+
+    async fn send_with(
+        &self,
+        bearer: &str,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> reqwest::Result<reqwest::Response> {
         let first = self.next.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +154,7 @@ impl Replicas {
         loop {
             let base_url = &self.base_urls[(first + tried) % count];
             tried += 1;
-            match propagate(build(base_url)).send().await {
+            match propagate(build(base_url).bearer_auth(bearer)).send().await {
                 Err(e) if e.is_connect() && tried < count => {
                     tracing::debug!(%base_url, error = %e, "payment replica refused; trying the next");
                 }
@@ -148,6 +167,7 @@ impl Replicas {
 #[derive(Clone)]
 pub struct PaymentClient {
     http: reqwest::Client,
+    token: ServiceToken,
     replicas: Arc<Replicas>,
     pay: BoxCloneSyncService<PayRequest, PaymentOutcome, BoxError>,
     metrics: PaymentMetrics,
@@ -161,14 +181,16 @@ impl PaymentClient {
             .build()?;
         let metrics = PaymentMetrics::register(registry)?;
         let replicas = Arc::new(Replicas::new(settings.base_urls));
+        let token = ServiceToken::new(settings.credentials);
 
         let client = http.clone();
         let to = replicas.clone();
+        let as_rental = token.clone();
         let call = tower::service_fn(move |request: PayRequest| {
-            let (client, to) = (client.clone(), to.clone());
+            let (client, to, as_rental) = (client.clone(), to.clone(), as_rental.clone());
             async move {
                 let response = to
-                    .send(|base_url| {
+                    .send(&as_rental, |base_url| {
                         client
                             .post(format!("{base_url}/internal/v1/payments"))
                             .json(&request)
@@ -218,10 +240,18 @@ impl PaymentClient {
             .map_err(BoxError::from);
         Ok(Self {
             http,
+            token,
             replicas,
             pay: BoxCloneSyncService::new(pay),
             metrics,
         })
+    }
+}
+
+impl PaymentClient {
+    /// Keeps rental's token for payment fresh until `stop` (a worker of the service).
+    pub async fn keep_token_fresh(self, stop: tokio_util::sync::CancellationToken) {
+        self.token.keep_fresh(stop).await
     }
 }
 
@@ -275,12 +305,13 @@ impl PaymentGateway for PaymentClient {
     async fn find(&self, rental_id: Uuid) -> anyhow::Result<Option<PaymentRecord>> {
         let response = self
             .replicas
-            .send(|base_url| {
+            .send(&self.token, |base_url| {
                 self.http
                     .get(format!("{base_url}/internal/v1/payments"))
                     .query(&[("rentalId", rental_id)])
             })
-            .await?
+            .await
+            .map_err(anyhow::Error::from_boxed)?
             .error_for_status()?;
         let list: PaymentList = response.json().await?;
         Ok(list.items.into_iter().next().map(|p| PaymentRecord {
@@ -291,12 +322,13 @@ impl PaymentGateway for PaymentClient {
 
     async fn refund(&self, payment_id: Uuid) -> anyhow::Result<()> {
         self.replicas
-            .send(|base_url| {
+            .send(&self.token, |base_url| {
                 self.http.post(format!(
                     "{base_url}/internal/v1/payments/{payment_id}/refund"
                 ))
             })
-            .await?
+            .await
+            .map_err(anyhow::Error::from_boxed)?
             .error_for_status()?;
         Ok(())
     }

@@ -58,7 +58,7 @@ impl Fleet {
     }
 
     /// payment, on `port` when given (so it can come back at the same address). It checks the
-    /// tokens of its public reads; rental calls its internal endpoints without one.
+    /// tokens of its public reads and rental's token on its internal endpoints.
     pub async fn payment(&self, port: Option<u16>, extra: &[(&str, &str)]) -> App {
         let port = port.map(|p| p.to_string()).unwrap_or_else(|| "0".into());
         let mut settings = vec![("HTTP_PORT", port.as_str())];
@@ -88,6 +88,7 @@ impl Fleet {
         settings.extend_from_slice(extra);
         let mut env = self.env(&self.rental_url, &settings);
         env.extend(self.identity.env());
+        env.extend(self.identity.client_env());
         env
     }
 

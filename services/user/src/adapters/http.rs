@@ -18,7 +18,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::application::{
-    AccountStore, Accounts, AccountsError, PasswordHasher, StoreError, TokenIssuer,
+    AccessToken, AccountStore, Accounts, AccountsError, ClientError, PasswordHasher,
+    ServiceClients, StoreError, TokenIssuer,
 };
 use crate::domain::{Account, Email, Name, Password, Role, UserId};
 use service_kit::auth::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
@@ -31,6 +32,7 @@ pub const JWKS: &str = "/.well-known/jwks.json";
 #[derive(Clone)]
 pub struct Api<S, H, I> {
     pub accounts: Accounts<S, H, I>,
+    pub clients: ServiceClients<I>,
     pub verifier: Arc<TokenVerifier>,
     pub jwks: Arc<JwkSet>,
 }
@@ -244,23 +246,27 @@ async fn jwks<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
 
 // --- the OAuth2 token endpoint --------------------------------------------------------------
 
-/// The only grant this endpoint knows: RFC 6749 §4.3, the resource owner password grant.
+/// The grants this endpoint knows: RFC 6749 §4.3, the resource owner password grant, for
+/// people; §4.4, the client credentials grant, for services of the fleet.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     Password,
+    ClientCredentials,
 }
 
-/// An access token request (RFC 6749 §4.3.2), form-encoded. Each parameter at most once;
-/// unknown parameters are ignored.
+/// An access token request (RFC 6749 §4.3.2, §4.4.2), form-encoded. Each parameter at most
+/// once; unknown parameters are ignored. A client credentials request authenticates the client
+/// with HTTP Basic (RFC 6749 §2.3.1): `Authorization: Basic base64(client_id:client_secret)`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenRequest {
     pub grant_type: GrantType,
-    /// The account's email.
-    pub username: String,
+    /// The account's email (password grant).
+    pub username: Option<String>,
+    /// The account's password (password grant).
     #[schema(format = Password)]
-    pub password: String,
-    /// Accepted and ignored: a token carries the account's own roles.
+    pub password: Option<String>,
+    /// Accepted and ignored: a token carries the account's own roles, or the client's one scope.
     pub scope: Option<String>,
 }
 
@@ -273,6 +279,9 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// What a service's token allows (client credentials grant only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// RFC 6749 §5.2's error codes, as far as this endpoint uses them.
@@ -283,8 +292,10 @@ pub enum OAuthErrorCode {
     InvalidRequest,
     /// The email or the password is wrong (one answer for both).
     InvalidGrant,
-    /// A grant type other than `password`.
+    /// A grant type other than `password` or `client_credentials`.
     UnsupportedGrantType,
+    /// The client id or secret of a client credentials request is wrong or missing (401).
+    InvalidClient,
 }
 
 /// An error from the token endpoint (RFC 6749 §5.2): plain JSON, not a problem document,
@@ -310,6 +321,15 @@ impl OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        // RFC 6749 §5.2: a failed client authentication is 401 with the scheme to use.
+        if self.error == OAuthErrorCode::InvalidClient {
+            let mut response = (StatusCode::UNAUTHORIZED, axum::Json(self)).into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="token""#),
+            );
+            return no_store(response);
+        }
         no_store((StatusCode::BAD_REQUEST, axum::Json(self)).into_response())
     }
 }
@@ -322,16 +342,61 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// The credentials of a password grant request. No `Debug`: it holds a password.
-struct PasswordGrant {
-    username: String,
-    password: String,
+/// A token request as read. No `Debug`: it holds a password.
+enum Grant {
+    Password {
+        username: String,
+        password: String,
+    },
+    /// The client authenticates with HTTP Basic, read apart.
+    ClientCredentials,
+}
+
+/// The client id and secret of HTTP Basic client authentication (RFC 6749 §2.3.1: each
+/// form-urlencoded, then joined by a colon and base64-encoded). No `Debug`: it holds a secret.
+struct ClientAuthentication {
+    id: String,
+    secret: String,
+}
+
+fn client_authentication(headers: &HeaderMap) -> Result<ClientAuthentication, OAuthError> {
+    use base64::Engine;
+    let refused = || {
+        OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "Authenticate the client with HTTP Basic: its id and secret.",
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(refused)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(refused());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(refused)?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(refused)?;
+    let unescape = |part: &str| -> String {
+        form_urlencoded::parse(format!("x={part}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(ClientAuthentication {
+        id: unescape(id),
+        secret: unescape(secret),
+    })
 }
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// Reads a token request as RFC 6749 §3.2 and §4.3.2 have it.
-fn password_grant(headers: &HeaderMap, body: &[u8]) -> Result<PasswordGrant, OAuthError> {
+/// Reads a token request as RFC 6749 §3.2, §4.3.2 and §4.4.2 have it.
+fn grant(headers: &HeaderMap, body: &[u8]) -> Result<Grant, OAuthError> {
     let form_encoded = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -367,25 +432,28 @@ fn password_grant(headers: &HeaderMap, body: &[u8]) -> Result<PasswordGrant, OAu
         Some(value) if !value.is_empty() => Ok(value),
         _ => Err(OAuthError::invalid_request(format!("{name} is missing."))),
     };
-    let grant_type = present("grant_type", grant_type)?;
-    if grant_type != "password" {
-        return Err(OAuthError::new(
+    match present("grant_type", grant_type)?.as_str() {
+        "password" => Ok(Grant::Password {
+            username: present("username", username)?,
+            password: present("password", password)?,
+        }),
+        "client_credentials" => Ok(Grant::ClientCredentials),
+        _ => Err(OAuthError::new(
             OAuthErrorCode::UnsupportedGrantType,
-            "Only the password grant (grant_type=password) is supported.",
-        ));
+            "Only the password grant (grant_type=password) and, for services, the client \
+             credentials grant (grant_type=client_credentials) are supported.",
+        )),
     }
-    Ok(PasswordGrant {
-        username: present("username", username)?,
-        password: present("password", password)?,
-    })
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "tokens",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    description = "OAuth2 token endpoint, resource owner password grant (RFC 6749 §4.3). Errors are RFC 6749 §5.2 JSON, not problem documents.",
+    description = "OAuth2 token endpoint: the resource owner password grant (RFC 6749 §4.3) for people, the client credentials grant (§4.4, client authenticated with HTTP Basic) for services of the fleet. Errors are RFC 6749 §5.2 JSON, not problem documents.",
     responses(
         (status = 200, description = "Signed in", body = TokenResponse, headers(("Cache-Control" = String, description = "no-store"), ("Pragma" = String, description = "no-cache"))),
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_grant", body = OAuthError, headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 401, description = "invalid_client: a client credentials request whose client id or secret is wrong or missing", body = OAuthError,
+            headers(("WWW-Authenticate" = String, description = "Basic realm=\"token\""), ("Cache-Control" = String, description = "no-store"))),
         (status = 429, description = "Too many failed sign-ins with this address (whether an account has it or not): locked out until Retry-After", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64), ("Cache-Control" = String, description = "no-store"))),
         (status = 503, description = "Too many passwords being checked at once, or the database away; try again after Retry-After", body = Problem, content_type = "application/problem+json",
@@ -406,23 +474,13 @@ async fn token<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
             .into_response();
         }
     };
-    let grant = match password_grant(&headers, &body) {
-        Ok(grant) => grant,
+    let (username, password) = match grant(&headers, &body) {
+        Ok(Grant::Password { username, password }) => (username, password),
+        Ok(Grant::ClientCredentials) => return client_credentials(&api.clients, &headers).await,
         Err(error) => return error.into_response(),
     };
-    match api
-        .accounts
-        .issue_token(&grant.username, grant.password)
-        .await
-    {
-        Ok(token) => no_store(
-            axum::Json(TokenResponse {
-                access_token: token.token,
-                token_type: "Bearer".to_owned(),
-                expires_in: token.expires_in,
-            })
-            .into_response(),
-        ),
+    match api.accounts.issue_token(&username, password).await {
+        Ok(token) => granted(token, None),
         Err(AccountsError::InvalidGrant) => OAuthError::new(
             OAuthErrorCode::InvalidGrant,
             "The email or the password is wrong.",
@@ -432,11 +490,44 @@ async fn token<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
     }
 }
 
+fn granted(token: AccessToken, scope: Option<&str>) -> Response {
+    no_store(
+        axum::Json(TokenResponse {
+            access_token: token.token,
+            token_type: "Bearer".to_owned(),
+            expires_in: token.expires_in,
+            scope: scope.map(str::to_owned),
+        })
+        .into_response(),
+    )
+}
+
+async fn client_credentials<I: TokenIssuer>(
+    clients: &ServiceClients<I>,
+    headers: &HeaderMap,
+) -> Response {
+    let client = match client_authentication(headers) {
+        Ok(client) => client,
+        Err(error) => return error.into_response(),
+    };
+    match clients.issue_token(&client.id, &client.secret).await {
+        Ok((token, scope)) => granted(token, Some(scope)),
+        Err(ClientError::InvalidClient) => OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "The client id or secret is wrong.",
+        )
+        .into_response(),
+        Err(ClientError::Internal(e)) => {
+            no_store(Problem::internal(format!("{e:#}")).into_response())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn form(body: &str) -> Result<PasswordGrant, OAuthError> {
+    fn form(body: &str) -> Result<Grant, OAuthError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -444,7 +535,7 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        password_grant(&headers, body.as_bytes())
+        grant(&headers, body.as_bytes())
     }
 
     fn refused(body: &str) -> (OAuthErrorCode, String) {
@@ -454,12 +545,48 @@ mod tests {
 
     #[test]
     fn a_password_grant_is_read_and_decoded() {
-        let grant =
+        let Ok(Grant::Password { username, password }) =
             form("grant_type=password&username=u%40example.org&password=a+b%26c&scope=x&foo=1")
-                .ok()
-                .unwrap();
-        assert_eq!(grant.username, "u@example.org");
-        assert_eq!(grant.password, "a b&c");
+        else {
+            panic!("a password grant")
+        };
+        assert_eq!(username, "u@example.org");
+        assert_eq!(password, "a b&c");
+        assert!(matches!(
+            form("grant_type=client_credentials&scope=payments"),
+            Ok(Grant::ClientCredentials)
+        ));
+    }
+
+    #[test]
+    fn a_client_authenticates_with_http_basic_each_part_form_encoded() {
+        use base64::Engine;
+        let basic = |credentials: &str| {
+            let mut headers = HeaderMap::new();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            headers.insert(
+                header::AUTHORIZATION,
+                format!("Basic {encoded}").parse().unwrap(),
+            );
+            client_authentication(&headers)
+        };
+        let client = basic("rental:a%3Ab+c").ok().unwrap();
+        assert_eq!(
+            (client.id.as_str(), client.secret.as_str()),
+            ("rental", "a:b c")
+        );
+        assert!(basic("no colon").is_err());
+        assert!(client_authentication(&HeaderMap::new()).is_err());
+        let mut bearer = HeaderMap::new();
+        bearer.insert(header::AUTHORIZATION, "Bearer a.b.c".parse().unwrap());
+        let error = client_authentication(&bearer).err().unwrap();
+        assert_eq!(error.error, OAuthErrorCode::InvalidClient);
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Basic realm="token""#
+        );
     }
 
     #[test]
@@ -481,23 +608,20 @@ mod tests {
             refused("grant_type=password&username=u&username=v&password=p"),
             (InvalidRequest, "username is given more than once.".into())
         );
-        assert_eq!(
-            refused("grant_type=client_credentials").0,
-            UnsupportedGrantType
-        );
+        assert_eq!(refused("grant_type=implicit").0, UnsupportedGrantType);
     }
 
     #[test]
     fn only_a_form_is_read() {
         let mut headers = HeaderMap::new();
         let body = b"grant_type=password&username=u&password=p";
-        assert!(password_grant(&headers, body).is_err(), "no content type");
+        assert!(grant(&headers, body).is_err(), "no content type");
         headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
-        let error = password_grant(&headers, body).err().unwrap();
+        let error = grant(&headers, body).err().unwrap();
         assert_eq!(error.error, OAuthErrorCode::InvalidRequest);
         headers.insert(header::CONTENT_TYPE, FORM.parse().unwrap());
-        assert!(password_grant(&headers, body).is_ok());
-        assert!(password_grant(&headers, b"grant_type=password&username=\xff").is_err());
+        assert!(grant(&headers, body).is_ok());
+        assert!(grant(&headers, b"grant_type=password&username=\xff").is_err());
     }
 
     #[test]

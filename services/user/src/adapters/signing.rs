@@ -13,7 +13,7 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
 use crate::application::{AccessToken, TokenIssuer};
-use crate::domain::Account;
+use crate::domain::{Account, ServiceClient};
 use service_kit::auth::{Claims, Jwk, JwkSet};
 
 /// The smallest RSA key accepted (NIST SP 800-57's floor for RSA signatures).
@@ -120,18 +120,13 @@ impl JwtIssuer {
     }
 }
 
-impl TokenIssuer for JwtIssuer {
-    async fn issue(&self, account: &Account) -> anyhow::Result<AccessToken> {
+impl JwtIssuer {
+    /// Signs `claims` for `ttl` seconds from now (`iat`, `exp` set here).
+    async fn sign(&self, mut claims: Claims) -> anyhow::Result<AccessToken> {
         let now = chrono::Utc::now().timestamp();
         let ttl = self.settings.ttl.as_secs();
-        let claims = Claims {
-            sub: account.id.to_string(),
-            roles: vec![account.role.claim().to_owned()],
-            iss: self.settings.issuer.clone(),
-            aud: self.settings.audience.clone(),
-            iat: now,
-            exp: now.saturating_add_unsigned(ttl),
-        };
+        claims.iat = now;
+        claims.exp = now.saturating_add_unsigned(ttl);
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.key.kid().to_owned());
         let key = self.key.clone();
@@ -145,6 +140,34 @@ impl TokenIssuer for JwtIssuer {
             token,
             expires_in: ttl,
         })
+    }
+}
+
+impl TokenIssuer for JwtIssuer {
+    async fn issue(&self, account: &Account) -> anyhow::Result<AccessToken> {
+        self.sign(Claims {
+            sub: account.id.to_string(),
+            roles: vec![account.role.claim().to_owned()],
+            scope: None,
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            iat: 0,
+            exp: 0,
+        })
+        .await
+    }
+
+    async fn issue_for_service(&self, client: &ServiceClient) -> anyhow::Result<AccessToken> {
+        self.sign(Claims {
+            sub: client.id.to_owned(),
+            roles: Vec::new(),
+            scope: Some(client.scope.to_owned()),
+            iss: self.settings.issuer.clone(),
+            aud: client.audience.to_owned(),
+            iat: 0,
+            exp: 0,
+        })
+        .await
     }
 }
 

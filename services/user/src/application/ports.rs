@@ -1,6 +1,6 @@
 use shared_events::UserRegistered;
 
-use crate::domain::{Account, Email, Password, PasswordHash, UserId};
+use crate::domain::{Account, Email, Password, PasswordHash, ServiceClient, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -116,7 +116,13 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
-/// Issues signed access tokens naming an account and its role.
+/// Issues signed access tokens naming an account and its role, or a service of the fleet.
 pub trait TokenIssuer: Clone + Send + Sync + 'static {
     fn issue(&self, account: &Account) -> impl Future<Output = anyhow::Result<AccessToken>> + Send;
+
+    /// A token naming `client`, for its audience and with its scope.
+    fn issue_for_service(
+        &self,
+        client: &ServiceClient,
+    ) -> impl Future<Output = anyhow::Result<AccessToken>> + Send;
 }

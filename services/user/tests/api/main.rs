@@ -1,5 +1,6 @@
 //! user against a real Postgres and a real Kafka-protocol broker, over real HTTP.
 
+mod clients;
 mod consumer;
 mod helpers;
 mod manager;

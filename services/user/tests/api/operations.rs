@@ -51,7 +51,12 @@ async fn health_metrics_and_the_api_document_are_served() {
     }
     assert_eq!(
         doc["components"]["schemas"]["OAuthErrorCode"]["enum"],
-        json!(["invalid_request", "invalid_grant", "unsupported_grant_type"])
+        json!([
+            "invalid_request",
+            "invalid_grant",
+            "unsupported_grant_type",
+            "invalid_client"
+        ])
     );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],

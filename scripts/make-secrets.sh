@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Make one deployment's secrets, once: the key that signs access tokens, the manager's password
+# and rental's client secret. Nothing of the kind is committed, and the user service refuses the
+# ones that once were; each deployment (dev.sh's, compose's, a kind cluster's) makes its own.
+# Files already in DIR are kept, so running it again changes nothing; delete them for new ones.
+#
+# usage: scripts/make-secrets.sh DIR
+#   DIR/jwt-signing-key.pem   JWT_SIGNING_KEY: a 2048-bit RSA private key, PKCS#8 PEM
+#   DIR/manager.env           MANAGER_EMAIL, MANAGER_PASSWORD (printed when made)
+#   DIR/rental-client.env     RENTAL_CLIENT_SECRET: for the user service and rental alike
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+[[ $# -eq 1 && "$1" != -* ]] || {
+    sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 2
+}
+dir="$1"
+need_cmd openssl
+mkdir -p "$dir"
+chmod 700 "$dir"
+umask 077
+
+if [[ ! -s "$dir/jwt-signing-key.pem" ]]; then
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/jwt-signing-key.pem" 2>/dev/null
+    log "made a token signing key: $dir/jwt-signing-key.pem"
+fi
+if [[ ! -s "$dir/rental-client.env" ]]; then
+    echo "RENTAL_CLIENT_SECRET=$(openssl rand -hex 32)" >"$dir/rental-client.env"
+    log "made rental's client secret: $dir/rental-client.env"
+fi
+if [[ ! -s "$dir/manager.env" ]]; then
+    # 96 random bits, in letters and digits so it pastes anywhere.
+    password="$(openssl rand -base64 12 | tr '+/' 'xy')"
+    printf 'MANAGER_EMAIL=%s\nMANAGER_PASSWORD=%s\n' "${FLEET_MANAGER_EMAIL:-manager@fleet.example}" \
+        "$password" >"$dir/manager.env"
+    log "made the manager's password: $dir/manager.env"
+fi
+# shellcheck disable=SC1091
+manager="$(. "$dir/manager.env" && echo "$MANAGER_EMAIL / $MANAGER_PASSWORD")"
+log "the manager signs in as $manager"
