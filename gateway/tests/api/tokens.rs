@@ -1,8 +1,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
-use service_kit::testing::{TEST_AUDIENCE, TEST_ISSUER};
+use service_kit::testing::{TEST_AUDIENCE, TEST_ISSUER, eventually};
+use std::time::Duration;
 
 use crate::helpers::{Fleet, refused};
 
@@ -159,8 +161,13 @@ async fn valid_tokens_keep_working_while_the_user_service_is_stopped() {
         )
         .await;
     assert_eq!(returned.status(), 200);
-    let again = fleet.rent(&customer, &book).await;
-    assert_eq!(again["status"], "RENTED");
+    // Paying takes rental's own token from the user service, which a replica started meanwhile
+    // has never had: its rents are refused at once with a 503 to try again later, not lost.
+    let unpaid = fleet
+        .post("/api/v1/rentals", &customer.token, json!({"bookId": book}))
+        .await;
+    assert_eq!(unpaid.status(), 503);
+    assert!(unpaid.headers().contains_key("retry-after"));
 
     // What only the user service can answer is a clear 502 meanwhile.
     let problem = refused(fleet.get("/api/v1/users/me", &customer.token).await, 502).await;
@@ -180,4 +187,18 @@ async fn valid_tokens_keep_working_while_the_user_service_is_stopped() {
         .await
         .unwrap();
     refused(sign_in, 502).await;
+
+    // The user service back, rental has its token within a second or two and rents again.
+    fleet.user.restart().await;
+    eventually(
+        "a rent once the user service is back",
+        Duration::from_secs(15),
+        || async {
+            let response = fleet
+                .post("/api/v1/rentals", &customer.token, json!({"bookId": book}))
+                .await;
+            (response.status() == StatusCode::CREATED).then_some(())
+        },
+    )
+    .await;
 }
