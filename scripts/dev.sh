@@ -15,17 +15,20 @@
 #   --kafka mock        librdkafka's in-memory mock broker (dev-broker): starts in a blink, no
 #                       JVM, but keeps nothing and is not Kafka
 #   --with-prometheus   also run Prometheus (Debian's package, installed when missing) on
-#                       127.0.0.1:9090 (FLEET_PROMETHEUS_PORT), scraping every process and
-#                       evaluating the fleet's alerting rules
+#                       127.0.0.1:9090 (FLEET_PROMETHEUS_PORT), scraping every process's
+#                       operations port and evaluating the fleet's alerting rules
 #
 # A service that exits is started again, as Kubernetes restarts a pod: stop one with SIGTERM
 # (its pid is in target/dev-logs/<name>.pid) to see it drain and come back. One that fails
 # (exits non-zero) within FLEET_CRASH_WINDOW seconds (default 10) of its start is crash-looping:
 # the fleet stops.
 #
+# Every process serves its API on its port and its probes and /metrics on its operations port
+# (OPS_PORT), the port + 1000: gateway 8080 and 9080, rental 8081 and 9081, and so on.
 # FLEET_REPLICAS runs several replicas of a service, e.g. FLEET_REPLICAS="rental=2 payment=2":
-# replica N listens on the service's port + 100*(N-1) and is named <service>-N; the gateway and
-# rental are given every replica's address and balance across them.
+# replica N listens on the service's port + 100*(N-1) (operations port + 1000 likewise) and is
+# named <service>-N; the gateway and rental are given every replica's address and balance across
+# them.
 # Environment: DATABASE_ADMIN_URL or PGHOST/... (use that PostgreSQL instead of a private
 # cluster), FLEET_PG_PORT (private cluster port, default 55432), FLEET_KAFKA (real or mock, as
 # --kafka), FLEET_KAFKA_PORT (the broker's port, default 59092, or the next free one),
@@ -56,6 +59,8 @@ FLEET_SERVICES=(
     "points          points            8086  points_svc"
     "gateway         gateway           8080  -"
 )
+# A process's operations port (probes, /metrics) is its API port + OPS_OFFSET.
+OPS_OFFSET=1000
 
 # How many replicas of SERVICE FLEET_REPLICAS asks for (1 unless named).
 replicas_of() {
@@ -154,6 +159,7 @@ command -v setsid >/dev/null 2>&1 && detach=(setsid)
 service_pids=()
 service_names=()
 service_ports=()
+service_ops_ports=()
 service_binaries=()
 service_envs=()
 service_started=()
@@ -252,6 +258,8 @@ for line in "${FLEET_SERVICES[@]}"; do
             instance="$name-$n" instance_port=$((port + 100 * (n - 1)))
         fi
         port_in_use "$instance_port" && die "port $instance_port (for $instance) is already in use"
+        port_in_use $((instance_port + OPS_OFFSET)) &&
+            die "port $((instance_port + OPS_OFFSET)) (for $instance's operations port) is already in use"
         to_start+=("$instance $binary $instance_port $role")
     done
 done
@@ -327,9 +335,10 @@ start_instance() {
 
 for line in "${to_start[@]}"; do
     read -r name binary port role <<<"$line"
-    # Loopback only: the services' internal endpoints and metrics are not for the network.
-    env_vars=("HTTP_HOST=127.0.0.1" "HTTP_PORT=$port" "KAFKA_BROKERS=$KAFKA_BROKERS"
-        "RUST_LOG=${RUST_LOG:-info}")
+    # Loopback only: the services' internal endpoints and metrics are not for the network (the
+    # operations port follows HTTP_HOST).
+    env_vars=("HTTP_HOST=127.0.0.1" "HTTP_PORT=$port" "OPS_PORT=$((port + OPS_OFFSET))"
+        "KAFKA_BROKERS=$KAFKA_BROKERS" "RUST_LOG=${RUST_LOG:-info}")
     if [[ "$role" != "-" ]]; then
         env_vars+=("DATABASE_URL=$(service_database_url "$role")")
     fi
@@ -338,11 +347,12 @@ for line in "${to_start[@]}"; do
             env_vars+=("$extra")
         fi
     done < <(service_extra_env "${name%-[0-9]}")
-    log "starting $name on port $port (log: $LOG_DIR/$name.log)"
+    log "starting $name on port $port, operations port $((port + OPS_OFFSET)) (log: $LOG_DIR/$name.log)"
     : >"$LOG_DIR/$name.log"
     i=${#service_names[@]}
     service_names+=("$name")
     service_ports+=("$port")
+    service_ops_ports+=("$((port + OPS_OFFSET))")
     service_binaries+=("$binary")
     service_envs+=("$(printf '%s\n' "${env_vars[@]}")")
     start_instance "$i"
@@ -350,7 +360,8 @@ done
 
 for i in "${!service_pids[@]}"; do
     name="${service_names[$i]}"
-    url="http://127.0.0.1:${service_ports[$i]}/readyz"
+    # Where Kubernetes probes it too: the operations port.
+    url="http://127.0.0.1:${service_ops_ports[$i]}/readyz"
     deadline=$((SECONDS + READY_TIMEOUT))
     until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; do
         if ! alive "${service_pids[$i]}"; then
@@ -369,7 +380,8 @@ if [[ $with_prometheus -eq 1 ]]; then
     prometheus_dir="$FLEET_REPO/target/dev-prometheus"
     mkdir -p "$prometheus_dir/data"
     targets=""
-    for port in "${service_ports[@]}"; do
+    # Each process's operations port: the only one serving /metrics.
+    for port in "${service_ops_ports[@]}"; do
         targets+="          - 127.0.0.1:$port"$'\n'
     done
     # The cluster's configuration finds replicas through DNS; here every process is on localhost.
@@ -392,6 +404,7 @@ EOF
     service_pids+=("$!")
     service_names+=("prometheus")
     service_ports+=("$PROMETHEUS_PORT")
+    service_ops_ports+=("")
     service_binaries+=("")
     service_started+=("$SECONDS")
 fi
@@ -408,10 +421,11 @@ EOF
 
 {
     echo
-    printf '%-17s %-24s %s\n' service url log
+    printf '%-17s %-24s %-10s %s\n' service url ops log
     for i in "${!service_pids[@]}"; do
-        printf '%-17s %-24s %s\n' "${service_names[$i]}" \
-            "http://127.0.0.1:${service_ports[$i]}" "$LOG_DIR/${service_names[$i]}.log"
+        printf '%-17s %-24s %-10s %s\n' "${service_names[$i]}" \
+            "http://127.0.0.1:${service_ports[$i]}" "${service_ops_ports[$i]:--}" \
+            "$LOG_DIR/${service_names[$i]}.log"
     done
     echo
     if [[ -n "$broker_pid" ]]; then

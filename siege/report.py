@@ -350,7 +350,8 @@ def main(args):
         "![rent and return over time](latest.png)",
         "",
         "Loaded RSS is the highest seen while the cycles above ran; start → ready is from the "
-        "process's start (after SIGTERM, dev.sh starts it again) to its first 200 on `/readyz`. "
+        "process's start (after SIGTERM, dev.sh starts it again) to its first 200 on `/readyz` (on its "
+        "operations port). "
         "The pgbench cycle is rental's and payment's statements of a rent and a return on copies "
         "of their tables (`siege/report.py`); it leaves out the outbox relays and the consumers, "
         "which the fleet also runs. The fleet's cycles share the machine's two cores between siege, "

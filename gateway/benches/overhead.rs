@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
     for (name, value) in [
         ("HTTP_HOST", "127.0.0.1"),
         ("HTTP_PORT", "0"),
+        ("OPS_PORT", "0"),
         ("UPSTREAM_BOOK_MANAGEMENT", books.address.as_str()),
         // Unused by a catalogue read, but required.
         ("UPSTREAM_USER", "http://127.0.0.1:9"),

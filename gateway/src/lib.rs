@@ -178,6 +178,11 @@ impl Gateway {
         self.server.port()
     }
 
+    /// The operations port as bound: `/livez`, `/readyz` and `/metrics`.
+    pub fn ops_port(&self) -> u16 {
+        self.server.ops_port()
+    }
+
     /// Cancelling it shuts the gateway down as SIGTERM does.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()

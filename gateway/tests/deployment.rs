@@ -1,7 +1,9 @@
 //! The Kubernetes base against the binaries: every Deployment sets only variables its binary
 //! reads (`<binary> --print-env`), sets every one the binary requires, and probes only paths every
-//! process serves. Renders `kubernetes/base` with the kubectl that `scripts/check-deploy.sh`
-//! installs (`FLEET_DEPLOY_TOOLS_VENV`, or its default beside the build directory).
+//! process serves, on its operations port; only Prometheus reaches that port, and no Service but
+//! the headless ones Prometheus discovers replicas with exposes it. Renders `kubernetes/base` with
+//! the kubectl that `scripts/check-deploy.sh` installs (`FLEET_DEPLOY_TOOLS_VENV`, or its default
+//! beside the build directory).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -12,6 +14,9 @@ use serde_json::Value;
 
 /// What every process serves for its probes (service-kit's health module).
 const PROBE_PATHS: &[&str] = &["/livez", "/readyz"];
+
+/// The operations port (service-kit's `OPS_PORT`): probes and `/metrics`.
+const OPS_PORT: u64 = 9464;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -123,6 +128,39 @@ fn variables_set(objects: &[Value], container: &Value) -> BTreeSet<String> {
     set
 }
 
+/// The value a container gets for `variable` from its `envFrom` ConfigMaps (or its `env`).
+fn variable_value(objects: &[Value], container: &Value, variable: &str) -> Option<String> {
+    for var in container["env"].as_array().into_iter().flatten() {
+        if var["name"] == variable {
+            return var["value"].as_str().map(str::to_owned);
+        }
+    }
+    let mut found = None;
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let Some(name) = source["configMapRef"]["name"].as_str() else {
+            continue;
+        };
+        let prefix = source["prefix"].as_str().unwrap_or("");
+        let Some(key) = variable.strip_prefix(prefix) else {
+            continue;
+        };
+        // A later source wins, as in Kubernetes.
+        if let Some(value) = find(objects, "ConfigMap", name)["data"][key].as_str() {
+            found = Some(value.to_owned());
+        }
+    }
+    found
+}
+
+fn port_of(ports: &Value, name: &str) -> Option<Value> {
+    ports
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|port| port["name"] == name)
+        .cloned()
+}
+
 #[test]
 fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
     let gateway = service_kit::testing::fleet_binary("gateway");
@@ -150,6 +188,26 @@ fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
             if got != Some(path) {
                 problems.push(format!("{name}: {probe} must GET {path}, has {got:?}"));
             }
+        }
+        // Probes on the operations port, which the container declares as `ops` and the process
+        // is told to listen on.
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            let port = &container[probe]["httpGet"]["port"];
+            if port != "ops" {
+                problems.push(format!("{name}: {probe} must probe port ops, has {port}"));
+            }
+        }
+        match port_of(&container["ports"], "ops") {
+            Some(ops) if ops["containerPort"] == OPS_PORT => {}
+            other => problems.push(format!(
+                "{name}: the container must declare port ops {OPS_PORT}, has {other:?}"
+            )),
+        }
+        let ops_port = variable_value(&objects, container, "OPS_PORT");
+        if ops_port.as_deref() != Some(&OPS_PORT.to_string()) {
+            problems.push(format!(
+                "{name}: OPS_PORT must be {OPS_PORT} (its port ops), is {ops_port:?}"
+            ));
         }
         for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
             if let Some(path) = container[probe]["httpGet"]["path"].as_str()
@@ -200,4 +258,111 @@ fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
             "{service}'s Deployment was not checked: {checked:?}"
         );
     }
+}
+
+#[test]
+fn only_prometheus_reaches_the_operations_port_and_no_client_facing_service_exposes_it() {
+    let gateway = service_kit::testing::fleet_binary("gateway");
+    let target_dir = gateway.parent().unwrap().parent().unwrap();
+    let objects = render_base(&tools_venv(target_dir));
+    let mut problems = Vec::new();
+
+    // Prometheus' policy: pods labelled prometheus in the fleet's namespace, port 9464 alone.
+    let policy = find(&objects, "NetworkPolicy", "fleet-from-prometheus");
+    let rules = policy["spec"]["ingress"].as_array().unwrap();
+    for rule in rules {
+        let ports: Vec<&Value> = rule["ports"].as_array().into_iter().flatten().collect();
+        if ports.is_empty() || ports.iter().any(|p| p["port"] != OPS_PORT) {
+            problems.push(format!(
+                "fleet-from-prometheus must open port {OPS_PORT} alone: {}",
+                rule["ports"]
+            ));
+        }
+        let peers = rule["from"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        if peers.is_empty() {
+            problems.push("fleet-from-prometheus admits every source".to_owned());
+        }
+        for peer in peers {
+            if peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] != "prometheus" {
+                problems.push(format!(
+                    "fleet-from-prometheus admits more than Prometheus: {peer}"
+                ));
+            }
+            let namespaces = &peer["namespaceSelector"];
+            let own_namespace = namespaces.is_null()
+                || namespaces["matchLabels"]["kubernetes.io/metadata.name"]
+                    == policy["metadata"]["namespace"];
+            if !own_namespace {
+                problems.push(format!(
+                    "fleet-from-prometheus admits Prometheus pods of other namespaces: {peer}"
+                ));
+            }
+        }
+    }
+    if rules.is_empty() {
+        problems.push("fleet-from-prometheus has no rule".to_owned());
+    }
+    // No other policy opens the operations port (or every port) to anyone.
+    for other in objects.iter().filter(|o| {
+        o["kind"] == "NetworkPolicy" && o["metadata"]["name"] != "fleet-from-prometheus"
+    }) {
+        for rule in other["spec"]["ingress"].as_array().into_iter().flatten() {
+            let ports = rule["ports"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            if ports.is_empty()
+                || ports
+                    .iter()
+                    .any(|p| p["port"] == OPS_PORT || p["port"] == "ops")
+            {
+                problems.push(format!(
+                    "{} opens the operations port: {rule}",
+                    other["metadata"]["name"]
+                ));
+            }
+        }
+    }
+
+    // Services: only the headless ones Prometheus discovers replicas with expose ops, and each of
+    // those does; the public gateway Service does not.
+    for service in objects.iter().filter(|o| o["kind"] == "Service") {
+        let name = service["metadata"]["name"].as_str().unwrap();
+        let exposes_ops = service["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["name"] == "ops" || p["targetPort"] == "ops" || p["targetPort"] == OPS_PORT);
+        let headless = service["spec"]["clusterIP"] == "None";
+        let for_prometheus = headless && name.ends_with("-pods");
+        if exposes_ops && !for_prometheus {
+            problems.push(format!("Service {name} exposes the operations port"));
+        }
+        if for_prometheus {
+            match port_of(&service["spec"]["ports"], "ops") {
+                Some(ops) if ops["port"] == OPS_PORT && ops["targetPort"] == "ops" => {}
+                other => problems.push(format!(
+                    "Service {name} must expose port ops {OPS_PORT}, has {other:?}"
+                )),
+            }
+        }
+    }
+    let public = find(&objects, "Service", "gateway");
+    assert!(
+        port_of(&public["spec"]["ports"], "http").is_some(),
+        "the gateway Service serves the API: {public}"
+    );
+
+    // Prometheus scrapes the operations port.
+    let config = find(&objects, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
+        .as_str()
+        .unwrap();
+    let ports: Vec<&str> = config
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("port:"))
+        .map(str::trim)
+        .collect();
+    if ports.is_empty() || ports.iter().any(|p| *p != OPS_PORT.to_string()) {
+        problems.push(format!(
+            "prometheus.yml must scrape port {OPS_PORT} alone, has {ports:?}"
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

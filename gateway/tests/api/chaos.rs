@@ -437,7 +437,7 @@ async fn dead_letters(fleet: &Fleet) -> (usize, f64) {
         if name == "gateway" {
             continue;
         }
-        let metrics = fleet.get_at(&process.base_url, "/metrics", "").await;
+        let metrics = fleet.get_at(&process.ops_base_url, "/metrics", "").await;
         counted += sample(&metrics.text().await.unwrap(), "events_dead_lettered_total");
     }
     (messages, counted)

@@ -18,7 +18,7 @@ fn address(process: &ServiceProcess) -> &str {
 async fn metrics_of(fleet: &Fleet, process: &ServiceProcess) -> String {
     fleet
         .client
-        .get(format!("{}/metrics", process.base_url))
+        .get(process.ops_url("/metrics"))
         .send()
         .await
         .unwrap()

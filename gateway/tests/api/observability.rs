@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use service_kit::testing::{WAIT, eventually};
 use shared_events::Topic;
 
-use crate::helpers::Fleet;
+use crate::helpers::{Fleet, refused};
 
 /// The metric names a PromQL text uses: identifiers with an underscore that are neither
 /// functions nor inside a quoted label value.
@@ -136,7 +136,7 @@ async fn every_series_the_alerts_and_the_dashboard_use_is_exported() {
         || async {
             let mut scraped = String::new();
             for (_, process) in fleet.processes() {
-                let metrics = fleet.get_at(&process.base_url, "/metrics", "").await;
+                let metrics = fleet.get_at(&process.ops_base_url, "/metrics", "").await;
                 scraped.push_str(&metrics.text().await.ok()?);
             }
             let exported = |name: &str| {
@@ -204,4 +204,15 @@ async fn one_rent_is_one_trace_across_the_fleet() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_each_process_operations_port_alone() {
+    let fleet = Fleet::start().await;
+    for (name, process) in fleet.processes() {
+        process.assert_operations_port(name).await;
+    }
+    // Nor does the public entry point forward a scrape to a service.
+    refused(fleet.get("/metrics", "").await, 404).await;
+    refused(fleet.get("/api/v1/metrics", "").await, 404).await;
 }

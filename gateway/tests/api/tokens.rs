@@ -110,7 +110,7 @@ async fn every_token_the_user_service_did_not_issue_as_is_gets_401() {
     // The gateway refused them all: book-management answered only the one valid request.
     let metrics = fleet
         .client
-        .get(format!("{}/metrics", fleet.books.base_url))
+        .get(fleet.books.ops_url("/metrics"))
         .send()
         .await
         .unwrap()

@@ -4,10 +4,11 @@ use service_kit::testing::{ServiceProcess, fleet_binary, sample};
 
 use crate::helpers::{Fleet, refused};
 
-/// Requests book-management's replica at `base_url` answered on the catalogue.
-async fn answered(fleet: &Fleet, base_url: &str) -> f64 {
+/// Requests book-management's replica answered on the catalogue, by its metrics (on its
+/// operations port `ops_base_url`).
+async fn answered(fleet: &Fleet, ops_base_url: &str) -> f64 {
     let metrics = fleet
-        .get_at(base_url, "/metrics", "")
+        .get_at(ops_base_url, "/metrics", "")
         .await
         .text()
         .await
@@ -35,8 +36,8 @@ async fn requests_are_balanced_across_replicas_and_a_dead_address_is_skipped() {
         assert_eq!(get().await.status(), 200);
     }
     let (first, other) = (
-        answered(&fleet, &fleet.books.base_url).await,
-        answered(&fleet, &second.base_url).await,
+        answered(&fleet, &fleet.books.ops_base_url).await,
+        answered(&fleet, &second.ops_base_url).await,
     );
     assert_eq!(first + other, 20.0);
     assert!(first >= 5.0 && other >= 5.0, "{first} and {other}");

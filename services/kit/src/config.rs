@@ -199,6 +199,10 @@ impl FromStr for LogFormat {
 pub struct HttpConfig {
     pub host: String,
     pub port: u16,
+    /// The operations listener: `/livez`, `/readyz` and `/metrics`, the only one serving
+    /// `/metrics`. Port 0 takes any free port, as `port` does.
+    pub ops_host: String,
+    pub ops_port: u16,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     /// Time between turning unready and closing the listener, so load balancers stop sending.
@@ -214,13 +218,18 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// `HTTP_HOST`, `HTTP_PORT` (default `default_port`), `REQUEST_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
+    /// `HTTP_HOST`, `HTTP_PORT` (default `default_port`), `OPS_HOST` (default `HTTP_HOST`),
+    /// `OPS_PORT` (default [`DEFAULT_OPS_PORT`]), `REQUEST_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
     /// `SHUTDOWN_DRAIN_DELAY_MS`, `LOG_FORMAT`, `HTTP_HEADER_READ_TIMEOUT_MS`,
     /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_HEADER_BYTES`.
     pub fn read(env: &mut Env, default_port: u16) -> Self {
+        let host: String = env.or("HTTP_HOST", "0.0.0.0".to_owned());
+        let port = env.or("HTTP_PORT", default_port);
         let config = Self {
-            host: env.or("HTTP_HOST", "0.0.0.0".to_owned()),
-            port: env.or("HTTP_PORT", default_port),
+            ops_host: env.or("OPS_HOST", host.clone()),
+            ops_port: env.or("OPS_PORT", DEFAULT_OPS_PORT),
+            host,
+            port,
             request_timeout: env.millis("REQUEST_TIMEOUT_MS", 10_000),
             body_limit_bytes: env.or("BODY_LIMIT_BYTES", 64 * 1024),
             shutdown_drain_delay: env.millis("SHUTDOWN_DRAIN_DELAY_MS", 0),
@@ -238,9 +247,19 @@ impl HttpConfig {
         if config.max_header_bytes < 1024 {
             env.invalid("HTTP_MAX_HEADER_BYTES must be at least 1024");
         }
+        if config.port != 0 && config.ops_port == config.port {
+            env.invalid(format!(
+                "OPS_PORT ({}) must differ from HTTP_PORT: /metrics is served only on the operations port",
+                config.ops_port
+            ));
+        }
         config
     }
 }
+
+/// Where a process serves `/livez`, `/readyz` and `/metrics` unless `OPS_PORT` says otherwise:
+/// the port commonly used for Prometheus exporters.
+pub const DEFAULT_OPS_PORT: u16 = 9464;
 
 /// The settings every service has.
 #[derive(Debug, Clone)]
@@ -363,7 +382,36 @@ mod tests {
         let config = KitConfig::read(&mut env, "book");
         env.finish().unwrap();
         assert_eq!(config.http.port, 8080);
+        assert_eq!(config.http.ops_port, 9464);
+        assert_eq!(config.http.ops_host, "0.0.0.0");
         assert_eq!(config.database_schema, "book");
         assert_eq!(config.http.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn the_operations_port_follows_the_api_host_and_may_not_be_the_api_port() {
+        let mut env = Env::from_pairs([("HTTP_HOST", "127.0.0.1"), ("OPS_PORT", "9100")]);
+        let config = HttpConfig::read(&mut env, 8080);
+        env.finish().unwrap();
+        assert_eq!(
+            (config.ops_host.as_str(), config.ops_port),
+            ("127.0.0.1", 9100)
+        );
+
+        let mut env = Env::from_pairs([("OPS_HOST", "10.0.0.7")]);
+        assert_eq!(HttpConfig::read(&mut env, 8080).ops_host, "10.0.0.7");
+
+        let mut env = Env::from_pairs([("HTTP_PORT", "9464")]);
+        HttpConfig::read(&mut env, 8080);
+        let err = env.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("OPS_PORT (9464) must differ from HTTP_PORT"),
+            "{err}"
+        );
+
+        // Both on any free port, as tests run them.
+        let mut env = Env::from_pairs([("HTTP_PORT", "0"), ("OPS_PORT", "0")]);
+        HttpConfig::read(&mut env, 8080);
+        env.finish().unwrap();
     }
 }

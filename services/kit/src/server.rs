@@ -1,6 +1,11 @@
-//! Serving HTTP the same way in every process, services and gateway alike: `/livez`, `/readyz`
-//! and `/metrics` beside the process's own routes, the shared middleware, and a graceful stop
-//! (turn unready, wait for load balancers to notice, finish what is in flight).
+//! Serving HTTP the same way in every process, services and gateway alike: the process's own
+//! routes with `/livez` and `/readyz` beside them on the API port, and `/livez`, `/readyz` and
+//! `/metrics` on the operations port (`OPS_PORT`), the only place metrics are served, for
+//! Prometheus and the kubelet's probes rather than for clients. Both listeners get the shared
+//! middleware, the same hardening and a graceful stop (turn unready, wait for load balancers to
+//! notice, finish what is in flight).
+
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
@@ -21,6 +26,8 @@ pub const CLIENT_POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::f
 pub struct HttpServer {
     name: &'static str,
     listener: TcpListener,
+    /// The operations port's listener: probes and `/metrics`.
+    ops_listener: TcpListener,
     config: HttpConfig,
     metrics: Metrics,
     readiness: Readiness,
@@ -28,15 +35,21 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds at once, so a taken port fails start-up rather than the first request.
+    /// Binds both listeners at once, so a taken port fails start-up rather than the first
+    /// request.
     pub async fn bind(name: &'static str, config: HttpConfig) -> anyhow::Result<Self> {
         let address = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&address)
             .await
-            .with_context(|| format!("cannot listen on {address}"))?;
+            .with_context(|| format!("cannot listen on {address} (HTTP_HOST, HTTP_PORT)"))?;
+        let ops_address = format!("{}:{}", config.ops_host, config.ops_port);
+        let ops_listener = TcpListener::bind(&ops_address).await.with_context(|| {
+            format!("cannot listen on {ops_address} for /metrics and probes (OPS_HOST, OPS_PORT)")
+        })?;
         Ok(Self {
             name,
             listener,
+            ops_listener,
             config,
             metrics: Metrics::new(name),
             readiness: Readiness::default(),
@@ -44,11 +57,24 @@ impl HttpServer {
         })
     }
 
+    /// The API port as bound (the one chosen when `HTTP_PORT` is 0).
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The operations port as bound (the one chosen when `OPS_PORT` is 0).
+    pub fn ops_port(&self) -> u16 {
+        self.ops_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The API listener's address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The operations listener's address.
+    pub fn ops_addr(&self) -> std::io::Result<SocketAddr> {
+        self.ops_listener.local_addr()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -60,7 +86,8 @@ impl HttpServer {
     }
 
     /// Lets browsers on `origins` call the API (CORS). It wraps everything, fallbacks included,
-    /// so preflight requests are answered before any route or method check.
+    /// so preflight requests are answered before any route or method check. The operations
+    /// port is not for browsers: no CORS there.
     pub fn allow_origins(mut self, origins: &[axum::http::HeaderValue]) -> Self {
         use axum::http::{Method, header};
         use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -86,8 +113,9 @@ impl HttpServer {
         self
     }
 
-    /// Serves `routes` until SIGTERM, SIGINT or `stop`; returns once no request is in flight.
-    /// `/readyz` also checks `database` when there is one.
+    /// Serves `routes` (on the API port) and the operations port until SIGTERM, SIGINT or
+    /// `stop`; returns once no request is in flight on either. `/readyz` also checks `database`
+    /// when there is one.
     pub async fn serve(
         self,
         routes: Router,
@@ -97,48 +125,56 @@ impl HttpServer {
         let Self {
             name,
             listener,
+            ops_listener,
             config,
             metrics,
             readiness,
             cors,
         } = self;
-        let ops = Router::new()
+        let probes = Router::new()
             .route("/livez", get(livez))
             .route("/readyz", get(readyz))
             .with_state(HealthState {
                 readiness: readiness.clone(),
                 pool: database.clone(),
-            })
-            .merge(
-                Router::new()
-                    .route("/metrics", get(serve_metrics))
-                    .with_state(Scrape {
-                        metrics: metrics.clone(),
-                        pool: database,
-                    }),
+            });
+        let scrape = Router::new()
+            .route("/metrics", get(serve_metrics))
+            .with_state(Scrape {
+                metrics: metrics.clone(),
+                pool: database,
+            });
+        let finish = |routes: Router, cors: Option<tower_http::cors::CorsLayer>| {
+            let app = crate::http::finish_router(
+                routes,
+                metrics.clone(),
+                config.request_timeout,
+                config.body_limit_bytes,
             );
-        let metrics_for_connections = metrics.clone();
-        let app = crate::http::finish_router(
-            routes.merge(ops),
-            metrics,
-            config.request_timeout,
-            config.body_limit_bytes,
-        );
-        let app = match cors {
-            Some(cors) => app.layer(cors),
-            None => app,
+            let app = match cors {
+                Some(cors) => app.layer(cors),
+                None => app,
+            };
+            // While draining, every answer closes its connection: a client's pooled keep-alive
+            // connection retires after its next answer instead of being cut under a request sent
+            // on it at the moment the listener closes.
+            app.layer(axum::middleware::map_response_with_state(
+                readiness.clone(),
+                close_while_draining,
+            ))
         };
-        // While draining, every answer closes its connection: a client's pooled keep-alive
-        // connection retires after its next answer instead of being cut under a request sent on
-        // it at the moment the listener closes.
-        let app = app.layer(axum::middleware::map_response_with_state(
-            readiness.clone(),
-            close_while_draining,
-        ));
+        let api = finish(routes.merge(probes.clone()), cors);
+        let ops = finish(probes.merge(scrape), None);
 
-        tracing::info!(service = name, address = %listener.local_addr()?, "listening");
+        tracing::info!(
+            service = name,
+            address = %listener.local_addr()?,
+            ops_address = %ops_listener.local_addr()?,
+            "listening"
+        );
         let drain_delay = config.shutdown_drain_delay;
-        let stopping = async move {
+        let closing = CancellationToken::new();
+        let stopping = async {
             tokio::select! {
                 _ = crate::shutdown::signal_received() => {}
                 _ = stop.cancelled() => {}
@@ -146,8 +182,13 @@ impl HttpServer {
             readiness.start_draining();
             tracing::info!(?drain_delay, "draining");
             tokio::time::sleep(drain_delay).await;
+            closing.cancel();
         };
-        accept(listener, app, &config, &metrics_for_connections, stopping).await;
+        tokio::join!(
+            stopping,
+            accept(listener, api, &config, &metrics, closing.cancelled()),
+            accept(ops_listener, ops, &config, &metrics, closing.cancelled()),
+        );
         Ok(())
     }
 }
@@ -156,8 +197,9 @@ impl HttpServer {
 /// (idle ones close at once) and returns once all are closed. Every connection is bounded: its
 /// request head must arrive within the header-read time-out, which on an idle keep-alive
 /// connection also bounds the wait for the next request; its head may be at most
-/// `max_header_bytes`; and at most `max_connections` are served at once, any more answered 503
-/// at once, before they cost a task or a buffer.
+/// `max_header_bytes`; and at most `max_connections` are served at once on each listener, any
+/// more answered 503 at once, before they cost a task or a buffer (a flood of the API port
+/// leaves the operations port its own connections).
 async fn accept(
     listener: TcpListener,
     app: Router,
@@ -252,4 +294,154 @@ async fn close_while_draining(
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::Env;
+
+    struct Running {
+        api: String,
+        ops: String,
+        ops_addr: SocketAddr,
+        stop: CancellationToken,
+        served: tokio::task::JoinHandle<anyhow::Result<()>>,
+    }
+
+    /// A server on two free loopback ports with `settings`, serving `/hello` on its API.
+    async fn serve(settings: &[(&str, &str)]) -> Running {
+        let mut pairs = vec![
+            ("HTTP_HOST", "127.0.0.1"),
+            ("HTTP_PORT", "0"),
+            ("OPS_PORT", "0"),
+        ];
+        pairs.extend_from_slice(settings);
+        let mut env = Env::from_pairs(pairs);
+        let config = HttpConfig::read(&mut env, 8080);
+        env.finish().unwrap();
+        let server = HttpServer::bind("kit-test", config).await.unwrap();
+        assert_ne!(server.port(), 0);
+        assert_ne!(server.ops_port(), 0);
+        assert_ne!(server.port(), server.ops_port());
+        let (api, ops_addr) = (server.local_addr().unwrap(), server.ops_addr().unwrap());
+        let stop = CancellationToken::new();
+        let routes = Router::new().route("/hello", get(|| async { "hello" }));
+        let served = tokio::spawn(server.serve(routes, None, stop.clone()));
+        Running {
+            api: format!("http://{api}"),
+            ops: format!("http://{ops_addr}"),
+            ops_addr,
+            stop,
+            served,
+        }
+    }
+
+    async fn status(url: String) -> u16 {
+        reqwest::get(url).await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_only_on_the_operations_port_and_probes_on_both() {
+        let server = serve(&[]).await;
+        assert_eq!(status(format!("{}/hello", server.api)).await, 200);
+
+        let on_api = reqwest::get(format!("{}/metrics", server.api))
+            .await
+            .unwrap();
+        assert_eq!(on_api.status(), 404);
+        assert_eq!(
+            on_api.headers()["content-type"],
+            crate::problem::CONTENT_TYPE
+        );
+        let scrape = reqwest::get(format!("{}/metrics", server.ops))
+            .await
+            .unwrap();
+        assert_eq!(scrape.status(), 200);
+        let metrics = scrape.text().await.unwrap();
+        assert!(
+            metrics.contains(r#"http_requests_total{method="GET",route="/hello",status="200",service="kit-test"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("process_resident_memory_bytes"),
+            "{metrics}"
+        );
+
+        for base in [&server.api, &server.ops] {
+            for probe in ["/livez", "/readyz"] {
+                assert_eq!(status(format!("{base}{probe}")).await, 200, "{base}{probe}");
+            }
+        }
+        // The API's routes are the API port's alone.
+        assert_eq!(status(format!("{}/hello", server.ops)).await, 404);
+        server.stop.cancel();
+        server.served.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_operations_port_is_capped_and_times_out_slow_heads_as_the_api_port() {
+        let server = serve(&[
+            ("HTTP_MAX_CONNECTIONS", "2"),
+            ("HTTP_HEADER_READ_TIMEOUT_MS", "300"),
+        ])
+        .await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut stream = tokio::net::TcpStream::connect(server.ops_addr)
+                .await
+                .unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+                .await
+                .unwrap();
+            held.push(stream);
+        }
+        // Give the server a moment to take both before the third arrives.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut third = tokio::net::TcpStream::connect(server.ops_addr)
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(2), third.read_to_string(&mut answer))
+            .await
+            .expect("the connection beyond the cap is answered at once")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+
+        // The heads never finished: both are closed after the header-read time-out.
+        for stream in &mut held {
+            let mut rest = Vec::new();
+            tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest))
+                .await
+                .expect("a slow head is closed after the time-out")
+                .ok();
+        }
+        assert_eq!(status(format!("{}/livez", server.ops)).await, 200);
+        server.stop.cancel();
+        server.served.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_operations_port_answers_unready_while_draining_and_closes_with_the_api() {
+        let server = serve(&[("SHUTDOWN_DRAIN_DELAY_MS", "400")]).await;
+        server.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let readyz = reqwest::get(format!("{}/readyz", server.ops))
+            .await
+            .unwrap();
+        assert_eq!(readyz.status(), 503);
+        assert_eq!(readyz.headers()["connection"], "close");
+        tokio::time::timeout(Duration::from_secs(5), server.served)
+            .await
+            .expect("the server stops after the drain delay")
+            .unwrap()
+            .unwrap();
+        assert!(reqwest::get(format!("{}/livez", server.ops)).await.is_err());
+        assert!(reqwest::get(format!("{}/livez", server.api)).await.is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! Start-up and shutdown, the same for every service: bind, serve `/livez`, `/readyz` and
-//! `/metrics` at once, run migrations (retrying while the database is away), then start the
+//! `/metrics` (on the operations port) at once, run migrations (retrying while the database is away), then start the
 //! outbox relay, retention and the workers; a service that checks tokens is ready only once it
 //! holds the signing keys. On SIGTERM: turn unready, drain HTTP, stop workers after
 //! their current event, flush the outbox.
@@ -75,6 +75,11 @@ impl Service {
 
     pub fn port(&self) -> u16 {
         self.server.port()
+    }
+
+    /// The operations port as bound: `/livez`, `/readyz` and `/metrics`.
+    pub fn ops_port(&self) -> u16 {
+        self.server.ops_port()
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -741,13 +741,14 @@ where
     }
 }
 
-/// The settings a service under test gets: its database, the test's broker, a random port, and
-/// a quick outbox poll.
+/// The settings a service under test gets: its database, the test's broker, a random port and a
+/// random operations port, and a quick outbox poll.
 pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String)> {
     let mut env = vec![
         ("DATABASE_URL".into(), database_url.to_owned()),
         ("HTTP_HOST".into(), "127.0.0.1".into()),
         ("HTTP_PORT".into(), "0".into()),
+        ("OPS_PORT".into(), "0".into()),
         ("OUTBOX_POLL_INTERVAL_MS".into(), "20".into()),
         ("KAFKA_MESSAGE_TIMEOUT_MS".into(), "5000".into()),
         ("LOG_FORMAT".into(), "text".into()),
@@ -830,20 +831,30 @@ pub fn assert_refuses_to_start(binary: &Path, env: &[(&str, &str)], expected: &[
 pub struct ServiceProcess {
     child: tokio::process::Child,
     pub base_url: String,
+    /// The operations port's base URL: `/livez`, `/readyz` and `/metrics`.
+    pub ops_base_url: String,
     binary: std::path::PathBuf,
     env: Vec<(String, String)>,
     port: u16,
+    ops_port: u16,
     log: Option<std::path::PathBuf>,
 }
 
+/// Two loopback ports free now, and distinct.
+fn free_ports() -> (u16, u16) {
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        first.local_addr().unwrap().port(),
+        second.local_addr().unwrap().port(),
+    )
+}
+
 impl ServiceProcess {
-    /// Starts `binary` with `env` on a free port and waits until it is ready.
+    /// Starts `binary` with `env` on a free port (and its operations port on another) and waits
+    /// until it is ready.
     pub async fn spawn(binary: &Path, env: &[(String, String)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, ops_port) = free_ports();
         let log = match std::env::var_os("TEST_LOG") {
             Some(_) => None,
             None => {
@@ -853,25 +864,48 @@ impl ServiceProcess {
                 Some(dir.join(format!("{name}-{port}-{}.log", Uuid::new_v4().simple())))
             }
         };
-        let child = start_process(binary, env, port, log.as_deref());
+        let child = start_process(binary, env, (port, ops_port), log.as_deref());
         let process = Self {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
+            ops_base_url: format!("http://127.0.0.1:{ops_port}"),
             binary: binary.to_owned(),
             env: env.to_vec(),
             port,
+            ops_port,
             log,
         };
-        wait_ready(&process.base_url, Duration::from_secs(30)).await;
+        wait_ready(&process.ops_base_url, Duration::from_secs(30)).await;
         process
     }
 
-    /// Starts the stopped (or killed) process again, on the same port with the same settings,
+    /// Starts the stopped (or killed) process again, on the same ports with the same settings,
     /// as a restarted pod behind its Service.
     pub async fn restart(&mut self) {
         let _ = self.child.wait().await;
-        self.child = start_process(&self.binary, &self.env, self.port, self.log.as_deref());
-        wait_ready(&self.base_url, Duration::from_secs(30)).await;
+        self.child = start_process(
+            &self.binary,
+            &self.env,
+            (self.port, self.ops_port),
+            self.log.as_deref(),
+        );
+        wait_ready(&self.ops_base_url, Duration::from_secs(30)).await;
+    }
+
+    /// `path` on the operations port.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("{}{path}", self.ops_base_url)
+    }
+
+    /// The Prometheus exposition, from the operations port.
+    pub async fn metrics(&self) -> String {
+        scrape(&http_client(), &self.ops_base_url).await
+    }
+
+    /// `/metrics` only on the operations port (404 on the API port), with the series of
+    /// `service`; the probes on both.
+    pub async fn assert_operations_port(&self, service: &str) {
+        assert_operations_port(&http_client(), &self.base_url, &self.ops_base_url, service).await;
     }
 
     /// Everything the process has logged so far (empty with `TEST_LOG` set).
@@ -905,7 +939,7 @@ impl ServiceProcess {
 fn start_process(
     binary: &Path,
     env: &[(String, String)],
-    port: u16,
+    (port, ops_port): (u16, u16),
     log: Option<&Path>,
 ) -> tokio::process::Child {
     let output = || match log {
@@ -921,6 +955,7 @@ fn start_process(
     tokio::process::Command::new(binary)
         .envs(env.iter().cloned())
         .env("HTTP_PORT", port.to_string())
+        .env("OPS_PORT", ops_port.to_string())
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -1059,9 +1094,12 @@ impl TestWorld {
     }
 }
 
-/// A replica of a service running in the test's process, on a random port.
+/// A replica of a service running in the test's process, on a random port, with its operations
+/// port (probes and `/metrics`) on another.
 pub struct TestApp {
     pub address: String,
+    /// The operations port's base URL: `/livez`, `/readyz` and `/metrics`.
+    pub ops_address: String,
     pub client: reqwest::Client,
     stop: tokio_util::sync::CancellationToken,
     running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -1071,10 +1109,12 @@ impl TestApp {
     /// Runs `service` without waiting for it to be ready.
     pub fn start(service: crate::Service) -> Self {
         let address = format!("http://127.0.0.1:{}", service.port());
+        let ops_address = format!("http://127.0.0.1:{}", service.ops_port());
         let stop = service.stop_token();
         let running = tokio::spawn(service.run());
         Self {
             address,
+            ops_address,
             client: http_client(),
             stop,
             running: Some(running),
@@ -1094,7 +1134,7 @@ impl TestApp {
     /// Runs `service` and waits until it is ready.
     pub async fn spawn(service: crate::Service) -> Self {
         let app = Self::start(service);
-        wait_ready(&app.address, WAIT).await;
+        wait_ready(&app.ops_address, WAIT).await;
         app
     }
 
@@ -1102,23 +1142,25 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub async fn metrics(&self) -> String {
-        self.client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+    /// `path` on the operations port.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("{}{path}", self.ops_address)
     }
 
-    /// `/livez` and `/readyz` both answer 200.
+    /// The Prometheus exposition, from the operations port.
+    pub async fn metrics(&self) -> String {
+        scrape(&self.client, &self.ops_address).await
+    }
+
+    /// `/livez` and `/readyz` both answer 200, on the API port and on the operations port.
     pub async fn assert_probes_answer(&self) {
-        for probe in ["/livez", "/readyz"] {
-            let response = self.client.get(self.url(probe)).send().await.unwrap();
-            assert_eq!(response.status(), 200, "{probe}");
-        }
+        assert_probes_answer(&self.client, &self.address, &self.ops_address).await;
+    }
+
+    /// `/metrics` answers only on the operations port, 200 with the series of `service`; on the
+    /// API port it is 404. The probes answer on both.
+    pub async fn assert_operations_port(&self, service: &str) {
+        assert_operations_port(&self.client, &self.address, &self.ops_address, service).await;
     }
 
     /// The service's OpenAPI 3 document, checked to describe every one of `paths`.
@@ -1157,6 +1199,44 @@ impl TestApp {
             running.await.unwrap().unwrap();
         }
     }
+}
+
+/// `base_url/metrics`: a process's Prometheus exposition (`base_url` its operations port).
+pub async fn scrape(client: &reqwest::Client, base_url: &str) -> String {
+    let response = client
+        .get(format!("{base_url}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("scrape {base_url}/metrics: {e}"));
+    assert_eq!(response.status(), 200, "{base_url}/metrics");
+    response.text().await.unwrap()
+}
+
+/// `/livez` and `/readyz` answer 200 on the API port and on the operations port.
+pub async fn assert_probes_answer(client: &reqwest::Client, api: &str, ops: &str) {
+    for base in [api, ops] {
+        for probe in ["/livez", "/readyz"] {
+            let response = client.get(format!("{base}{probe}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{base}{probe}");
+        }
+    }
+}
+
+/// `/metrics` is 404 (a problem) on the API port `api` and 200 on the operations port `ops`,
+/// with series labelled `service`; the probes answer on both.
+pub async fn assert_operations_port(client: &reqwest::Client, api: &str, ops: &str, service: &str) {
+    assert_probes_answer(client, api, ops).await;
+    let on_api = client.get(format!("{api}/metrics")).send().await.unwrap();
+    assert_problem(on_api, 404).await;
+    let metrics = scrape(client, ops).await;
+    let labelled = format!("service=\"{service}\"");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("process_resident_memory_bytes")
+                && line.contains(&labelled)),
+        "no process_resident_memory_bytes{{{labelled}}} in {ops}/metrics:\n{metrics}"
+    );
 }
 
 /// The sum of the Prometheus samples whose line starts with `series`.

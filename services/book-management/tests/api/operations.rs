@@ -46,7 +46,7 @@ async fn the_book_role_cannot_read_another_services_schema() {
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    app.assert_probes_answer().await;
+    app.assert_operations_port("book-management").await;
     app.register_book("Counted").await;
     let metrics = app.metrics().await;
     assert!(

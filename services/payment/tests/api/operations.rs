@@ -12,7 +12,7 @@ use crate::helpers::*;
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    app.assert_probes_answer().await;
+    app.assert_operations_port("payment").await;
     app.pay_for(Uuid::new_v4(), Uuid::new_v4(), 1).await;
     let metrics = app.metrics().await;
     assert!(

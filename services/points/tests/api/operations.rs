@@ -14,7 +14,7 @@ fn points_binary() -> &'static Path {
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    app.assert_probes_answer().await;
+    app.assert_operations_port("points").await;
     let manager = world.manager_token();
     statement(&app, MY_POINTS, &manager).await;
     statement(

@@ -18,6 +18,7 @@ async fn rent_cancel_refund_and_return_end_to_end() {
     let payment = fleet.payment(None, &[]).await;
     let books = fleet.books().await;
     let rental = fleet.rental(&payment.address, &[]).await;
+    rental.assert_operations_port("rental").await;
     let book = fleet.book(&books, 450).await;
     let ada = fleet.customer();
 

@@ -11,7 +11,7 @@ use crate::helpers::*;
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
-    app.assert_probes_answer().await;
+    app.assert_operations_port("user").await;
     app.register_customer("Ursula", "ursula@example.org").await;
     let metrics = app.metrics().await;
     assert!(

@@ -14,7 +14,7 @@ fn view_binary() -> &'static Path {
 async fn health_metrics_and_the_api_document_are_served() {
     let world = World::new().await;
     let app = world.spawn().await;
-    app.assert_probes_answer().await;
+    app.assert_operations_port("view").await;
     page(&app, "/api/v1/views/rentals", None).await;
     page(&app, "/api/v1/views/books", None).await;
     let metrics = app.metrics().await;
