@@ -145,8 +145,11 @@ def method_scan(spec, load, fleet, stop):
                 method = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(8, 40)))
                 request(port, method, "/livez")
 
-    # A first handful may add the one series each process keeps for every unknown method.
+    # A first handful may add the one series each process keeps for every unknown method, and a
+    # first scrape its own.
     scan(10, 1)
+    for port in targets.values():
+        series_count(port)
     before = {name: series_count(port) for name, port in targets.items()}
     gateway_rss = fleet.rss_mb("gateway")
     scan(spec["methods"], 2)
