@@ -90,7 +90,8 @@ need_cmd() {
 }
 
 # ensure_build_prereqs: what the workspace needs to compile on a fresh Debian machine with Rust
-# (a C toolchain and make for the bundled librdkafka, pkg-config for -sys crates).
+# (a C toolchain and make for the bundled librdkafka, the C toolchain for AWS-LC, pkg-config for
+# -sys crates).
 ensure_build_prereqs() {
     command -v cargo >/dev/null 2>&1 ||
         die "cargo not found: install Rust (rustup) first, then run this again"
