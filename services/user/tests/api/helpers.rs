@@ -3,12 +3,10 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use reqwest::Response;
-use rsa::RsaPrivateKey;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::{Value, json};
+use service_kit::auth::keys::RsaPrivateKey;
 use service_kit::testing::{TestWorld, TopicReader, env_of};
 use sha2::{Digest, Sha256};
 use shared_events::{BookRented, BookReturned, DomainEvent, RentalCancelled, Topic};
@@ -24,8 +22,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A fresh RSA key as PKCS#8 PEM. Generated, never committed: private keys stay out of the
 /// repository even for tests.
 pub fn new_key_pem() -> String {
-    let key = RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("generate an RSA key");
-    key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+    RsaPrivateKey::generate()
+        .expect("generate an RSA key")
+        .to_pkcs8_pem()
 }
 
 /// The signing key of the test binary's services: generated once per process.
@@ -40,25 +39,18 @@ pub fn thumbprint(n: &str, e: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// The kid of a PEM private key.
+/// The kid of a PEM private key, its thumbprint computed here from the key's modulus and exponent.
 pub fn kid_of(pem: &str) -> String {
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::traits::PublicKeyParts;
-    let key = RsaPrivateKey::from_pkcs8_pem(pem).unwrap();
-    thumbprint(
-        &URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-        &URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
-    )
+    let key = RsaPrivateKey::from_pem(pem).unwrap();
+    thumbprint(&key.jwk().n, &key.jwk().e)
 }
 
 /// Signs `claims` with a PEM private key, as an attacker holding that key (or the issuer) would.
 pub fn sign(pem: &str, kid: &str, claims: &Value) -> String {
-    use rsa::pkcs8::DecodePrivateKey;
-    let key = RsaPrivateKey::from_pkcs8_pem(pem).unwrap();
-    let der = key.to_pkcs1_der().unwrap();
+    let key = RsaPrivateKey::from_pem(pem).unwrap();
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(der.as_bytes())).unwrap()
+    jsonwebtoken::encode(&header, claims, &key.encoding_key()).unwrap()
 }
 
 /// Claims as the service issues them, for `user_id`, valid for a while.

@@ -5,9 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Response;
-use rsa::pkcs8::{EncodePublicKey, LineEnding};
-use rsa::{BigUint, RsaPublicKey};
 use serde_json::{Value, json};
+use service_kit::auth::keys::RsaPrivateKey;
 
 use crate::helpers::*;
 
@@ -143,12 +142,13 @@ async fn forged_stale_and_foreign_tokens_are_refused() {
     .await;
 
     // HS256 keyed with the public key, as a verifier confusing algorithms would check it.
-    let n = BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(key["n"].as_str().unwrap()).unwrap());
-    let e = BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(key["e"].as_str().unwrap()).unwrap());
-    let public_pem = RsaPublicKey::new(n, e)
-        .unwrap()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap();
+    // The public key of the JWKS's modulus and exponent, as PEM.
+    let signing = RsaPrivateKey::from_pem(signing_pem()).unwrap();
+    assert_eq!(
+        (key["n"].as_str(), key["e"].as_str()),
+        (Some(&*signing.jwk().n), Some(&*signing.jwk().e))
+    );
+    let public_pem = signing.public_key_pem();
     let mut hs256 = Header::new(Algorithm::HS256);
     hs256.kid = Some(kid.to_owned());
     let confused = jsonwebtoken::encode(
