@@ -15,10 +15,12 @@ def error_is_a_problem_document(ctx, response, case):
     status = response.status_code
     if status < 400:
         return None
-    if case.operation.label == "POST /api/v1/auth/token" and status == 400:
+    if case.operation.label == "POST /api/v1/auth/token" and (
+            status == 400 or (status == 401 and b'"invalid_client"' in response.content)):
         # The OAuth2 token endpoint answers its errors as RFC 6749 §5.2 requires (JSON with
-        # `error`), which OAuth clients read; the document says so, and the schema checks hold
-        # it to that. The gateway's own answers there (429, 502, …) are still problems.
+        # `error`; 401 for a client that failed to authenticate), which OAuth clients read; the
+        # document says so, and the schema checks hold it to that. The gateway's own answers
+        # there (429, 502, …) are still problems.
         return None
     content_types = response.headers.get("content-type", [])
     content_type = content_types[0].split(";")[0].strip().lower() if content_types else None
