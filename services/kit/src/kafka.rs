@@ -17,6 +17,19 @@ use crate::metrics::Metrics;
 /// it is on them.
 pub struct RebalanceLog {
     pub metrics: Metrics,
+    /// The partitions this replica owns, kept from the rebalances themselves: asking the
+    /// consumer for its assignment inside the rebalance callback can wait for ever on
+    /// librdkafka's group queue, which the callback's own thread serves.
+    owned: std::sync::Mutex<std::collections::BTreeSet<(String, i32)>>,
+}
+
+impl RebalanceLog {
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            owned: std::sync::Mutex::default(),
+        }
+    }
 }
 
 impl ClientContext for RebalanceLog {
@@ -43,8 +56,9 @@ const STATISTICS_INTERVAL: Duration = Duration::from_secs(5);
 
 impl ConsumerContext for RebalanceLog {
     /// With cooperative rebalancing a rebalance hands over only the partitions that move, so
-    /// the gauge is read from the whole assignment after it, not from the change.
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// the gauge counts what the rebalances added and took away (an eager one revokes all, then
+    /// assigns all, which comes to the same).
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let describe = |partitions: &TopicPartitionList| -> Vec<String> {
             partitions
                 .elements()
@@ -61,9 +75,24 @@ impl ConsumerContext for RebalanceLog {
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
         }
-        if let Ok(owned) = consumer.assignment() {
-            self.metrics.consumer_partitions.set(owned.count() as i64);
+        let mut owned = self.owned.lock().expect("not poisoned");
+        let moved = |partitions: &TopicPartitionList| -> Vec<(String, i32)> {
+            partitions
+                .elements()
+                .iter()
+                .map(|p| (p.topic().to_owned(), p.partition()))
+                .collect()
+        };
+        match rebalance {
+            Rebalance::Assign(partitions) => owned.extend(moved(partitions)),
+            Rebalance::Revoke(partitions) => {
+                for partition in moved(partitions) {
+                    owned.remove(&partition);
+                }
+            }
+            Rebalance::Error(_) => {}
         }
+        self.metrics.consumer_partitions.set(owned.len() as i64);
     }
 }
 
@@ -173,7 +202,7 @@ impl Kafka {
                 "statistics.interval.ms",
                 STATISTICS_INTERVAL.as_millis().to_string(),
             )
-            .create_with_context(RebalanceLog { metrics })
+            .create_with_context(RebalanceLog::new(metrics))
     }
 
     /// Rewinds consumer group `group` to the oldest event still kept on every partition of
