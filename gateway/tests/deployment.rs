@@ -429,3 +429,24 @@ fn data_lives_below_each_volumes_root_where_lost_and_found_may_be() {
         "Kafka's and PostgreSQL's data directories checked: {checked}"
     );
 }
+
+#[test]
+fn every_stateful_set_is_governed_by_a_headless_service() {
+    let gateway = service_kit::testing::fleet_binary("gateway");
+    let target_dir = gateway.parent().unwrap().parent().unwrap();
+    let objects = render_base(&tools_venv(target_dir));
+    let sets: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet")
+        .collect();
+    assert!(!sets.is_empty(), "no StatefulSet in the rendered base");
+    for set in sets {
+        let name = set["spec"]["serviceName"].as_str().unwrap_or_default();
+        let service = find(&objects, "Service", name);
+        assert_eq!(
+            service["spec"]["clusterIP"], "None",
+            "{}: serviceName {name} is not headless",
+            set["metadata"]["name"]
+        );
+    }
+}
