@@ -19,7 +19,6 @@ after. The promise: customers are served in every phase, attackers get only the 
 in the scenario, memory stays under its bound, and nothing is paid or refunded for an attacker.
 """
 
-import concurrent.futures
 import http.client
 import json
 import random
