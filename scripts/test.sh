@@ -77,6 +77,17 @@ ensure_build_prereqs
 ensure_postgres
 export DATABASE_ADMIN_URL
 
+# TLS (services/kit/tests/tls.rs): a CA made for this run; the private PostgreSQL serves TLS
+# with a certificate it signed, and the broker started below gets a SASL_SSL listener.
+tls_dir="$FLEET_REPO/target/tls"
+make_test_pki "$tls_dir"
+if [[ -n "$FLEET_PG_DATA" ]]; then
+    enable_postgres_tls "$tls_dir"
+else
+    warn "PostgreSQL is not this clone's private cluster: the TLS tests will fail unless" \
+        "FLEET_TLS_PG_URL names a role that reaches it over TLS with a certificate of FLEET_TLS_CA"
+fi
+
 # Databases the harness left behind (a killed run, say): drop the idle ones.
 leftovers="$(psql_admin postgres -At -c "SELECT count(*) FROM pg_database d
     WHERE d.datname LIKE 'test\_%'
@@ -97,6 +108,7 @@ fi
 export FLEET_KAFKA="$kafka"
 if [[ "$kafka" == real ]]; then
     rm -rf "$FLEET_REPO/target/kafka/test" "$FLEET_REPO/target/kafka/own"
+    [[ -z "${KAFKA_BROKERS:-}" ]] && export FLEET_KAFKA_TLS_DIR="$tls_dir"
     ensure_kafka "$FLEET_REPO/target/kafka/test"
     log "Kafka: Apache Kafka at $KAFKA_BROKERS"
 else

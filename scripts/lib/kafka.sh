@@ -9,7 +9,10 @@
 # ensure_kafka DATA           KAFKA_BROKERS when set (used as it is); else start a broker of this
 #                             clone with its data in DATA, on FLEET_KAFKA_PORT (default 59092,
 #                             the next free one when taken), wait until it answers, and export
-#                             KAFKA_BROKERS. stop_private_kafka stops it again.
+#                             KAFKA_BROKERS. stop_private_kafka stops it again. With
+#                             FLEET_KAFKA_TLS_DIR (scripts/lib/tls.sh's make_test_pki) the broker
+#                             also has a SASL_SSL listener (PLAIN) for localhost, whose address
+#                             and credentials it exports as FLEET_TLS_KAFKA_*.
 # stop_private_kafka          stop the broker, only if ensure_kafka started it.
 #
 # Java 17 or newer and Maven are needed; both are installed from Debian's packages when missing.
@@ -21,6 +24,8 @@ FLEET_KAFKA_SH_LOADED=1
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=scripts/lib/tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
 
 FLEET_KAFKA_POM="$FLEET_REPO/scripts/kafka/pom.xml"
 FLEET_KAFKA_PID=""
@@ -72,14 +77,22 @@ kafka_classpath() {
 # _kafka_properties DATA PORT CPORT: the broker's configuration, written into DATA.
 _kafka_properties() {
     local data="$1" port="$2" cport="$3"
+    local listeners="PLAINTEXT://127.0.0.1:$port" advertised="PLAINTEXT://127.0.0.1:$port"
+    local protocols="PLAINTEXT:PLAINTEXT"
+    if [[ -n "${FLEET_KAFKA_SASL_SSL_PORT:-}" ]]; then
+        # Advertised by name: the clients check the certificate against it.
+        listeners+=",SASL_SSL://127.0.0.1:$FLEET_KAFKA_SASL_SSL_PORT"
+        advertised+=",SASL_SSL://localhost:$FLEET_KAFKA_SASL_SSL_PORT"
+        protocols+=",SASL_SSL:SASL_SSL"
+    fi
     cat >"$data/server.properties" <<EOF
 # Written by scripts/lib/kafka.sh at every start: a single node that is broker and controller.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$advertised
+listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 # Below the data folder's root, which on a mounted volume may hold lost+found.
@@ -109,6 +122,17 @@ broker.heartbeat.interval.ms=1000
 # Small index files: a test run creates thousands of partitions on this one broker.
 log.index.size.max.bytes=1048576
 EOF
+    if [[ -n "${FLEET_KAFKA_SASL_SSL_PORT:-}" ]]; then
+        local tls="$FLEET_KAFKA_TLS_DIR"
+        cat >>"$data/server.properties" <<EOF
+# The SASL_SSL listener of the TLS tests (scripts/lib/tls.sh): as a managed Kafka, TLS with a
+# certificate for the advertised name, and PLAIN credentials.
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls/server-keystore.pem
+listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_fleet="$(cat "$tls/kafka-password")";
+EOF
+    fi
 }
 
 kafka_exec() {
@@ -153,6 +177,11 @@ ensure_kafka() {
     port="$(next_free_port "${FLEET_KAFKA_PORT:-59092}")"
     cport="$(next_free_port $((port + 1)))"
     mkdir -p "$data"
+    if [[ -n "${FLEET_KAFKA_TLS_DIR:-}" ]]; then
+        FLEET_KAFKA_SASL_SSL_PORT="$(next_free_port $((cport + 1)))"
+        head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$FLEET_KAFKA_TLS_DIR/kafka-password"
+        export FLEET_KAFKA_TLS_DIR FLEET_KAFKA_SASL_SSL_PORT
+    fi
     FLEET_KAFKA_LOG="$data/broker.log"
     log "starting Apache Kafka on 127.0.0.1:$port (log: $FLEET_KAFKA_LOG)"
     started_at=$SECONDS
@@ -174,6 +203,9 @@ ensure_kafka() {
     done
     KAFKA_BROKERS="127.0.0.1:$port"
     export KAFKA_BROKERS
+    if [[ -n "${FLEET_KAFKA_SASL_SSL_PORT:-}" ]]; then
+        kafka_tls_env "$FLEET_KAFKA_TLS_DIR" "$FLEET_KAFKA_SASL_SSL_PORT"
+    fi
     log "Kafka answers at $KAFKA_BROKERS (ready in $(format_elapsed $((SECONDS - started_at))))"
 }
 

@@ -215,13 +215,20 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// The largest request head (request line and headers); a larger one is answered 431.
     pub max_header_bytes: usize,
+    /// A connection older than this, or that has served `connection_max_requests`, closes
+    /// after its next answer (`Connection: close`). Clients keep connections alive and
+    /// Kubernetes balances per connection, so without it a replica the autoscaler adds would
+    /// get only clients that connect after it is up.
+    pub connection_max_age: Duration,
+    pub connection_max_requests: u64,
 }
 
 impl HttpConfig {
     /// `HTTP_HOST`, `HTTP_PORT` (default `default_port`), `OPS_HOST` (default `HTTP_HOST`),
     /// `OPS_PORT` (default [`DEFAULT_OPS_PORT`]), `REQUEST_TIMEOUT_MS`, `BODY_LIMIT_BYTES`,
     /// `SHUTDOWN_DRAIN_DELAY_MS`, `LOG_FORMAT`, `HTTP_HEADER_READ_TIMEOUT_MS`,
-    /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_HEADER_BYTES`.
+    /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_HEADER_BYTES`, `HTTP_CONNECTION_MAX_AGE_MS`,
+    /// `HTTP_CONNECTION_MAX_REQUESTS`.
     pub fn read(env: &mut Env, default_port: u16) -> Self {
         let host: String = env.or("HTTP_HOST", "0.0.0.0".to_owned());
         let port = env.or("HTTP_PORT", default_port);
@@ -237,7 +244,14 @@ impl HttpConfig {
             header_read_timeout: env.millis("HTTP_HEADER_READ_TIMEOUT_MS", 30_000),
             max_connections: env.or("HTTP_MAX_CONNECTIONS", 1024),
             max_header_bytes: env.or("HTTP_MAX_HEADER_BYTES", 16 * 1024),
+            connection_max_age: env.millis("HTTP_CONNECTION_MAX_AGE_MS", 5_000),
+            connection_max_requests: env.or("HTTP_CONNECTION_MAX_REQUESTS", 1_000),
         };
+        if config.connection_max_age.is_zero() || config.connection_max_requests == 0 {
+            env.invalid(
+                "HTTP_CONNECTION_MAX_AGE_MS and HTTP_CONNECTION_MAX_REQUESTS must be at least 1",
+            );
+        }
         if config.request_timeout.is_zero() {
             env.invalid("REQUEST_TIMEOUT_MS must be at least 1");
         }
@@ -276,6 +290,7 @@ pub struct KitConfig {
     /// can share one Kafka cluster.
     pub kafka_topic_prefix: String,
     pub kafka_message_timeout: Duration,
+    pub kafka_security: crate::kafka::KafkaSecurity,
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: u32,
     pub consumer_max_retries: u32,
@@ -294,6 +309,7 @@ impl KitConfig {
             kafka_brokers: env.required("KAFKA_BROKERS"),
             kafka_topic_prefix: env.or("KAFKA_TOPIC_PREFIX", String::new()),
             kafka_message_timeout: env.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000),
+            kafka_security: crate::kafka::KafkaSecurity::read(env),
             outbox_poll_interval: env.millis("OUTBOX_POLL_INTERVAL_MS", 100),
             outbox_batch_size: env.or("OUTBOX_BATCH_SIZE", 500),
             consumer_max_retries: env.or("CONSUMER_MAX_RETRIES", 5),

@@ -20,7 +20,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use shared_events::{RawEvent, Topic, topic::dlq_of};
 use uuid::Uuid;
 
@@ -63,6 +63,7 @@ impl DlqConfig {
         let brokers: String = env.required("KAFKA_BROKERS");
         let prefix: String = env.or("KAFKA_TOPIC_PREFIX", String::new());
         let message_timeout = env.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000);
+        let security = crate::kafka::KafkaSecurity::read(&mut env);
         let read_timeout = env.millis("DLQ_TIMEOUT_MS", 10_000);
         // The consumers' own retention settings, read and checked as they read them.
         let inbox_retention = crate::retention::RetentionConfig::read(&mut env).inbox;
@@ -71,7 +72,7 @@ impl DlqConfig {
         }
         env.finish()?;
         Ok(Self {
-            kafka: Kafka::with_settings(&brokers, &prefix, message_timeout),
+            kafka: Kafka::with_settings(&brokers, &prefix, message_timeout, security),
             read_timeout,
             inbox_retention,
         })
@@ -619,8 +620,9 @@ pub async fn read(
     topics: &[Topic],
 ) -> anyhow::Result<Vec<DeadLetters>> {
     let origins: Vec<String> = topics.iter().map(|t| config.kafka.topic(*t)).collect();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", config.kafka.brokers())
+    let consumer: BaseConsumer = config
+        .kafka
+        .client_config()
         // librdkafka delivers assigned partitions through a group's queue; this group is never
         // joined (no subscribe) and never given an offset.
         .set(

@@ -10,8 +10,172 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientConfig, ClientContext, Offset, Statistics, TopicPartitionList};
 use shared_events::Topic;
 
-use crate::KitConfig;
 use crate::metrics::Metrics;
+use crate::{Env, KitConfig};
+
+/// How the clients reach the brokers: `KAFKA_SECURITY_PROTOCOL` (`PLAINTEXT`, `SSL`,
+/// `SASL_PLAINTEXT` or `SASL_SSL`), with SASL `KAFKA_SASL_MECHANISM` (`PLAIN`, `SCRAM-SHA-256` or
+/// `SCRAM-SHA-512`), `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`, and with TLS
+/// `KAFKA_SSL_CA_LOCATION` (a PEM file; unset, the system's trusted roots). A managed Kafka such
+/// as Event Hubs is `SASL_SSL` with `PLAIN`.
+#[derive(Clone, Default)]
+pub struct KafkaSecurity {
+    protocol: SecurityProtocol,
+    sasl: Option<Sasl>,
+    ca_location: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    fn uses_sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+
+    fn uses_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+}
+
+impl std::str::FromStr for SecurityProtocol {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl]
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SaslMechanism {
+    #[default]
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+impl std::str::FromStr for SaslMechanism {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Plain, Self::ScramSha256, Self::ScramSha512]
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s))
+            .ok_or("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    }
+}
+
+#[derive(Clone)]
+struct Sasl {
+    mechanism: SaslMechanism,
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for KafkaSecurity {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSecurity")
+            .field("protocol", &self.protocol)
+            .field("sasl_mechanism", &self.sasl.as_ref().map(|s| s.mechanism))
+            .field("sasl_username", &self.sasl.as_ref().map(|s| &s.username))
+            .field("ca_location", &self.ca_location)
+            .finish()
+    }
+}
+
+impl KafkaSecurity {
+    pub fn read(env: &mut Env) -> Self {
+        let protocol: SecurityProtocol = env.or("KAFKA_SECURITY_PROTOCOL", SecurityProtocol::Plaintext);
+        let mechanism: SaslMechanism = env.or("KAFKA_SASL_MECHANISM", SaslMechanism::Plain);
+        let username: Option<String> = env.optional("KAFKA_SASL_USERNAME");
+        let password: Option<String> = env.optional("KAFKA_SASL_PASSWORD");
+        let ca_location: Option<String> = env.optional("KAFKA_SSL_CA_LOCATION");
+        let sasl = match (protocol.uses_sasl(), username, password) {
+            (true, Some(username), Some(password)) if !username.is_empty() => Some(Sasl {
+                mechanism,
+                username,
+                password,
+            }),
+            (true, ..) => {
+                env.invalid(format!(
+                    "KAFKA_SECURITY_PROTOCOL={} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+                    protocol.name()
+                ));
+                None
+            }
+            // Credentials for a protocol that would not send them: a half-finished change.
+            (false, Some(_), _) | (false, _, Some(_)) => {
+                env.invalid(format!(
+                    "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are set but \
+                     KAFKA_SECURITY_PROTOCOL={} sends no credentials (SASL_SSL?)",
+                    protocol.name()
+                ));
+                None
+            }
+            (false, None, None) => None,
+        };
+        if ca_location.is_some() && !protocol.uses_tls() {
+            env.invalid(format!(
+                "KAFKA_SSL_CA_LOCATION is set but KAFKA_SECURITY_PROTOCOL={} is not TLS",
+                protocol.name()
+            ));
+        }
+        Self {
+            protocol,
+            sasl,
+            ca_location,
+        }
+    }
+
+    /// A client configuration for `brokers` with these settings: every client starts here.
+    pub fn client_config(&self, brokers: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("security.protocol", self.protocol.name());
+        if let Some(sasl) = &self.sasl {
+            config
+                .set("sasl.mechanisms", sasl.mechanism.name())
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", &sasl.password);
+        }
+        if self.protocol.uses_tls() {
+            // librdkafka's default, said out loud: the broker's name must match its certificate.
+            config.set("ssl.endpoint.identification.algorithm", "https");
+            if let Some(ca) = &self.ca_location {
+                config.set("ssl.ca.location", ca);
+            }
+        }
+        config
+    }
+}
 
 /// Logs every rebalance and exports how many partitions this replica owns and how far behind
 /// it is on them.
@@ -108,6 +272,7 @@ pub struct Kafka {
     brokers: String,
     prefix: String,
     message_timeout: Duration,
+    security: KafkaSecurity,
 }
 
 impl Kafka {
@@ -116,21 +281,34 @@ impl Kafka {
             &config.kafka_brokers,
             &config.kafka_topic_prefix,
             config.kafka_message_timeout,
+            config.kafka_security.clone(),
         )
     }
 
     /// Clients from the broker settings alone, for a command that needs no database
     /// (`<service> dlq`): [`KitConfig`] would require one.
-    pub fn with_settings(brokers: &str, prefix: &str, message_timeout: Duration) -> Self {
+    pub fn with_settings(
+        brokers: &str,
+        prefix: &str,
+        message_timeout: Duration,
+        security: KafkaSecurity,
+    ) -> Self {
         Self {
             brokers: brokers.to_owned(),
             prefix: prefix.to_owned(),
             message_timeout,
+            security,
         }
     }
 
     pub fn brokers(&self) -> &str {
         &self.brokers
+    }
+
+    /// The configuration every client of this cluster starts from: its brokers and how to
+    /// reach them.
+    pub fn client_config(&self) -> ClientConfig {
+        self.security.client_config(&self.brokers)
     }
 
     /// The topic's name on the cluster (with this environment's prefix).
@@ -147,8 +325,7 @@ impl Kafka {
     /// with its disk is still on another), in order per partition and never written twice even
     /// when a send is retried after a lost acknowledgement (idempotence).
     pub fn producer(&self) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        self.client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // The relay sends a batch at a time: a few milliseconds lets it share requests.
@@ -172,8 +349,7 @@ impl Kafka {
         group: &str,
         metrics: Metrics,
     ) -> Result<Consumer, rdkafka::error::KafkaError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        self.client_config()
             .set("group.id", self.name(group))
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
@@ -222,8 +398,8 @@ impl Kafka {
     ) -> anyhow::Result<usize> {
         let group = self.name(group);
         let topics: Vec<String> = topics.iter().map(|t| self.topic(*t)).collect();
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        let consumer: BaseConsumer = self
+            .client_config()
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -237,6 +237,7 @@ async fn accept(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let retirement = Retirement::new(config);
         let service = tower::ServiceExt::map_request(
             app.clone(),
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
@@ -246,6 +247,9 @@ async fn accept(
                 request
             },
         );
+        let service = tower::ServiceExt::map_response(service, move |response| {
+            retirement.answered(response)
+        });
         let connection = graceful.watch(http.serve_connection(
             TokioIo::new(stream),
             hyper_util::service::TowerToHyperService::new(service),
@@ -263,6 +267,43 @@ async fn accept(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// When a connection retires: after a bounded age or number of answers, its next answer says
+/// `Connection: close`, so its client opens a new connection, which Kubernetes may give to
+/// another replica (one added by the autoscaler, say). Closing after an answer, never while
+/// idle, leaves no moment where a client could send a request on a connection being closed.
+#[derive(Clone)]
+struct Retirement {
+    born: std::time::Instant,
+    answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    max_age: std::time::Duration,
+    max_answers: u64,
+}
+
+impl Retirement {
+    fn new(config: &HttpConfig) -> Self {
+        Self {
+            born: std::time::Instant::now(),
+            answers: std::sync::Arc::default(),
+            max_age: config.connection_max_age,
+            max_answers: config.connection_max_requests,
+        }
+    }
+
+    fn answered(&self, mut response: axum::response::Response) -> axum::response::Response {
+        let answers = self
+            .answers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if answers >= self.max_answers || self.born.elapsed() >= self.max_age {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    }
 }
 
 /// The answer to a connection beyond the cap: a 503 the client can read, then the close, with
@@ -422,6 +463,59 @@ mod tests {
                 .ok();
         }
         assert_eq!(status(format!("{}/livez", server.ops)).await, 200);
+        server.stop.cancel();
+        server.served.await.unwrap().unwrap();
+    }
+
+    /// Sends `GET /hello` on `stream` and reads the whole answer.
+    async fn hello(stream: &mut tokio::net::TcpStream) -> String {
+        stream
+            .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"\r\n\r\nhello") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert_ne!(n, 0, "closed before the answer: {answer:?}");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(answer).unwrap().to_ascii_lowercase()
+    }
+
+    /// Whether the server closed `stream` (end of stream within a second).
+    async fn closed(stream: &mut tokio::net::TcpStream) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut rest)).await,
+            Ok(Ok(0))
+        )
+    }
+
+    #[tokio::test]
+    async fn a_connection_retires_after_its_answers_or_its_age_with_an_answer_that_says_so() {
+        let server = serve(&[
+            ("HTTP_CONNECTION_MAX_REQUESTS", "3"),
+            ("HTTP_CONNECTION_MAX_AGE_MS", "600"),
+        ])
+        .await;
+        let api = server.api.trim_start_matches("http://").to_owned();
+
+        // By count: the third answer closes the connection, the first two keep it.
+        let mut stream = tokio::net::TcpStream::connect(&api).await.unwrap();
+        for _ in 0..2 {
+            assert!(!hello(&mut stream).await.contains("connection: close"));
+        }
+        assert!(hello(&mut stream).await.contains("connection: close"));
+        assert!(closed(&mut stream).await);
+
+        // By age: idle past the age, the connection stays open until its next answer, which
+        // closes it (never closed under a request about to be sent).
+        let mut stream = tokio::net::TcpStream::connect(&api).await.unwrap();
+        assert!(!hello(&mut stream).await.contains("connection: close"));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(hello(&mut stream).await.contains("connection: close"));
+        assert!(closed(&mut stream).await);
         server.stop.cancel();
         server.served.await.unwrap().unwrap();
     }
