@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -75,9 +76,8 @@ PAYLOAD = json.dumps({
 
 
 def pg_url(fleet):
-    admin = fleet.settings["DATABASE_ADMIN_URL"]
-    base, _, _ = admin.rpartition("/")
-    return f"{base}/{fleet.settings['FLEET_DB_NAME']}"
+    admin = urllib.parse.urlsplit(fleet.settings["DATABASE_ADMIN_URL"])
+    return urllib.parse.urlunsplit(admin._replace(path="/" + fleet.settings["FLEET_DB_NAME"]))
 
 
 def pgbench(fleet, clients, seconds):

@@ -265,7 +265,10 @@ _pg_start_private() {
 
     FLEET_PG_HOST=127.0.0.1
     FLEET_PG_PORT="$port"
-    DATABASE_ADMIN_URL="postgres://postgres:$(urlencode "$password")@$FLEET_PG_HOST:$FLEET_PG_PORT/postgres"
+    # Plain text on the loopback: the cluster may serve TLS (scripts/lib/tls.sh turns it on for
+    # the TLS tests' role), and sqlx's default `prefer` would take it for every connection.
+    FLEET_PG_URL_PARAMS="sslmode=disable"
+    DATABASE_ADMIN_URL="postgres://postgres:$(urlencode "$password")@$FLEET_PG_HOST:$FLEET_PG_PORT/postgres?$FLEET_PG_URL_PARAMS"
 }
 
 _pg_wait_ready() {
