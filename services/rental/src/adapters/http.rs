@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::application::{
     PaymentGateway, RentError, RentalStore, Rentals, RentalsError, StoreError,
 };
-use crate::domain::Rental;
+use crate::domain::{IdempotencyKey, Rental};
 
 pub const RENTALS: &str = "/api/v1/rentals";
 
@@ -122,27 +122,63 @@ fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
             .with_retry_after(retry_after_secs)
             .into_response()
         }
+        RentError::KeyReused => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            .into_response(),
+        RentError::KeyInFlight => Problem::conflict(e.to_string())
+            .with_retry_after(1)
+            .into_response(),
         RentError::Store(e) => Problem::database(e).into_response(),
     }
 }
 
+/// The `Idempotency-Key` header, when the client sent one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let invalid = |e: &dyn std::fmt::Display| {
+        Problem::new(StatusCode::BAD_REQUEST, e.to_string())
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid(&crate::domain::InvalidIdempotencyKey))?;
+    IdempotencyKey::parse(text)
+        .map(Some)
+        .map_err(|e| invalid(&e))
+}
+
+/// The header that makes a rent safe to send again (IETF httpapi's draft of that name).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 #[utoipa::path(post, path = "/api/v1/rentals", request_body = RentBook, tag = "rentals",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes the rent safe to send again: the same key (1 to 255 visible ASCII characters, a UUID say) gets the rental the first rent with it made, not a second one. A rent that failed frees its key. The gateway gives every rent one that has none")),
     responses(
-        (status = 201, description = "Rented and paid", body = RentalView, headers(("Location" = String))),
+        (status = 201, description = "Rented and paid (or, with an Idempotency-Key already used, the rental that rent made)", body = RentalView, headers(("Location" = String))),
+        (status = 400, description = "An invalid Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "Payment declined", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such book", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The book is rented or retired, or the customer holds as many active rentals as they may", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The book is rented or retired, the customer holds as many active rentals as they may, or the rent with this Idempotency-Key is still being paid for (with Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or an Idempotency-Key already used to rent another book", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Payment or the database unavailable for a moment; try again after Retry-After seconds", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
     ))]
 async fn rent<S: RentalStore, P: PaymentGateway>(
     State(api): State<Api<S, P>>,
     caller: Caller,
+    headers: HeaderMap,
     Json(body): Json<RentBook>,
 ) -> Response {
-    match api.rentals.rent(caller.user_id, body.book_id).await {
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(problem) => return problem.into_response(),
+    };
+    match api
+        .rentals
+        .rent(caller.user_id, body.book_id, key.as_ref())
+        .await
+    {
         Ok(rental) => {
             let location = format!("{RENTALS}/{}", rental.id);
             (

@@ -10,8 +10,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{RentalChange, RentalStore, StoreError};
-use crate::domain::{CatalogueEntry, Rental, RentalError, RentalStatus};
+use crate::application::{Opened, RentalChange, RentalStore, StoreError};
+use crate::domain::{CatalogueEntry, IdempotencyKey, Rental, RentalError, RentalStatus};
 
 #[derive(Clone)]
 pub struct PgRentalStore {
@@ -118,7 +118,12 @@ impl RentalStore for PgRentalStore {
         .transpose()
     }
 
-    async fn open(&self, rental: &Rental, max_active: u32) -> Result<(), StoreError> {
+    async fn open(
+        &self,
+        rental: &Rental,
+        max_active: u32,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Opened, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // One customer's rents take turns here (a lock for the transaction), so the count below
         // sees every rental a concurrent rent of theirs opened: the limit holds under any
@@ -132,11 +137,15 @@ impl RentalStore for PgRentalStore {
             .map_err(unavailable)?;
         let inserted = sqlx::query(
             // updated_at is the database's time: the reconciler compares it with the database's
-            // now(), which a drifting service clock must not sway.
-            "INSERT INTO rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, now() \
+            // now(), which a drifting service clock must not sway. A key already used is found
+            // before anything else is checked (ON CONFLICT's arbiter), so its rent is answered
+            // even when the book is now taken by it or the customer at their limit.
+            "INSERT INTO rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at, idempotency_key) \
+             SELECT $1, $2, $3, $4, $5, $6, now(), $8 \
              WHERE (SELECT count(*) FROM rentals \
-                    WHERE user_id = $3 AND status IN ('PAYMENT_PENDING', 'RENTED')) < $7",
+                    WHERE user_id = $3 AND status IN ('PAYMENT_PENDING', 'RENTED')) < $7 \
+             ON CONFLICT (user_id, idempotency_key) \
+                WHERE idempotency_key IS NOT NULL AND status <> 'PAYMENT_FAILED' DO NOTHING",
         )
         .bind(rental.id)
         .bind(rental.book_id)
@@ -145,11 +154,30 @@ impl RentalStore for PgRentalStore {
         .bind(rental.status.as_str())
         .bind(rental.created_at)
         .bind(i64::from(max_active))
+        .bind(key.map(IdempotencyKey::as_str))
         .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(done) if done.rows_affected() == 0 => Err(StoreError::LimitReached),
-            Ok(_) => tx.commit().await.map_err(unavailable),
+            Ok(done) if done.rows_affected() == 0 => {
+                let Some(key) = key else {
+                    return Err(StoreError::LimitReached);
+                };
+                let earlier: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT id FROM rentals WHERE user_id = $1 AND idempotency_key = $2 \
+                     AND status <> 'PAYMENT_FAILED'",
+                )
+                .bind(rental.user_id)
+                .bind(key.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                earlier.map(Opened::Earlier).ok_or(StoreError::LimitReached)
+            }
+            Ok(_) => tx
+                .commit()
+                .await
+                .map(|()| Opened::New)
+                .map_err(unavailable),
             Err(sqlx::Error::Database(e))
                 if e.constraint() == Some("rentals_one_active_per_book") =>
             {

@@ -7,8 +7,8 @@ mod rentals;
 
 pub use expiry::Expiry;
 pub use ports::{
-    PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable, RentalChange, RentalStore,
-    StoreError,
+    Opened, PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable, RentalChange,
+    RentalStore, StoreError,
 };
 pub use reconciler::Reconciler;
 pub use rentals::{Clock, RentError, Rentals, RentalsError};

@@ -1,7 +1,7 @@
 use shared_events::{BookRented, BookReturned, RentalCancelled};
 use uuid::Uuid;
 
-use crate::domain::{CatalogueEntry, Rental, RentalError};
+use crate::domain::{CatalogueEntry, IdempotencyKey, Rental, RentalError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +24,16 @@ impl StoreError {
     }
 }
 
+/// What opening a rental did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// The rental is stored, PAYMENT_PENDING.
+    New,
+    /// Nothing stored: this customer's earlier rent with the same idempotency key made this
+    /// rental (and did not fail).
+    Earlier(Uuid),
+}
+
 /// What a change to a running rental publishes.
 #[derive(Debug, Clone)]
 pub enum RentalChange {
@@ -40,13 +50,14 @@ pub trait RentalStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<CatalogueEntry>, StoreError>> + Send;
 
     /// Stores a new PAYMENT_PENDING rental; `BookTaken` when the book has an active one,
-    /// `LimitReached` when its customer already holds `max_active` active rentals. Both checks
-    /// hold under concurrent rents.
+    /// `LimitReached` when its customer already holds `max_active` active rentals, `Earlier` when
+    /// the customer's rent with the same `key` made one. The checks hold under concurrent rents.
     fn open(
         &self,
         rental: &Rental,
         max_active: u32,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        key: Option<&IdempotencyKey>,
+    ) -> impl Future<Output = Result<Opened, StoreError>> + Send;
 
     /// PAYMENT_PENDING → RENTED with its `BookRented`. False when the rental is no longer pending
     /// (the reconciler settled it meanwhile), and then nothing changes.

@@ -2,9 +2,10 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::ports::{
-    PaymentGateway, PaymentOutcome, PaymentUnavailable, RentalChange, RentalStore, StoreError,
+    Opened, PaymentGateway, PaymentOutcome, PaymentUnavailable, RentalChange, RentalStore,
+    StoreError,
 };
-use crate::domain::{Rental, RentalError, RentalTerms};
+use crate::domain::{IdempotencyKey, Rental, RentalError, RentalStatus, RentalTerms};
 
 /// The service's clock, for the times a rental records (requested, rented, due, given back).
 /// It is never compared with a time the database wrote: those comparisons use the database's
@@ -40,6 +41,10 @@ pub enum RentError {
     Rule(#[from] RentalError),
     #[error("payment declined")]
     Declined,
+    #[error("this Idempotency-Key was used for a rent of another book")]
+    KeyReused,
+    #[error("the rent with this Idempotency-Key is still being paid for; ask again in a moment")]
+    KeyInFlight,
     #[error("payment is unavailable: {0}")]
     PaymentUnavailable(PaymentUnavailable),
     #[error(transparent)]
@@ -85,8 +90,14 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
 
     /// Rents a book: the rental is stored PAYMENT_PENDING first (the unique index makes double
     /// booking impossible, and the customer's limit is checked in the same step), then paid for,
-    /// then marked RENTED with its event. A refused rent never reaches payment.
-    pub async fn rent(&self, user_id: Uuid, book_id: Uuid) -> Result<Rental, RentError> {
+    /// then marked RENTED with its event. A refused rent never reaches payment. With `key`, a
+    /// rent this customer already made with it is answered with that rental, nothing new.
+    pub async fn rent(
+        &self,
+        user_id: Uuid,
+        book_id: Uuid,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Rental, RentError> {
         let store = |e: StoreError| match e {
             StoreError::BookTaken => RentError::BookTaken,
             StoreError::LimitReached => RentError::LimitReached(self.max_active),
@@ -99,10 +110,24 @@ impl<S: RentalStore, P: PaymentGateway> Rentals<S, P> {
             .map_err(store)?
             .ok_or(RentError::UnknownBook(book_id))?;
         let mut rental = Rental::request(&book, user_id, self.clock.now())?;
-        self.store
-            .open(&rental, self.max_active)
+        if let Opened::Earlier(id) = self
+            .store
+            .open(&rental, self.max_active, key)
             .await
-            .map_err(store)?;
+            .map_err(store)?
+        {
+            let earlier = self
+                .store
+                .get(id)
+                .await
+                .map_err(store)?
+                .ok_or_else(|| RentError::Store(anyhow::anyhow!("rental {id} vanished")))?;
+            return match earlier.status {
+                _ if earlier.book_id != book_id => Err(RentError::KeyReused),
+                RentalStatus::PaymentPending => Err(RentError::KeyInFlight),
+                _ => Ok(earlier),
+            };
+        }
 
         match self.payments.pay(&rental).await {
             Ok(PaymentOutcome::Approved { payment_id }) => {

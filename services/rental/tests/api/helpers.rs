@@ -198,6 +198,19 @@ impl Customer {
             .unwrap()
     }
 
+    /// Rents with an `Idempotency-Key`.
+    pub async fn rent_with_key(&self, rental: &App, book_id: Uuid, key: &str) -> Response {
+        rental
+            .client
+            .post(rental.url("/api/v1/rentals"))
+            .header("authorization", self.bearer())
+            .header("idempotency-key", key)
+            .json(&json!({"bookId": book_id}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Rents and expects 201; returns the rental.
     pub async fn rents(&self, rental: &App, book_id: Uuid) -> Value {
         let response = self.rent(rental, book_id).await;

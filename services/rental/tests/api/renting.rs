@@ -271,3 +271,58 @@ async fn unknown_retired_and_declined_books_are_refused_without_a_charge() {
     assert_eq!(approved, 0, "nothing charged");
     fleet.agree().await;
 }
+
+#[tokio::test]
+async fn a_rent_sent_again_with_its_idempotency_key_gets_the_same_rental_and_one_payment() {
+    let fleet = Fleet::new().await;
+    let payment = fleet
+        .payment(None, &[("PAYMENT_DECLINE_AMOUNT_ABOVE", "1000")])
+        .await;
+    let books = fleet.books().await;
+    let rental = fleet.rental(&payment.address, &[]).await;
+    let ada = fleet.customer();
+    let (book, other_book, pricey) = (
+        fleet.book(&books, 300).await,
+        fleet.book(&books, 300).await,
+        fleet.book(&books, 5000).await,
+    );
+    let key = uuid::Uuid::new_v4().to_string();
+
+    let first = ada.rent_with_key(&rental, book, &key).await;
+    assert_eq!(first.status(), 201);
+    let location = first.headers()["location"].clone();
+    let first: Value = first.json().await.unwrap();
+
+    // Sent again, at once and concurrently (the book is now taken, by this very rent): the same
+    // rental each time, and nothing new charged or stored.
+    let again = futures::future::join_all((0..5).map(|_| ada.rent_with_key(&rental, book, &key))).await;
+    for answer in again {
+        assert_eq!(answer.status(), 201);
+        assert_eq!(answer.headers()["location"], location);
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["id"], first["id"], "{answer}");
+        assert_eq!(answer["status"], "RENTED");
+    }
+    assert_eq!(fleet.count("rental.rentals").await, 1);
+    assert_eq!(fleet.count("payment.payments").await, 1);
+
+    // The same key for another book is a client's mistake, not a second rent.
+    let reused = assert_problem(ada.rent_with_key(&rental, other_book, &key).await, 422).await;
+    assert!(reused["detail"].as_str().unwrap().contains("Idempotency-Key"), "{reused}");
+    // Keys are per customer: another customer's same key is a rent of their own.
+    let bob = fleet.customer();
+    assert_eq!(bob.rent_with_key(&rental, other_book, &key).await.status(), 201);
+
+    // A rent that failed frees its key: sending it again tries again.
+    let declined_key = uuid::Uuid::new_v4().to_string();
+    assert_problem(ada.rent_with_key(&rental, pricey, &declined_key).await, 402).await;
+    assert_problem(ada.rent_with_key(&rental, pricey, &declined_key).await, 402).await;
+
+    // A key that is not one: 400, and nothing stored.
+    let before = fleet.count("rental.rentals").await;
+    for bad in ["", "has space", &"k".repeat(256)] {
+        let problem = assert_problem(ada.rent_with_key(&rental, book, bad).await, 400).await;
+        assert!(problem["detail"].as_str().unwrap().contains("Idempotency-Key"), "{problem}");
+    }
+    assert_eq!(fleet.count("rental.rentals").await, before);
+}
