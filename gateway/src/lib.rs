@@ -157,6 +157,9 @@ impl Config {
     }
 }
 
+/// What makes a rent safe to send again (rental honours it; IETF httpapi's draft of that name).
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// The OAuth2 token endpoint: sign-ins, each a password check.
 const TOKEN_PATH: &str = "/api/v1/auth/token";
 
@@ -202,7 +205,7 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let outcomes = prometheus::IntCounterVec::new(
         prometheus::Opts::new(
             "upstream_requests_total",
-            "Requests sent on to a service, by address and outcome (answered, unreachable, timed_out, broken)",
+            "Requests sent on to a service, by address and outcome (answered, unreachable, timed_out, broken, replayed)",
         ),
         &["upstream", "address", "outcome"],
     )?;
@@ -329,6 +332,12 @@ async fn forward(
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert("x-forwarded-for", value);
     }
+    if route.keyed && !headers.contains_key(IDEMPOTENCY_KEY) {
+        headers.insert(
+            IDEMPOTENCY_KEY,
+            HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a value"),
+        );
+    }
     // The kit serves every request within its trace; the next hop's parent is this one.
     if let Some(value) = outgoing().and_then(|t| HeaderValue::from_str(&t).ok()) {
         headers.insert(TRACEPARENT, value);
@@ -339,7 +348,10 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| axum::http::uri::PathAndQuery::from_static("/"));
-    match upstream.send(&parts.method, &path, &headers, body).await {
+    match upstream
+        .send(&parts.method, &path, &headers, body, route.replayable())
+        .await
+    {
         Ok(mut response) => {
             let length = response.headers().get(header::CONTENT_LENGTH).cloned();
             strip_hop_by_hop(response.headers_mut());

@@ -59,7 +59,7 @@ impl ApiDocs {
 async fn fetch(upstream: &Upstream) -> Option<Value> {
     let path = PathAndQuery::from_static("/openapi.json");
     let response = upstream
-        .send(&Method::GET, &path, &HeaderMap::new(), Bytes::new())
+        .send(&Method::GET, &path, &HeaderMap::new(), Bytes::new(), true)
         .await
         .ok()?;
     if !response.status().is_success() {

@@ -84,6 +84,9 @@ pub struct Route {
     pub path: &'static str,
     pub service: Service,
     pub access: Access,
+    /// The service honours `Idempotency-Key`: the gateway gives a request without one a key of
+    /// its own, which makes sending it again after a broken connection safe.
+    pub keyed: bool,
 }
 
 const fn route(method: Method, path: &'static str, service: Service, access: Access) -> Route {
@@ -92,6 +95,26 @@ const fn route(method: Method, path: &'static str, service: Service, access: Acc
         path,
         service,
         access,
+        keyed: false,
+    }
+}
+
+const fn keyed(method: Method, path: &'static str, service: Service, access: Access) -> Route {
+    Route {
+        method,
+        path,
+        service,
+        access,
+        keyed: true,
+    }
+}
+
+impl Route {
+    /// Whether the request may be sent again when the connection it went out on broke before
+    /// an answer came: one that cannot change anything, or one the service recognises by its
+    /// key. Anything else may have taken effect, and is answered 502.
+    pub fn replayable(&self) -> bool {
+        self.keyed || self.method == Method::GET || self.method == Method::HEAD
     }
 }
 
@@ -113,7 +136,7 @@ pub static ROUTES: [Route; 20] = [
         BookManagement,
         Manager,
     ),
-    route(Method::POST, "/api/v1/rentals", Rental, Customer),
+    keyed(Method::POST, "/api/v1/rentals", Rental, Customer),
     route(Method::GET, "/api/v1/rentals/{id}", Rental, SignedIn),
     route(
         Method::POST,

@@ -1,7 +1,10 @@
 //! Sending a request on to a service. A service may have several addresses (replicas, or a
 //! Kubernetes Service per zone): requests go round-robin across them, and an address that
-//! refuses connections is skipped for a while. Only a request that never reached a service is
-//! tried on the next address, so a rent is never sent twice.
+//! refuses connections is skipped for a while. A request that never reached a service is tried
+//! on the next address. One whose connection broke before its answer (a pooled keep-alive
+//! connection the service closed as the request went out, say) is sent again only when that is
+//! safe: a read, or a rent carrying its `Idempotency-Key`, which rental answers with the rental
+//! the first one made.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,15 +187,19 @@ impl Upstream {
     }
 
     /// Sends a request made of `parts` and `body` to the service, on the first address that
-    /// takes it.
+    /// takes it; a `replayable` one also again after its connection broke, up to
+    /// [`REPLAYS`] times, each on another pooled or a new connection.
     pub async fn send(
         &self,
         method: &axum::http::Method,
         path: &PathAndQuery,
         headers: &HeaderMap,
         body: Bytes,
+        replayable: bool,
     ) -> Result<Response<Body>, Failure> {
-        for member in self.candidates() {
+        let candidates = self.candidates();
+        let (mut next, mut replays) = (0, 0);
+        while let Some(&member) = candidates.get(next) {
             let uri = Uri::builder()
                 .scheme(Scheme::HTTP)
                 .authority(member.address.0.clone())
@@ -220,6 +227,14 @@ impl Upstream {
                     *member.skipped_until.lock().expect("not poisoned") =
                         Some(Instant::now() + self.skip_for);
                     self.count(member, "unreachable");
+                    next += 1;
+                }
+                Ok(Err(e)) if replayable && replays < REPLAYS => {
+                    // The broken connection left the pool; the same address gets another (behind
+                    // a Kubernetes Service, maybe to another replica).
+                    replays += 1;
+                    tracing::info!(service = self.service, address = %member.address, error = %e, "upstream connection broke; sending the request again");
+                    self.count(member, "replayed");
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(service = self.service, address = %member.address, error = %e, "upstream connection broke");
@@ -231,6 +246,10 @@ impl Upstream {
         Err(Failure::Unreachable)
     }
 }
+
+/// How many times a replayable request is sent again after its connection broke: a replica
+/// that stops may have closed several pooled connections at once.
+pub const REPLAYS: usize = 2;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -322,6 +341,7 @@ mod tests {
                 &PathAndQuery::from_static("/"),
                 &HeaderMap::new(),
                 Bytes::new(),
+                true,
             )
             .await;
         assert_eq!(outcome.err(), Some(Failure::Unreachable));

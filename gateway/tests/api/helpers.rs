@@ -7,11 +7,26 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use service_kit::testing::{
     ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, TestPostgres,
-    WAIT, eventually, fleet_binary, init_logs, service_env,
+    WAIT, eventually, fleet_binary, init_logs, sample, service_env,
 };
 use uuid::Uuid;
 
 pub use service_kit::testing::assert_problem as refused;
+
+/// Requests book-management's replica answered on the catalogue, by its metrics (on its
+/// operations port `ops_base_url`).
+pub async fn answered(fleet: &Fleet, ops_base_url: &str) -> f64 {
+    let metrics = fleet
+        .get_at(ops_base_url, "/metrics", "")
+        .await
+        .text()
+        .await
+        .unwrap();
+    sample(
+        &metrics,
+        r#"http_requests_total{method="GET",route="/api/v1/books",status="200""#,
+    )
+}
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const MANAGER_EMAIL: &str = "manager@fleet.example";

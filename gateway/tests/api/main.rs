@@ -9,5 +9,6 @@ mod hostile;
 mod journey;
 mod observability;
 mod points;
+mod replicas;
 mod tokens;
 mod upstreams;

@@ -1,23 +1,8 @@
 use std::time::Duration;
 
-use service_kit::testing::{ServiceProcess, fleet_binary, sample};
+use service_kit::testing::{ServiceProcess, fleet_binary};
 
-use crate::helpers::{Fleet, refused};
-
-/// Requests book-management's replica answered on the catalogue, by its metrics (on its
-/// operations port `ops_base_url`).
-async fn answered(fleet: &Fleet, ops_base_url: &str) -> f64 {
-    let metrics = fleet
-        .get_at(ops_base_url, "/metrics", "")
-        .await
-        .text()
-        .await
-        .unwrap();
-    sample(
-        &metrics,
-        r#"http_requests_total{method="GET",route="/api/v1/books",status="200""#,
-    )
-}
+use crate::helpers::{Fleet, answered, refused};
 
 #[tokio::test]
 async fn requests_are_balanced_across_replicas_and_a_dead_address_is_skipped() {

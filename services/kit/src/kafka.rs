@@ -56,10 +56,15 @@ impl SecurityProtocol {
 impl std::str::FromStr for SecurityProtocol {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl]
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(s))
-            .ok_or("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+        [
+            Self::Plaintext,
+            Self::Ssl,
+            Self::SaslPlaintext,
+            Self::SaslSsl,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(s))
+        .ok_or("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     }
 }
 
@@ -112,7 +117,8 @@ impl std::fmt::Debug for KafkaSecurity {
 
 impl KafkaSecurity {
     pub fn read(env: &mut Env) -> Self {
-        let protocol: SecurityProtocol = env.or("KAFKA_SECURITY_PROTOCOL", SecurityProtocol::Plaintext);
+        let protocol: SecurityProtocol =
+            env.or("KAFKA_SECURITY_PROTOCOL", SecurityProtocol::Plaintext);
         let mechanism: SaslMechanism = env.or("KAFKA_SASL_MECHANISM", SaslMechanism::Plain);
         let username: Option<String> = env.optional("KAFKA_SASL_USERNAME");
         let password: Option<String> = env.optional("KAFKA_SASL_PASSWORD");

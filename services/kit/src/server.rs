@@ -247,9 +247,8 @@ async fn accept(
                 request
             },
         );
-        let service = tower::ServiceExt::map_response(service, move |response| {
-            retirement.answered(response)
-        });
+        let service =
+            tower::ServiceExt::map_response(service, move |response| retirement.answered(response));
         let connection = graceful.watch(http.serve_connection(
             TokioIo::new(stream),
             hyper_util::service::TowerToHyperService::new(service),

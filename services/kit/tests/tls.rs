@@ -26,7 +26,10 @@ fn given(name: &str) -> String {
 /// The kit's configuration from these variables on top of a minimal valid set.
 fn config(vars: &[(&str, String)]) -> Result<KitConfig, service_kit::ConfigError> {
     let mut pairs: Vec<(String, String)> = vec![
-        ("DATABASE_URL".into(), "postgres://unused@localhost/unused".into()),
+        (
+            "DATABASE_URL".into(),
+            "postgres://unused@localhost/unused".into(),
+        ),
         ("KAFKA_BROKERS".into(), "localhost:1".into()),
     ];
     pairs.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
@@ -189,7 +192,9 @@ async fn kafka_sasl_ssl_refuses_a_wrong_password_another_ca_a_wrong_name_and_pla
         .expect("the right settings reach the broker");
 
     let wrong_password = kafka("tls.", |v| set(v, "KAFKA_SASL_PASSWORD", "guess".into()));
-    let err = reaches(&wrong_password).await.expect_err("a wrong password");
+    let err = reaches(&wrong_password)
+        .await
+        .expect_err("a wrong password");
     assert!(!err.is_empty());
 
     let other_ca = kafka("tls.", |v| {
@@ -208,7 +213,9 @@ async fn kafka_sasl_ssl_refuses_a_wrong_password_another_ca_a_wrong_name_and_pla
     let plain = kafka("tls.", |v| {
         v.retain(|(n, _)| n.starts_with("KAFKA_BROKERS") || *n == "KAFKA_TOPIC_PREFIX")
     });
-    reaches(&plain).await.expect_err("plain text to a TLS listener");
+    reaches(&plain)
+        .await
+        .expect_err("plain text to a TLS listener");
 }
 
 #[test]

@@ -122,8 +122,9 @@ fn rent_problem(e: RentError, retry_after_secs: u64) -> Response {
             .with_retry_after(retry_after_secs)
             .into_response()
         }
-        RentError::KeyReused => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-            .into_response(),
+        RentError::KeyReused => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response()
+        }
         RentError::KeyInFlight => Problem::conflict(e.to_string())
             .with_retry_after(1)
             .into_response(),
@@ -136,9 +137,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Proble
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let invalid = |e: &dyn std::fmt::Display| {
-        Problem::new(StatusCode::BAD_REQUEST, e.to_string())
-    };
+    let invalid = |e: &dyn std::fmt::Display| Problem::new(StatusCode::BAD_REQUEST, e.to_string());
     let text = value
         .to_str()
         .map_err(|_| invalid(&crate::domain::InvalidIdempotencyKey))?;

@@ -8,7 +8,9 @@
 //! `PAYMENT_URL` may list several replicas (comma-separated) where no load balancer stands in
 //! front of them, as on one machine: calls go round-robin, and a refused connection moves on to
 //! the next replica. That retry is safe twice over: the request never reached payment, and
-//! payment keys every payment by rental id anyway.
+//! payment keys every payment by rental id anyway. For that second reason a call whose pooled
+//! connection broke before the answer (a replica stopping closed it as the call went out) is
+//! sent again too, on another connection: paying, looking up and refunding are all idempotent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -150,19 +152,27 @@ impl Replicas {
     ) -> reqwest::Result<reqwest::Response> {
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.base_urls.len();
-        let mut tried = 0;
+        let (mut tried, mut replays) = (0, 0);
         loop {
             let base_url = &self.base_urls[(first + tried) % count];
-            tried += 1;
             match propagate(build(base_url).bearer_auth(bearer)).send().await {
-                Err(e) if e.is_connect() && tried < count => {
+                Err(e) if e.is_connect() && tried + 1 < count => {
                     tracing::debug!(%base_url, error = %e, "payment replica refused; trying the next");
+                    tried += 1;
+                }
+                Err(e) if !e.is_connect() && !e.is_timeout() && replays < REPLAYS => {
+                    tracing::info!(%base_url, error = %e, "payment connection broke; calling again");
+                    replays += 1;
                 }
                 outcome => return outcome,
             }
         }
     }
 }
+
+/// How many times a call is sent again after its connection broke: a replica that stops may
+/// have closed several pooled connections at once.
+const REPLAYS: usize = 2;
 
 #[derive(Clone)]
 pub struct PaymentClient {

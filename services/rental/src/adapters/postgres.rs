@@ -173,11 +173,7 @@ impl RentalStore for PgRentalStore {
                 .map_err(unavailable)?;
                 earlier.map(Opened::Earlier).ok_or(StoreError::LimitReached)
             }
-            Ok(_) => tx
-                .commit()
-                .await
-                .map(|()| Opened::New)
-                .map_err(unavailable),
+            Ok(_) => tx.commit().await.map(|()| Opened::New).map_err(unavailable),
             Err(sqlx::Error::Database(e))
                 if e.constraint() == Some("rentals_one_active_per_book") =>
             {

@@ -33,7 +33,11 @@ mod tests {
         assert!(IdempotencyKey::parse("9f1c6d1e-2b7a-4c55-9a47-0c1f3e5d7b2a").is_ok());
         assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
         for bad in ["", " ", "a b", "é", "tab\there", &"k".repeat(256)] {
-            assert_eq!(IdempotencyKey::parse(bad), Err(InvalidIdempotencyKey), "{bad:?}");
+            assert_eq!(
+                IdempotencyKey::parse(bad),
+                Err(InvalidIdempotencyKey),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -295,7 +295,8 @@ async fn a_rent_sent_again_with_its_idempotency_key_gets_the_same_rental_and_one
 
     // Sent again, at once and concurrently (the book is now taken, by this very rent): the same
     // rental each time, and nothing new charged or stored.
-    let again = futures::future::join_all((0..5).map(|_| ada.rent_with_key(&rental, book, &key))).await;
+    let again =
+        futures::future::join_all((0..5).map(|_| ada.rent_with_key(&rental, book, &key))).await;
     for answer in again {
         assert_eq!(answer.status(), 201);
         assert_eq!(answer.headers()["location"], location);
@@ -308,10 +309,19 @@ async fn a_rent_sent_again_with_its_idempotency_key_gets_the_same_rental_and_one
 
     // The same key for another book is a client's mistake, not a second rent.
     let reused = assert_problem(ada.rent_with_key(&rental, other_book, &key).await, 422).await;
-    assert!(reused["detail"].as_str().unwrap().contains("Idempotency-Key"), "{reused}");
+    assert!(
+        reused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{reused}"
+    );
     // Keys are per customer: another customer's same key is a rent of their own.
     let bob = fleet.customer();
-    assert_eq!(bob.rent_with_key(&rental, other_book, &key).await.status(), 201);
+    assert_eq!(
+        bob.rent_with_key(&rental, other_book, &key).await.status(),
+        201
+    );
 
     // A rent that failed frees its key: sending it again tries again.
     let declined_key = uuid::Uuid::new_v4().to_string();
@@ -322,7 +332,13 @@ async fn a_rent_sent_again_with_its_idempotency_key_gets_the_same_rental_and_one
     let before = fleet.count("rental.rentals").await;
     for bad in ["", "has space", &"k".repeat(256)] {
         let problem = assert_problem(ada.rent_with_key(&rental, book, bad).await, 400).await;
-        assert!(problem["detail"].as_str().unwrap().contains("Idempotency-Key"), "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
+            "{problem}"
+        );
     }
     assert_eq!(fleet.count("rental.rentals").await, before);
 }
