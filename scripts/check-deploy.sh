@@ -3,13 +3,15 @@
 # overlays, kubernetes/siege) with `kubectl kustomize`, validate the result strictly against the
 # Kubernetes schemas of 1.30 and of the newest version the validator carries, scan it with
 # checkov (kubernetes/.checkov.yaml says which checks are skipped and why), scan and lint the
-# Dockerfile (checkov, hadolint) and lint the GitHub workflows (actionlint). Exits non-zero on any
-# failure.
+# Dockerfile (checkov, hadolint) and lint the GitHub workflows (actionlint); check that the kind
+# steps of docs/deploy.md are the commands the workflow's kind job runs (scripts/check-kind-steps.py)
+# and run the hpa scenario's self-test (siege/hpa.py). Exits non-zero on any failure.
 #
 # usage: scripts/check-deploy.sh [--self-test] [--kubernetes-dir DIR]
 #   --self-test           also prove the checks fail for real: break copies of the manifests (an
-#                         HPA with a string minReplicas, a Deployment without probes) and expect
-#                         each to be rejected with the right message
+#                         HPA with a string minReplicas, a Deployment without probes) and of the
+#                         kind steps (the docs without one, the job with a step of its own) and
+#                         expect each to be rejected with the right message
 #   --kubernetes-dir DIR  check the manifests in DIR instead of kubernetes/ (used by --self-test)
 #
 # The tools come from PyPI, pinned in scripts/deploy-checks-requirements.txt, installed into a
@@ -134,6 +136,13 @@ check_manifests() {
     rm -rf "$out"
 }
 
+# kind_steps [DOCS] [WORKFLOW]: the kind section of the docs and the kind job, command for command.
+kind_steps() {
+    "$venv/bin/python" "$FLEET_REPO/scripts/check-kind-steps.py" "${1:-$FLEET_REPO/docs/deploy.md}" \
+        "${2:-$FLEET_REPO/.github/workflows/ci.yml}" "$FLEET_REPO/scripts/kind.sh" \
+        "$FLEET_REPO/docker/docker-bake.hcl" "$FLEET_REPO/docker/compose.yaml"
+}
+
 check_repository_files() {
     log "checkov, hadolint: docker/Dockerfile"
     "$venv/bin/checkov" --skip-download --compact --quiet --framework dockerfile \
@@ -141,13 +150,17 @@ check_repository_files() {
     "$venv/bin/hadolint" "$FLEET_REPO/docker/Dockerfile" >&2 || fail "hadolint: docker/Dockerfile"
     log "actionlint: .github/workflows"
     (cd "$FLEET_REPO" && "$venv/bin/actionlint" -no-color) >&2 || fail "actionlint: .github/workflows"
+    log "kind steps: docs/deploy.md and the workflow's kind job run the same scripts/kind.sh steps"
+    kind_steps || fail "docs/deploy.md's kind steps and the workflow's kind job differ (scripts/check-kind-steps.py)"
+    log "siege/hpa.py --self-test: the hpa scenario's verdict and plot"
+    "$venv/bin/python" "$FLEET_REPO/siege/hpa.py" --self-test >&2 || fail "siege/hpa.py --self-test"
     # The in-cluster database set-up runs a copy of the SQL that dev.sh runs.
     cmp -s "$FLEET_REPO/scripts/sql/fleet-roles.sql" "$FLEET_REPO/kubernetes/base/postgres/fleet-roles.sql" ||
         fail "kubernetes/base/postgres/fleet-roles.sql differs from scripts/sql/fleet-roles.sql: copy it again"
     # A private key or a manager password in Git works for whoever reads it: set-up makes them.
     local committed
-    committed="$(cd "$FLEET_REPO" && git ls-files -- kubernetes docker scripts |
-        xargs -r grep -lE -- '-----BEGIN (RSA |EC )?PRIVATE KEY-----|^ *-? *MANAGER_PASSWORD[:=] *[^ $]' 2>/dev/null || true)"
+    committed="$(cd "$FLEET_REPO" && { git ls-files -- kubernetes docker scripts |
+        xargs -r grep -lE -- '-----BEGIN (RSA |EC )?PRIVATE KEY-----|^ *-? *MANAGER_PASSWORD[:=] *[^ $]' 2>/dev/null || true; })"
     [[ -z "$committed" ]] || fail "secrets committed (make them at set-up, scripts/make-secrets.sh): $committed"
 }
 
@@ -163,6 +176,18 @@ expect_rejected() {
     elif ! grep -qE -- "$pattern" <<<"$output"; then
         echo "$output" | tail -n 20 >&2
         fail "self-test '$name': the checks failed, but without /$pattern/"
+    else
+        log "self-test '$name': rejected as expected ($(grep -m1 -oE -- "$pattern" <<<"$output"))"
+    fi
+}
+
+# expect_kind_steps_rejected NAME PATTERN DOCS WORKFLOW: the kind step check must fail so.
+expect_kind_steps_rejected() {
+    local name="$1" pattern="$2" output rc=0
+    output="$(kind_steps "$3" "$4" 2>&1)" || rc=$?
+    if [[ $rc -eq 0 ]] || ! grep -qE -- "$pattern" <<<"$output"; then
+        echo "$output" >&2
+        fail "self-test '$name': the kind step check did not reject it with /$pattern/"
     else
         log "self-test '$name': rejected as expected ($(grep -m1 -oE -- "$pattern" <<<"$output"))"
     fi
@@ -192,6 +217,15 @@ for doc in docs:
 yaml.safe_dump_all(docs, open(path, "w"), sort_keys=False)
 PY
     expect_rejected "Deployment without probes" "CKV_K8S_(8|9)" "$work/no-probes"
+    # 3. The docs drop a kind step the job runs, and the job runs a command the docs never give.
+    sed '/^scripts\/kind.sh journey/d' "$FLEET_REPO/docs/deploy.md" >"$work/deploy.md"
+    cmp -s "$work/deploy.md" "$FLEET_REPO/docs/deploy.md" && die "self-test: could not drop the journey step from the docs"
+    expect_kind_steps_rejected "docs without the journey step" "differ" "$work/deploy.md" "$FLEET_REPO/.github/workflows/ci.yml"
+    sed 's|run: scripts/kind.sh deploy|run: kubectl apply -k kubernetes/overlays/kind|' \
+        "$FLEET_REPO/.github/workflows/ci.yml" >"$work/ci.yml"
+    cmp -s "$work/ci.yml" "$FLEET_REPO/.github/workflows/ci.yml" && die "self-test: could not change the job's deploy step"
+    expect_kind_steps_rejected "a job step the docs do not give" "not a scripts/kind.sh step" \
+        "$FLEET_REPO/docs/deploy.md" "$work/ci.yml"
     rm -rf "$work"
 }
 
