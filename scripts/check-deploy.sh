@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The deployment's offline checks: render every kustomization (kubernetes/base, the kind and aks
-# overlays, kubernetes/siege) with `kubectl kustomize`, validate the result strictly against the
+# The deployment's offline checks: render every kustomization (kubernetes/base, the kind, aks and
+# ingress-nginx overlays, kubernetes/siege) with `kubectl kustomize`, validate the result strictly against the
 # Kubernetes schemas of 1.30 and of the newest version the validator carries, scan it with
 # checkov (kubernetes/.checkov.yaml says which checks are skipped and why), hold it to the fleet's
 # own rules (scripts/deploy-rules.py: connection budget, re-appliable Jobs, topology spread, a
@@ -49,7 +49,7 @@ done
 # kubernetes-validate carries.
 OLDEST_KUBERNETES=1.30.0
 # What is rendered, relative to kubernetes/.
-KUSTOMIZATIONS=(base overlays/kind overlays/aks siege)
+KUSTOMIZATIONS=(base overlays/kind overlays/aks overlays/ingress-nginx siege)
 
 # --- tools -------------------------------------------------------------------------------------
 
