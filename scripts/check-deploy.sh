@@ -2,10 +2,10 @@
 # The deployment's offline checks: render every kustomization (kubernetes/base, the kind, aks and
 # ingress-nginx overlays, kubernetes/siege) with `kubectl kustomize`, validate the result
 # strictly against the Kubernetes schemas of 1.30 and of the newest version the validator
-# carries, scan it with checkov (kubernetes/.checkov.yaml says which checks are skipped and why), hold it to the fleet's
-# own rules (scripts/deploy-rules.py: connection budget, re-appliable Jobs, topology spread, a
-# private operations port), scan and lint the Dockerfile (checkov, hadolint) and lint the GitHub
-# workflows (actionlint). Exits non-zero on any failure.
+# carries, scan it with checkov (kubernetes/.checkov.yaml says which checks are skipped and
+# why), hold it to the fleet's own rules (scripts/deploy-rules.py: connection budget,
+# re-appliable Jobs, topology spread, a private operations port), scan and lint the Dockerfile
+# (checkov, hadolint) and lint the GitHub workflows (actionlint). Exits non-zero on any failure.
 #
 # usage: scripts/check-deploy.sh [--self-test] [--kubernetes-dir DIR]
 #   --self-test           also prove the checks fail for real: break copies of the manifests (an
