@@ -11,8 +11,8 @@
 #   --self-test           also prove the checks fail for real: break copies of the manifests (an
 #                         HPA with a string minReplicas, a Deployment without probes, an HPA
 #                         maximum over the connection budget, a Job reading a ConfigMap not its
-#                         own, a Deployment without topology spread) and expect each to be
-#                         rejected with the right message
+#                         own, a Deployment without topology spread, an Ingress to the
+#                         operations port) and expect each to be rejected with the right message
 #   --kubernetes-dir DIR  check the manifests in DIR instead of kubernetes/ (used by --self-test)
 #
 # The tools come from PyPI, pinned in scripts/deploy-checks-requirements.txt, installed into a
@@ -242,6 +242,15 @@ yaml.safe_dump_all(docs, open(path, "w"), sort_keys=False)
 PY
     expect_rejected "Deployment without topology spread" \
         "RULE topology-spread: base: Deployment view does not spread" "$work/no-spread"
+    # 6. The Ingress routes to the operations port (/metrics) instead of the API port.
+    cp -R "$k8s_dir" "$work/public-ops"
+    sed -i 's/^                  name: http$/                  name: ops/' \
+        "$work/public-ops/components/ingress-nginx-tls/ingress.yaml"
+    grep -q 'name: ops' "$work/public-ops/components/ingress-nginx-tls/ingress.yaml" ||
+        die "self-test: could not point the Ingress at port ops (the manifest changed shape?)"
+    expect_rejected "Ingress to the operations port" \
+        "RULE ops-private: overlays-ingress-nginx: Ingress gateway routes to the operations port" \
+        "$work/public-ops"
     rm -rf "$work"
 }
 
