@@ -91,7 +91,7 @@ need_cmd() {
 
 # ensure_build_prereqs: what the workspace needs to compile on a fresh Debian machine with Rust
 # (a C toolchain and make for the bundled librdkafka, the C toolchain for AWS-LC, pkg-config for
-# -sys crates).
+# -sys crates, OpenSSL's headers for librdkafka's TLS).
 ensure_build_prereqs() {
     command -v cargo >/dev/null 2>&1 ||
         die "cargo not found: install Rust (rustup) first, then run this again"
@@ -100,6 +100,9 @@ ensure_build_prereqs() {
     command -v c++ >/dev/null 2>&1 || missing+=(build-essential)
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl; then
+        missing+=(libssl-dev)
+    fi
     if [[ ${#missing[@]} -gt 0 ]]; then
         # Unique names only.
         # shellcheck disable=SC2207

@@ -280,6 +280,9 @@ pub const DEFAULT_OPS_PORT: u16 = 9464;
 pub struct KitConfig {
     pub http: HttpConfig,
     pub database_url: String,
+    /// Where the migrations run when the services' own URL goes through a transaction pooler
+    /// (PgBouncer): sqlx's migrator holds a session-level lock, which needs the server itself.
+    pub database_migration_url: Option<String>,
     pub database_schema: String,
     pub database_max_connections: u32,
     /// How long a request waits for a database connection before it answers 503: while the
@@ -303,6 +306,7 @@ impl KitConfig {
         let config = Self {
             http: HttpConfig::read(env, 8080),
             database_url: env.required("DATABASE_URL"),
+            database_migration_url: env.optional("DATABASE_MIGRATION_URL"),
             database_schema: env.or("DATABASE_SCHEMA", default_schema.to_owned()),
             database_max_connections: env.or("DATABASE_MAX_CONNECTIONS", 10),
             database_acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000),

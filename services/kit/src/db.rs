@@ -17,11 +17,29 @@ pub static KIT_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// A pool that connects lazily, so the process starts (and reports itself unready) while the
 /// database is still coming up. Every connection's `search_path` is the service's schema only.
 pub fn pool(config: &KitConfig) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(&config.database_url)?
+    lazy_pool(
+        config,
+        &config.database_url,
+        config.database_max_connections,
+    )
+}
+
+/// The one connection the migrations run on when `DATABASE_MIGRATION_URL` names one (the server
+/// itself, past a transaction pooler); `None`: they run on the services' own pool.
+pub fn migration_pool(config: &KitConfig) -> Result<Option<PgPool>, sqlx::Error> {
+    config
+        .database_migration_url
+        .as_deref()
+        .map(|url| lazy_pool(config, url, 1))
+        .transpose()
+}
+
+fn lazy_pool(config: &KitConfig, url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?
         .options([("search_path", config.database_schema.as_str())])
         .application_name(&config.database_schema);
     Ok(PgPoolOptions::new()
-        .max_connections(config.database_max_connections)
+        .max_connections(size)
         .acquire_timeout(config.database_acquire_timeout)
         .connect_lazy_with(options))
 }

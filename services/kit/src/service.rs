@@ -41,6 +41,7 @@ pub struct Service {
     spec: ServiceSpec,
     config: KitConfig,
     pool: PgPool,
+    migration_pool: Option<PgPool>,
     kafka: Kafka,
     producer: FutureProducer,
     server: HttpServer,
@@ -55,6 +56,8 @@ impl Service {
     pub async fn build(spec: ServiceSpec, config: KitConfig) -> anyhow::Result<Self> {
         let server = HttpServer::bind(spec.name, config.http.clone()).await?;
         let pool = crate::db::pool(&config).context("invalid DATABASE_URL")?;
+        let migration_pool =
+            crate::db::migration_pool(&config).context("invalid DATABASE_MIGRATION_URL")?;
         let kafka = Kafka::new(&config);
         let producer = kafka
             .producer()
@@ -63,6 +66,7 @@ impl Service {
             spec,
             config,
             pool,
+            migration_pool,
             kafka,
             producer,
             server,
@@ -169,6 +173,7 @@ impl Service {
             spec,
             config,
             pool,
+            migration_pool,
             kafka,
             producer,
             server,
@@ -219,6 +224,7 @@ impl Service {
         tasks.spawn(start_workers(
             spec,
             pool.clone(),
+            migration_pool,
             readiness.clone(),
             after_migrations,
             tasks.clone(),
@@ -254,6 +260,7 @@ struct AfterMigrations {
 async fn start_workers(
     spec: ServiceSpec,
     pool: PgPool,
+    migration_pool: Option<PgPool>,
     readiness: Readiness,
     after: AfterMigrations,
     tasks: TaskTracker,
@@ -276,7 +283,7 @@ async fn start_workers(
     loop {
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
-            outcome = migrator.run(&pool) => outcome,
+            outcome = migrator.run(migration_pool.as_ref().unwrap_or(&pool)) => outcome,
         };
         match outcome {
             Ok(()) => break,
@@ -286,6 +293,10 @@ async fn start_workers(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(10)),
         }
+    }
+    // A connection of its own is of no more use.
+    if let Some(migration_pool) = migration_pool {
+        migration_pool.close().await;
     }
     readiness.set_migrated();
     tracing::info!(service = spec.name, "migrations done");

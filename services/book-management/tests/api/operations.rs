@@ -144,3 +144,41 @@ async fn sigterm_stops_the_process_cleanly() {
     .await;
     assert!(process.terminate().await);
 }
+
+#[tokio::test]
+async fn migrations_run_over_database_migration_url_when_one_is_given() {
+    // Behind a transaction pooler the services' URL cannot hold the migrator's session lock:
+    // the migrations take the server's own address instead.
+    let world = World::new().await;
+    let nowhere = "postgres://book_svc:book_svc@127.0.0.1:1/nowhere";
+    let stuck = world
+        .start(world.env_with(&[("DATABASE_MIGRATION_URL", nowhere)]))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let readyz = stuck.client.get(stuck.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        readyz.status(),
+        503,
+        "the migrations wait for their own URL"
+    );
+    stuck.stop().await;
+
+    let direct = world
+        .env_with(&[])
+        .into_iter()
+        .find(|(name, _)| name == "DATABASE_URL")
+        .unwrap()
+        .1;
+    let app = world
+        .spawn(&[("DATABASE_MIGRATION_URL", direct.as_str())])
+        .await;
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/books"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
