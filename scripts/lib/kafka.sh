@@ -177,17 +177,20 @@ ensure_kafka() {
     port="$(next_free_port "${FLEET_KAFKA_PORT:-59092}")"
     cport="$(next_free_port $((port + 1)))"
     mkdir -p "$data"
+    # This broker's alone: not exported, so that brokers tests start of their own (through
+    # scripts/kafka.sh) do not take the same listener.
+    local sasl_ssl_port=""
     if [[ -n "${FLEET_KAFKA_TLS_DIR:-}" ]]; then
-        FLEET_KAFKA_SASL_SSL_PORT="$(next_free_port $((cport + 1)))"
+        sasl_ssl_port="$(next_free_port $((cport + 1)))"
         head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$FLEET_KAFKA_TLS_DIR/kafka-password"
-        export FLEET_KAFKA_TLS_DIR FLEET_KAFKA_SASL_SSL_PORT
     fi
     FLEET_KAFKA_LOG="$data/broker.log"
     log "starting Apache Kafka on 127.0.0.1:$port (log: $FLEET_KAFKA_LOG)"
     started_at=$SECONDS
     local detach=()
     command -v setsid >/dev/null 2>&1 && detach=(setsid)
-    "${detach[@]}" "$FLEET_REPO/scripts/kafka.sh" --data "$data" --port "$port" \
+    FLEET_KAFKA_SASL_SSL_PORT="$sasl_ssl_port" FLEET_KAFKA_TLS_DIR="${FLEET_KAFKA_TLS_DIR:-}" \
+        "${detach[@]}" "$FLEET_REPO/scripts/kafka.sh" --data "$data" --port "$port" \
         --controller-port "$cport" >"$FLEET_KAFKA_LOG" 2>&1 &
     FLEET_KAFKA_PID=$!
     local deadline=$((SECONDS + ${FLEET_KAFKA_START_TIMEOUT:-120}))
@@ -203,8 +206,8 @@ ensure_kafka() {
     done
     KAFKA_BROKERS="127.0.0.1:$port"
     export KAFKA_BROKERS
-    if [[ -n "${FLEET_KAFKA_SASL_SSL_PORT:-}" ]]; then
-        kafka_tls_env "$FLEET_KAFKA_TLS_DIR" "$FLEET_KAFKA_SASL_SSL_PORT"
+    if [[ -n "$sasl_ssl_port" ]]; then
+        kafka_tls_env "$FLEET_KAFKA_TLS_DIR" "$sasl_ssl_port"
     fi
     log "Kafka answers at $KAFKA_BROKERS (ready in $(format_elapsed $((SECONDS - started_at))))"
 }
