@@ -75,7 +75,7 @@ impl Config {
     ///   proxies in front of the gateway; only behind them does `X-Forwarded-For` name clients.
     /// - `CORS_ALLOWED_ORIGINS`: comma-separated origins browsers may call from; unset, none.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
-        let http = HttpConfig::read(&mut env, 8080);
+        let http = HttpConfig::read_edge(&mut env, 8080);
         let auth = AuthConfig::read(&mut env);
         let mut upstreams = BTreeMap::new();
         for service in Service::ALL {

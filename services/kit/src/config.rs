@@ -216,11 +216,11 @@ pub struct HttpConfig {
     /// The largest request head (request line and headers); a larger one is answered 431.
     pub max_header_bytes: usize,
     /// A connection older than this, or that has served `connection_max_requests`, closes
-    /// after its next answer (`Connection: close`). Clients keep connections alive and
-    /// Kubernetes balances per connection, so without it a replica the autoscaler adds would
-    /// get only clients that connect after it is up.
-    pub connection_max_age: Duration,
-    pub connection_max_requests: u64,
+    /// after its next answer (`Connection: close`); `None`, never. Clients keep connections
+    /// alive and Kubernetes balances per connection, so without it a replica the autoscaler
+    /// adds would get only clients that connect after it is up.
+    pub connection_max_age: Option<Duration>,
+    pub connection_max_requests: Option<u64>,
 }
 
 impl HttpConfig {
@@ -230,6 +230,22 @@ impl HttpConfig {
     /// `HTTP_MAX_CONNECTIONS`, `HTTP_MAX_HEADER_BYTES`, `HTTP_CONNECTION_MAX_AGE_MS`,
     /// `HTTP_CONNECTION_MAX_REQUESTS`.
     pub fn read(env: &mut Env, default_port: u16) -> Self {
+        Self::read_with(env, default_port, Retire::After(5_000, 1_000))
+    }
+
+    /// As [`HttpConfig::read`], for a listener whose connections retire only when
+    /// `HTTP_CONNECTION_MAX_AGE_MS` or `HTTP_CONNECTION_MAX_REQUESTS` say so: the public
+    /// gateway's. An Ingress in front of it balances each request anyway, and some clients (siege
+    /// among them) count a keep-alive connection the server closes as a failed request.
+    pub fn read_edge(env: &mut Env, default_port: u16) -> Self {
+        Self::read_with(env, default_port, Retire::Never)
+    }
+
+    fn read_with(env: &mut Env, default_port: u16, retire: Retire) -> Self {
+        let (default_age_ms, default_requests) = match retire {
+            Retire::After(age, requests) => (age, requests),
+            Retire::Never => (0, 0),
+        };
         let host: String = env.or("HTTP_HOST", "0.0.0.0".to_owned());
         let port = env.or("HTTP_PORT", default_port);
         let config = Self {
@@ -244,14 +260,12 @@ impl HttpConfig {
             header_read_timeout: env.millis("HTTP_HEADER_READ_TIMEOUT_MS", 30_000),
             max_connections: env.or("HTTP_MAX_CONNECTIONS", 1024),
             max_header_bytes: env.or("HTTP_MAX_HEADER_BYTES", 16 * 1024),
-            connection_max_age: env.millis("HTTP_CONNECTION_MAX_AGE_MS", 5_000),
-            connection_max_requests: env.or("HTTP_CONNECTION_MAX_REQUESTS", 1_000),
+            // 0: never.
+            connection_max_age: Some(env.millis("HTTP_CONNECTION_MAX_AGE_MS", default_age_ms))
+                .filter(|age| !age.is_zero()),
+            connection_max_requests: Some(env.or("HTTP_CONNECTION_MAX_REQUESTS", default_requests))
+                .filter(|&n| n > 0),
         };
-        if config.connection_max_age.is_zero() || config.connection_max_requests == 0 {
-            env.invalid(
-                "HTTP_CONNECTION_MAX_AGE_MS and HTTP_CONNECTION_MAX_REQUESTS must be at least 1",
-            );
-        }
         if config.request_timeout.is_zero() {
             env.invalid("REQUEST_TIMEOUT_MS must be at least 1");
         }
@@ -269,6 +283,12 @@ impl HttpConfig {
         }
         config
     }
+}
+
+/// When a listener's connections retire by default: after an age (ms) or a number of answers.
+enum Retire {
+    After(u64, u64),
+    Never,
 }
 
 /// Where a process serves `/livez`, `/readyz` and `/metrics` unless `OPS_PORT` says otherwise:
@@ -406,6 +426,34 @@ mod tests {
         assert_eq!(config.http.ops_host, "0.0.0.0");
         assert_eq!(config.database_schema, "book");
         assert_eq!(config.http.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn services_retire_connections_the_public_edge_only_when_told() {
+        let service = HttpConfig::read(&mut Env::from_pairs([("HTTP_PORT", "1")]), 8080);
+        assert_eq!(service.connection_max_age, Some(Duration::from_secs(5)));
+        assert_eq!(service.connection_max_requests, Some(1_000));
+        let edge = HttpConfig::read_edge(&mut Env::from_pairs([("HTTP_PORT", "1")]), 8080);
+        assert_eq!(
+            (edge.connection_max_age, edge.connection_max_requests),
+            (None, None)
+        );
+        let told = HttpConfig::read_edge(
+            &mut Env::from_pairs([("HTTP_CONNECTION_MAX_AGE_MS", "2000")]),
+            8080,
+        );
+        assert_eq!(told.connection_max_age, Some(Duration::from_secs(2)));
+        let never = HttpConfig::read(
+            &mut Env::from_pairs([
+                ("HTTP_CONNECTION_MAX_AGE_MS", "0"),
+                ("HTTP_CONNECTION_MAX_REQUESTS", "0"),
+            ]),
+            8080,
+        );
+        assert_eq!(
+            (never.connection_max_age, never.connection_max_requests),
+            (None, None)
+        );
     }
 
     #[test]

@@ -276,8 +276,8 @@ async fn accept(
 struct Retirement {
     born: std::time::Instant,
     answers: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    max_age: std::time::Duration,
-    max_answers: u64,
+    max_age: Option<std::time::Duration>,
+    max_answers: Option<u64>,
 }
 
 impl Retirement {
@@ -295,7 +295,8 @@ impl Retirement {
             .answers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        if answers >= self.max_answers || self.born.elapsed() >= self.max_age {
+        let old = self.max_age.is_some_and(|age| self.born.elapsed() >= age);
+        if old || self.max_answers.is_some_and(|max| answers >= max) {
             response.headers_mut().insert(
                 axum::http::header::CONNECTION,
                 axum::http::HeaderValue::from_static("close"),
