@@ -4,7 +4,6 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use std::cell::RefCell;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash as Phc, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -18,10 +17,9 @@ use crate::domain::{Password, PasswordHash};
 ///
 /// Each hash takes its memory for as long as it runs, so hashes run on `workers` threads of
 /// their own (one a CPU: more would only wait on each other), with at most `queue` more waiting;
-/// beyond that the answer is [`HashError::Busy`] at once. The threads live as long as the
-/// service: the allocator keeps a freed hash's memory for the thread that used it, so a pool of
-/// short-lived threads would keep 19 MiB for each thread it ever had, where this keeps about
-/// `workers` × 19 MiB whatever the rate of sign-ins.
+/// beyond that the answer is [`HashError::Busy`] at once. A hash's memory goes back to the
+/// system as the hash ends ([`return_large_blocks_on_free`]): the service holds `workers` ×
+/// 19 MiB only while that many hashes run, and idles as small as the other services.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
@@ -60,6 +58,7 @@ impl Argon2Hasher {
 
     pub async fn bounded(memory_kib: Option<u32>, limits: HashingLimits) -> anyhow::Result<Self> {
         anyhow::ensure!(limits.workers > 0, "at least one password hashing worker");
+        return_large_blocks_on_free();
         let params = match memory_kib {
             Some(kib) => Params::new(kib, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST, None)
                 .map_err(|e| anyhow::anyhow!("invalid Argon2 memory cost {kib} KiB: {e}"))?,
@@ -120,13 +119,20 @@ impl Argon2Hasher {
     }
 }
 
-thread_local! {
-    /// This thread's Argon2 working memory, kept from one hash to the next: the allocator
-    /// would keep a freed 19 MiB anyway, often in a fresh place each time.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+/// glibc gives a freed block back to the system only when it mapped it for that block alone, and
+/// after the first such free it raises the size it maps for to that block's (up to 32 MiB): from
+/// then on every 19 MiB hash would come from the heap and stay there. A fixed threshold turns that
+/// adjustment off, so blocks of 1 MiB and more are always mapped alone and unmapped when freed.
+/// (The cost, mapping and zeroing a hash's memory each time, is a few percent of the hash.)
+fn return_large_blocks_on_free() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator, and any threshold is a valid one.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
-/// Argon2 of `password` and `salt` into `out`, in this thread's kept memory.
+/// Argon2 of `password` and `salt` into `out`, in memory of this hash's own.
 fn argon2_into(
     argon2: &Argon2<'_>,
     params: &Params,
@@ -134,13 +140,8 @@ fn argon2_into(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
-    MEMORY.with_borrow_mut(|blocks| {
-        let needed = params.block_count();
-        if blocks.len() < needed {
-            blocks.resize(needed, Block::default());
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
-    })
+    let mut blocks = vec![Block::default(); params.block_count()];
+    argon2.hash_password_into_with_memory(password, salt, out, &mut blocks)
 }
 
 fn hash(params: &Params, password: &str) -> anyhow::Result<PasswordHash> {
