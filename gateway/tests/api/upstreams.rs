@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use service_kit::testing::{ServiceProcess, fleet_binary};
+use service_kit::testing::{ReservedPort, ServiceProcess, fleet_binary};
 
 use crate::helpers::{Fleet, answered, refused};
 
@@ -11,7 +11,8 @@ async fn requests_are_balanced_across_replicas_and_a_dead_address_is_skipped() {
     // A second replica of book-management, in the same schema, as a Deployment scales it.
     let mut second =
         ServiceProcess::spawn(&fleet_binary("book-management"), &fleet.books_env).await;
-    let nobody = format!("http://127.0.0.1:{}", closed_port());
+    let closed = closed_port();
+    let nobody = format!("http://127.0.0.1:{}", closed.port());
     let addresses = format!("{},{nobody},{}", fleet.books.base_url, second.base_url);
     let gateway = fleet
         .another_gateway(&[("UPSTREAM_BOOK_MANAGEMENT", &addresses)])
@@ -47,7 +48,8 @@ async fn an_unreachable_service_is_a_502_and_a_silent_one_a_504() {
             held.push(socket);
         }
     });
-    let unreachable = format!("http://127.0.0.1:{}", closed_port());
+    let closed = closed_port();
+    let unreachable = format!("http://127.0.0.1:{}", closed.port());
     let gateway = fleet
         .another_gateway(&[
             ("UPSTREAM_BOOK_MANAGEMENT", &unreachable),
@@ -71,10 +73,7 @@ async fn an_unreachable_service_is_a_502_and_a_silent_one_a_504() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port nothing listens on, held so that nothing will while the test runs.
+fn closed_port() -> ReservedPort {
+    ReservedPort::new()
 }

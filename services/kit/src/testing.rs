@@ -107,6 +107,8 @@ pub struct TestPostgres {
     /// The superuser's URL (user and password `postgres`, database `postgres`).
     pub admin_url: String,
     port: u16,
+    /// Held while the cluster lives, so no other test's server takes the port across a restart.
+    _reserved: ReservedPort,
     bin: std::path::PathBuf,
     /// Everything of the cluster: data, socket, logs.
     root: std::path::PathBuf,
@@ -123,13 +125,12 @@ impl TestPostgres {
             "fleet-pg-{}",
             &Uuid::new_v4().simple().to_string()[..12]
         ));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let reserved = ReservedPort::new();
+        let port = reserved.port();
         let postgres = Self {
             admin_url: format!("postgres://postgres:{OWN_PG_PASSWORD}@127.0.0.1:{port}/postgres"),
             port,
+            _reserved: reserved,
             bin,
             root,
         };
@@ -836,47 +837,98 @@ pub struct ServiceProcess {
     pub ops_base_url: String,
     binary: std::path::PathBuf,
     env: Vec<(String, String)>,
-    port: u16,
-    ops_port: u16,
+    port: ReservedPort,
+    ops_port: ReservedPort,
     log: Option<std::path::PathBuf>,
 }
 
-/// Two loopback ports free now, and distinct.
-fn free_ports() -> (u16, u16) {
-    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    (
-        first.local_addr().unwrap().port(),
-        second.local_addr().unwrap().port(),
-    )
+/// A loopback port held for a test until dropped, for a process of its own to listen on.
+///
+/// A port that `bind(0)` returned and let go can be handed out again at once, by the kernel to
+/// any other test's `bind(0)` or outgoing connection: a service process that lost that race
+/// either failed to start or, worse, its readiness check was answered by someone else's server.
+/// So these ports come from below the kernel's ephemeral range, which neither takes, and a lock
+/// on a file per port keeps the concurrent test processes apart (the kernel drops the lock when
+/// a test process dies, so nothing stale is left).
+#[derive(Debug)]
+pub struct ReservedPort {
+    port: u16,
+    _lock: std::fs::File,
+}
+
+impl ReservedPort {
+    pub fn new() -> Self {
+        let (low, high) = reservable_ports();
+        let dir = std::env::temp_dir().join("fleet-test-ports");
+        std::fs::create_dir_all(&dir).expect("create the port reservation folder");
+        for _ in 0..10_000 {
+            let port = low + (Uuid::new_v4().as_u128() % u128::from(high - low)) as u16;
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(port.to_string()))
+                .expect("open a port reservation file");
+            if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Self { port, _lock: lock };
+            }
+        }
+        panic!("no free loopback port in {low}..{high}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Default for ReservedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Ports below the ephemeral range (`net.ipv4.ip_local_port_range`), above the well-known ones
+/// and clear of the ports `scripts/dev.sh` and the test command's own servers use.
+fn reservable_ports() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 20_000;
+    assert!(
+        ephemeral_low > low + 1_000,
+        "the ephemeral port range starts at {ephemeral_low}: too low to keep test ports apart"
+    );
+    (low, ephemeral_low)
 }
 
 impl ServiceProcess {
     /// Starts `binary` with `env` on a free port (and its operations port on another) and waits
     /// until it is ready.
     pub async fn spawn(binary: &Path, env: &[(String, String)]) -> Self {
-        let (port, ops_port) = free_ports();
+        let (port, ops_port) = (ReservedPort::new(), ReservedPort::new());
         let log = match std::env::var_os("TEST_LOG") {
             Some(_) => None,
             None => {
                 let dir = std::env::temp_dir().join("fleet-test-logs");
                 std::fs::create_dir_all(&dir).expect("create the test log folder");
                 let name = binary.file_name().unwrap_or_default().to_string_lossy();
+                let port = port.port();
                 Some(dir.join(format!("{name}-{port}-{}.log", Uuid::new_v4().simple())))
             }
         };
-        let child = start_process(binary, env, (port, ops_port), log.as_deref());
-        let process = Self {
+        let child = start_process(binary, env, (port.port(), ops_port.port()), log.as_deref());
+        let mut process = Self {
             child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            ops_base_url: format!("http://127.0.0.1:{ops_port}"),
+            base_url: format!("http://127.0.0.1:{}", port.port()),
+            ops_base_url: format!("http://127.0.0.1:{}", ops_port.port()),
             binary: binary.to_owned(),
             env: env.to_vec(),
             port,
             ops_port,
             log,
         };
-        wait_ready(&process.ops_base_url, Duration::from_secs(30)).await;
+        process.wait_ready().await;
         process
     }
 
@@ -887,10 +939,36 @@ impl ServiceProcess {
         self.child = start_process(
             &self.binary,
             &self.env,
-            (self.port, self.ops_port),
+            (self.port.port(), self.ops_port.port()),
             self.log.as_deref(),
         );
-        wait_ready(&self.ops_base_url, Duration::from_secs(30)).await;
+        self.wait_ready().await;
+    }
+
+    /// Until `/readyz` answers 200; a process that exits first fails the test with its log.
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let url = self.ops_url("/readyz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited before it was ready ({status}); its log:\n{}",
+                    self.binary.display(),
+                    self.logs()
+                );
+            }
+            let ready = client.get(&url).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url} not ready within 30 s; the log:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `path` on the operations port.
@@ -933,6 +1011,14 @@ impl ServiceProcess {
             .await
             .expect("the service stops within 30 s of SIGTERM")
             .expect("wait for the service");
+        if !status.success() {
+            // Say why, for the failure to be read from a CI log alone.
+            eprintln!(
+                "{} did not stop cleanly ({status}); its log:\n{}",
+                self.binary.display(),
+                self.logs()
+            );
+        }
         status.success()
     }
 }

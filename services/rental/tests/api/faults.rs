@@ -84,7 +84,7 @@ async fn recovers(rental: &App, customer: &Customer, book: uuid::Uuid) {
 async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
     let fleet = Fleet::new().await;
     let port = free_port();
-    let payment = fleet.payment(Some(port), &[]).await;
+    let payment = fleet.payment(Some(port.port()), &[]).await;
     let address = payment.address.clone();
     let books = fleet.books().await;
     let timeout = Duration::from_millis(3000);
@@ -109,7 +109,7 @@ async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
         "no BookRented while payment is down"
     );
 
-    let _payment = fleet.payment(Some(port), &[]).await;
+    let _payment = fleet.payment(Some(port.port()), &[]).await;
     recovers(&rental, &ada, book).await;
     fleet.agree().await;
 }
@@ -118,7 +118,7 @@ async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
 async fn a_long_healthy_run_does_not_keep_the_circuit_closed_when_payment_stops() {
     let fleet = Fleet::new().await;
     let port = free_port();
-    let payment = fleet.payment(Some(port), &[]).await;
+    let payment = fleet.payment(Some(port.port()), &[]).await;
     let books = fleet.books().await;
     let rental = fleet
         .rental(
@@ -155,7 +155,7 @@ async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
     let fleet = Fleet::new().await;
     let port = free_port();
     let slow = fleet
-        .payment(Some(port), &[("PAYMENT_LATENCY_MS", "1500")])
+        .payment(Some(port.port()), &[("PAYMENT_LATENCY_MS", "1500")])
         .await;
     let books = fleet.books().await;
     let timeout = Duration::from_millis(300);
@@ -182,7 +182,7 @@ async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
 
     // Payment may have taken money for the rents that timed out: the reconciler refunds it.
     slow.stop().await;
-    let _healthy = fleet.payment(Some(port), &[]).await;
+    let _healthy = fleet.payment(Some(port.port()), &[]).await;
     recovers(&rental, &ada, book).await;
     fleet.agree().await;
 }
@@ -332,11 +332,8 @@ async fn rental_is_not_ready_until_it_holds_the_signing_keys() {
     let payment = fleet.payment(None, &[]).await;
     let books = fleet.books().await;
     // Where the keys will be published: nothing answers there yet, and the schema keeps none.
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let jwks_url = format!("http://{address}/.well-known/jwks.json");
+    let nobody = free_port();
+    let jwks_url = format!("http://127.0.0.1:{}/.well-known/jwks.json", nobody.port());
     let mut env = fleet.rental_env(&payment.address, &[]);
     env.retain(|(name, _)| name != "JWKS_URL");
     env.push(("JWKS_URL".into(), jwks_url));
@@ -365,7 +362,9 @@ async fn rental_is_not_ready_until_it_holds_the_signing_keys() {
         .json()
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", nobody.port()))
+        .await
+        .unwrap();
     let jwks = axum::Router::new().route(
         "/.well-known/jwks.json",
         axum::routing::get(move || async move { axum::Json(keys) }),

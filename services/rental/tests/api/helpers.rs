@@ -239,13 +239,9 @@ impl Customer {
     }
 }
 
-/// A port nobody uses now, for a service that must come back at the same address.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port held for this test, for a service that must come back at the same address.
+pub fn free_port() -> service_kit::testing::ReservedPort {
+    service_kit::testing::ReservedPort::new()
 }
 
 pub fn id_of(value: &Value) -> &str {
