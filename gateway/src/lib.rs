@@ -19,12 +19,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get};
 use service_kit::auth::{AuthConfig, RemoteKeys};
 use service_kit::server::HttpServer;
-use service_kit::trace::{TRACEPARENT, outgoing};
+use service_kit::trace::{TRACEPARENT, call_span, outgoing};
 use service_kit::{ConfigError, Env, HttpConfig, Problem};
 use tokio_util::sync::CancellationToken;
 use tower_governor::GovernorError;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
+use tracing::Instrument;
 
 use routes::{Access, ROUTES, Route, Service};
 use upstream::{Addresses, Upstream, UpstreamSettings, strip_hop_by_hop};
@@ -338,11 +339,16 @@ async fn forward(
             HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a value"),
         );
     }
-    // The kit serves every request within its trace; the next hop's parent is this one.
-    if let Some(value) = outgoing().and_then(|t| HeaderValue::from_str(&t).ok()) {
+    let upstream = &forwarding.upstreams[&route.service];
+    // The kit serves every request within its trace; the next hop's parent is this one (the
+    // call's span, when spans are exported).
+    let call = call_span(upstream.service);
+    if let Some(value) = call
+        .in_scope(outgoing)
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
         headers.insert(TRACEPARENT, value);
     }
-    let upstream = &forwarding.upstreams[&route.service];
     let path = parts
         .uri
         .path_and_query()
@@ -350,6 +356,7 @@ async fn forward(
         .unwrap_or_else(|| axum::http::uri::PathAndQuery::from_static("/"));
     match upstream
         .send(&parts.method, &path, &headers, body, route.replayable())
+        .instrument(call)
         .await
     {
         Ok(mut response) => {

@@ -86,6 +86,21 @@ impl Fleet {
         gateway_env: &[(&str, &str)],
         rental_extra: &[(&str, &str)],
     ) -> Self {
+        Self::launch_with(postgres, kafka, gateway_env, rental_extra, &[]).await
+    }
+
+    /// The fleet with `everyone` added to every process's settings (an OTLP endpoint, say).
+    pub async fn start_with_everyone(everyone: &[(String, String)]) -> Self {
+        Self::launch_with(None, TestKafka::start().await, &[], &[], everyone).await
+    }
+
+    async fn launch_with(
+        postgres: Option<TestPostgres>,
+        kafka: TestKafka,
+        gateway_env: &[(&str, &str)],
+        rental_extra: &[(&str, &str)],
+        everyone: &[(String, String)],
+    ) -> Self {
         init_logs();
         let db = match &postgres {
             Some(postgres) => TestDatabase::create_on(&postgres.admin_url).await,
@@ -100,6 +115,7 @@ impl Fleet {
             async move {
                 let mut env = service_env(&db.add_service(&role, &schema).await, kafka);
                 env.extend(extra);
+                env.extend_from_slice(everyone);
                 env
             }
         };
@@ -159,6 +175,7 @@ impl Fleet {
         ];
         let mut fleet_gateway_env = pairs(&upstreams);
         fleet_gateway_env.extend(jwks);
+        fleet_gateway_env.extend_from_slice(everyone);
         let gateway = spawn_gateway(&fleet_gateway_env, gateway_env).await;
         Self {
             db,

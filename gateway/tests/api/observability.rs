@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use service_kit::testing::{WAIT, eventually};
+use service_kit::testing::{OtlpReceiver, ReceivedSpan, WAIT, eventually};
 use shared_events::Topic;
 
 use crate::helpers::{Fleet, refused};
@@ -204,6 +204,104 @@ async fn one_rent_is_one_trace_across_the_fleet() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn one_rent_is_one_exported_trace_parent_linked_across_http_and_kafka() {
+    let collector = OtlpReceiver::start().await;
+    let fleet = Fleet::start_with_everyone(&collector.env()).await;
+    let manager = fleet.manager().await;
+    let customer = fleet.sign_up().await;
+    let book = fleet.book(&manager, 300).await;
+    // No traceparent: the gateway's span starts the trace.
+    let response = fleet
+        .client
+        .post(fleet.url("/api/v1/rentals"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"bookId": book}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    let is = |span: &ReceivedSpan, service: &str, kind: &str, name: &str| {
+        span.service == service && span.kind == format!("SPAN_KIND_{kind}") && span.name == name
+    };
+    // Every consumer of rental.events applies BookRented; view also applies PaymentApproved.
+    let consumers = ["book-management", "payment", "user", "view", "points"];
+    let trace = eventually("the rent's spans from every process", WAIT, || async {
+        let spans = collector.spans();
+        let root = spans
+            .iter()
+            .find(|s| is(s, "gateway", "SERVER", "POST /api/v1/rentals"))?
+            .trace_id
+            .clone();
+        let trace: Vec<ReceivedSpan> = spans.into_iter().filter(|s| s.trace_id == root).collect();
+        let consumed = |service: &str, event: &str| {
+            trace
+                .iter()
+                .any(|s| is(s, service, "CONSUMER", &format!("consume {event}")))
+        };
+        let complete = consumers.iter().all(|c| consumed(c, "BookRented"))
+            && consumed("view", "PaymentApproved");
+        if !complete {
+            let seen: Vec<_> = trace.iter().map(|s| (&s.service, &s.name)).collect();
+            eprintln!("the rent's trace so far: {seen:?}");
+        }
+        complete.then_some(trace)
+    })
+    .await;
+
+    let parent = |span: &ReceivedSpan| {
+        trace
+            .iter()
+            .find(|p| p.span_id == span.parent_span_id)
+            .unwrap_or_else(|| panic!("the parent of {span:?} is not in the trace"))
+    };
+    let one = |service: &str, kind: &str, name: &str| {
+        let found: Vec<_> = trace
+            .iter()
+            .filter(|s| is(s, service, kind, name))
+            .collect();
+        assert_eq!(found.len(), 1, "{service} {kind} {name:?} in {trace:#?}");
+        found[0]
+    };
+    // One root, the gateway's; every other span's parent is in the trace.
+    let roots: Vec<_> = trace
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(roots.len(), 1, "{roots:#?}");
+    assert!(is(roots[0], "gateway", "SERVER", "POST /api/v1/rentals"));
+    for span in trace.iter().filter(|s| !s.parent_span_id.is_empty()) {
+        parent(span);
+    }
+    // HTTP: gateway → rental → payment, each call the parent of the server's span.
+    let to_rental = one("gateway", "CLIENT", "call rental");
+    assert_eq!(parent(to_rental).span_id, roots[0].span_id);
+    let rent = one("rental", "SERVER", "POST /api/v1/rentals");
+    assert_eq!(parent(rent).span_id, to_rental.span_id);
+    let to_payment = one("rental", "CLIENT", "call payment");
+    assert_eq!(parent(to_payment).span_id, rent.span_id);
+    let payment = trace
+        .iter()
+        .find(|s| s.service == "payment" && s.kind == "SPAN_KIND_SERVER")
+        .expect("payment's span");
+    assert_eq!(parent(payment).span_id, to_payment.span_id);
+    // Kafka: each event's publish span is the child of the request that wrote it, and the parent
+    // of every consumer's span for that event.
+    for span in trace.iter().filter(|s| s.kind == "SPAN_KIND_CONSUMER") {
+        let publish = parent(span);
+        assert_eq!(publish.kind, "SPAN_KIND_PRODUCER", "{span:?} ← {publish:?}");
+        let writer = parent(publish);
+        assert_eq!(writer.kind, "SPAN_KIND_SERVER", "{publish:?} ← {writer:?}");
+        let expected_writer = if span.name == "consume BookRented" {
+            rent
+        } else {
+            payment
+        };
+        assert_eq!(writer.span_id, expected_writer.span_id, "{span:?}");
+    }
 }
 
 #[tokio::test]

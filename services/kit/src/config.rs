@@ -130,8 +130,16 @@ impl Env {
     }
 }
 
-/// Variables read outside [`Env`]: the log filter of [`crate::telemetry::init`].
-const ALSO_READ: &[&str] = &["RUST_LOG"];
+/// Variables read outside [`Env`], by [`crate::telemetry::init`]: the log filter, and the
+/// OpenTelemetry SDK's own that a deployment sets.
+const ALSO_READ: &[&str] = &[
+    "RUST_LOG",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_BSP_SCHEDULE_DELAY",
+];
 
 /// With `--print-env` among the process's arguments: print the names of the environment
 /// variables the configuration reads, one per line (`NAME`, or `NAME required` for one that must

@@ -231,7 +231,7 @@ pub fn finish_router(
     body_limit: usize,
 ) -> Router {
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-    use tower_http::trace::TraceLayer;
+    use tower_http::trace::{OnResponse, TraceLayer};
 
     let x_request_id = header::HeaderName::from_static("x-request-id");
     routes
@@ -244,7 +244,10 @@ pub fn finish_router(
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn(problem_bodies))
-        .layer(middleware::from_fn_with_state(metrics, crate::metrics::track_requests))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track_requests,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 // A 5xx is already logged where it is made; this is the request's context.
@@ -253,20 +256,46 @@ pub fn finish_router(
                 // microseconds (whole milliseconds hide a fast service's percentiles).
                 .on_request(())
                 .on_response(
-                    tower_http::trace::DefaultOnResponse::new()
-                        .level(tracing::Level::INFO)
-                        .latency_unit(tower_http::LatencyUnit::Micros),
+                    |response: &Response, latency: Duration, span: &tracing::Span| {
+                        span.record("http.response.status_code", response.status().as_u16());
+                        if response.status().is_server_error() {
+                            span.record("otel.status_code", "ERROR");
+                        }
+                        tower_http::trace::DefaultOnResponse::new()
+                            .level(tracing::Level::INFO)
+                            .latency_unit(tower_http::LatencyUnit::Micros)
+                            .on_response(response, latency, span);
+                    },
                 )
                 .make_span_with(|request: &Request| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                let trace = crate::trace::TraceParent::of(request);
-                let trace_id = trace.as_ref().map_or("", |t| t.trace_id());
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id, trace_id)
-            }),
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let span = tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        uri = %request.uri(),
+                        request_id,
+                        trace_id = tracing::field::Empty,
+                        otel.name = tracing::field::Empty,
+                        otel.kind = tracing::field::Empty,
+                        otel.status_code = tracing::field::Empty,
+                        http.response.status_code = tracing::field::Empty,
+                    );
+                    // The route, not the path: one name for every rental's page.
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |path| path.as_str());
+                    let name = || format!("{} {route}", request.method());
+                    let remote = crate::trace::TraceParent::of(request);
+                    if let Some(trace) = crate::trace::adopt(&span, "server", name, remote) {
+                        span.record("trace_id", trace.trace_id());
+                    }
+                    span
+                }),
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))

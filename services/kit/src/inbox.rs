@@ -115,17 +115,23 @@ impl<H: EventHandler> InboxConsumer<H> {
                 .and_then(|h| std::str::from_utf8(h.value?).ok())
                 .and_then(TraceParent::parse)
         });
-        let trace = header
-            .or_else(|| event.traceparent.as_deref().and_then(TraceParent::parse))
-            .unwrap_or_else(TraceParent::start)
-            .child();
         let span = tracing::info_span!(
             "event",
             topic = message.topic(),
             event_type = %event.event_type,
             event_id = %event.id,
-            trace_id = trace.trace_id(),
+            trace_id = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
         );
+        let remote = header.or_else(|| event.traceparent.as_deref().and_then(TraceParent::parse));
+        let name = || format!("consume {}", event.event_type);
+        let trace = match crate::trace::adopt(&span, "consumer", name, remote) {
+            Some(trace) if crate::trace::exporting() => trace,
+            Some(trace) => trace.child(),
+            None => TraceParent::start(),
+        };
+        span.record("trace_id", trace.trace_id());
         let started = Instant::now();
         let done = crate::trace::within(trace, self.process_event(message, &event, shutdown))
             .instrument(span)

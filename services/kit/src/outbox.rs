@@ -11,6 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_events::{CloudEvent, DomainEvent};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::kafka::Kafka;
@@ -136,24 +137,35 @@ impl Relay {
 
         // Enqueue the whole batch before awaiting any delivery: one round trip, not one per event.
         let topics: Vec<String> = pending.iter().map(|p| self.kafka.name(&p.topic)).collect();
-        let deliveries = pending.iter().zip(&topics).map(|(event, topic)| {
-            let mut headers = OwnedHeaders::new().insert(Header {
-                key: "content-type",
-                value: Some(CLOUDEVENTS_JSON),
-            });
-            if let Some(traceparent) = &event.traceparent {
-                headers = headers.insert(Header {
-                    key: crate::trace::TRACEPARENT,
-                    value: Some(traceparent.as_str()),
+        let publishes: Vec<_> = pending
+            .iter()
+            .zip(&topics)
+            .map(|(event, topic)| crate::trace::publish_span(topic, event.traceparent.as_deref()))
+            .collect();
+        let batch = crate::trace::relay_span(pending.len(), publishes.iter().map(|(span, _)| span));
+        let deliveries = pending.iter().zip(&topics).zip(&publishes).map(
+            |((event, topic), (span, traceparent))| {
+                let mut headers = OwnedHeaders::new().insert(Header {
+                    key: "content-type",
+                    value: Some(CLOUDEVENTS_JSON),
                 });
-            }
-            let record = FutureRecord::to(topic)
-                .key(&event.key)
-                .payload(&event.payload)
-                .headers(headers);
-            self.producer.send(record, Duration::from_secs(5))
-        });
-        let outcomes = join_all(deliveries).await;
+                if let Some(traceparent) = traceparent {
+                    headers = headers.insert(Header {
+                        key: crate::trace::TRACEPARENT,
+                        value: Some(traceparent.as_str()),
+                    });
+                }
+                let record = FutureRecord::to(topic)
+                    .key(&event.key)
+                    .payload(&event.payload)
+                    .headers(headers);
+                self.producer
+                    .send(record, Duration::from_secs(5))
+                    .instrument(span.clone())
+            },
+        );
+        let outcomes = join_all(deliveries).instrument(batch.clone()).await;
+        drop(publishes); // each publish's span ends at its delivery; the batch's after marking
 
         // Mark the delivered prefix only: what follows a failure is sent again, after it.
         let mut sent = Vec::new();

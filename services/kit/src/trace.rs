@@ -2,13 +2,22 @@
 //! action is one trace id in every process's logs. A process continues the caller's trace or
 //! starts one, and holds it for the task that serves the request or applies the event, so that
 //! what the task sends on (an HTTP call, an event through the outbox) continues it.
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set ([`crate::telemetry`]), the spans themselves are
+//! exported: a request's, an event's, an outgoing call's, an outbox batch's and each publish's.
+//! Then the context sent on is the current span's, so that every hop's span is the parent of the
+//! next. Without it, nothing of OpenTelemetry runs: the trace id is passed on with a new random
+//! parent id, for the logs alone.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -16,13 +25,31 @@ tokio::task_local! {
     static CURRENT: TraceParent;
 }
 
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (set once, by [`crate::telemetry::init`]).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+pub(crate) fn start_exporting() {
+    EXPORTING.store(true, Ordering::Relaxed);
+}
+
 /// The trace of the request or event this task is serving, if any.
 pub fn current() -> Option<TraceParent> {
+    if exporting() {
+        return TraceParent::of_span(&tracing::Span::current());
+    }
     CURRENT.try_with(TraceParent::clone).ok()
 }
 
-/// The `traceparent` to send on to the next hop: the current trace, with a new parent span.
+/// The `traceparent` to send on to the next hop: the current span when spans are exported,
+/// else the current trace with a new parent id.
 pub fn outgoing() -> Option<String> {
+    if exporting() {
+        return current().map(|trace| trace.to_string());
+    }
     current().map(|trace| trace.child().to_string())
 }
 
@@ -37,6 +64,76 @@ pub fn propagate(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 /// Runs `work` as part of `trace`.
 pub async fn within<F: Future>(trace: TraceParent, work: F) -> F::Output {
     CURRENT.scope(trace, work).await
+}
+
+/// Makes `span` (a request's, an event's, a publish's) continue `remote`, the context that came
+/// with it, and returns the trace it is in. When spans are exported, `span` becomes the child of
+/// `remote`, or the root of a new trace without one; `kind` and `name` are what a trace viewer
+/// shows. Otherwise this is `remote`, untouched.
+pub fn adopt(
+    span: &tracing::Span,
+    kind: &'static str,
+    name: impl FnOnce() -> String,
+    remote: Option<TraceParent>,
+) -> Option<TraceParent> {
+    if !exporting() {
+        return remote;
+    }
+    span.record("otel.kind", kind);
+    span.record("otel.name", name());
+    if let Some(remote) = &remote {
+        let _ = span.set_parent(remote.as_remote_parent());
+    }
+    TraceParent::of_span(span).or(remote)
+}
+
+/// A span for publishing an event to `topic`, continuing `stored`, the context the event was
+/// written with; and the `traceparent` its record carries. Without exported spans, no span and
+/// `stored` as it is.
+pub fn publish_span(topic: &str, stored: Option<&str>) -> (tracing::Span, Option<String>) {
+    if !exporting() {
+        return (tracing::Span::none(), stored.map(str::to_owned));
+    }
+    let span = tracing::info_span!(
+        "publish",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        messaging.destination.name = topic,
+    );
+    let remote = stored.and_then(TraceParent::parse);
+    let context = adopt(&span, "producer", || format!("publish {topic}"), remote);
+    (span, context.map(|trace| trace.to_string()))
+}
+
+/// A span for one pass of the outbox relay over `events` events, linked to each event's
+/// publish span (they belong to the traces of the requests that wrote them); nothing without
+/// exported spans.
+pub fn relay_span<'a>(
+    events: usize,
+    publishes: impl Iterator<Item = &'a tracing::Span>,
+) -> tracing::Span {
+    if !exporting() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!("outbox relay", events);
+    for publish in publishes {
+        span.add_link(publish.context().span().span_context().clone());
+    }
+    span
+}
+
+/// A span for a call to another service (`peer`), when spans are exported; nothing otherwise.
+/// The request's `traceparent` must be made within it ([`tracing::Span::in_scope`]).
+pub fn call_span(peer: &'static str) -> tracing::Span {
+    if !exporting() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "call",
+        otel.name = format!("call {peer}"),
+        otel.kind = "client",
+        peer.service = peer,
+    )
 }
 
 /// `00-<trace id>-<parent id>-<flags>`, lower-case hex, as the W3C recommendation writes it.
@@ -103,6 +200,39 @@ impl TraceParent {
             .and_then(Self::parse)
     }
 
+    /// The context of `span`'s exported span, if it has one.
+    pub fn of_span(span: &tracing::Span) -> Option<Self> {
+        let context = span.context();
+        let span = context.span();
+        let span = span.span_context();
+        span.is_valid().then(|| Self {
+            trace_id: span.trace_id().to_string(),
+            parent_id: span.span_id().to_string(),
+            flags: format!("{:02x}", span.trace_flags().to_u8()),
+        })
+    }
+
+    /// This context, as the parent a span of ours continues.
+    fn as_remote_parent(&self) -> opentelemetry::Context {
+        let parsed = (
+            TraceId::from_hex(&self.trace_id),
+            SpanId::from_hex(&self.parent_id),
+            u8::from_str_radix(&self.flags, 16),
+        );
+        match parsed {
+            (Ok(trace_id), Ok(span_id), Ok(flags)) => opentelemetry::Context::new()
+                .with_remote_span_context(SpanContext::new(
+                    trace_id,
+                    span_id,
+                    TraceFlags::new(flags),
+                    true,
+                    TraceState::default(),
+                )),
+            // Unreachable for a parsed header: hex of the right lengths.
+            _ => opentelemetry::Context::new(),
+        }
+    }
+
     pub fn header_value(&self) -> HeaderValue {
         HeaderValue::from_str(&self.to_string()).expect("hex and dashes are a valid header")
     }
@@ -121,6 +251,10 @@ fn span_id() -> String {
 /// Gives a request without a valid `traceparent` a new trace, before anything logs it, and
 /// serves the request within its trace.
 pub async fn ensure_trace_context(mut request: Request, next: Next) -> Response {
+    // Exported spans carry the context themselves: the request's span starts a trace if need be.
+    if exporting() {
+        return next.run(request).await;
+    }
     let trace = match TraceParent::of(&request) {
         Some(trace) => trace,
         None => {

@@ -8,6 +8,6 @@ async fn main() -> anyhow::Result<()> {
     // `--print-env`: the variables the configuration reads, for the deployment checks.
     service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
     let config = Config::from_env(Env::from_process())?;
-    telemetry::init(config.kit.http.log_format);
+    let _telemetry = telemetry::init(points::SERVICE, config.kit.http.log_format)?;
     build(config).await?.run().await
 }

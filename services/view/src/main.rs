@@ -16,12 +16,12 @@ async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         None => {
             let config = Config::from_env(Env::from_process())?;
-            telemetry::init(config.kit.http.log_format);
+            let _telemetry = telemetry::init(view::SERVICE, config.kit.http.log_format)?;
             build(config).await?.run().await
         }
         Some("rebuild") => {
             let config = RebuildConfig::from_env(Env::from_process())?;
-            telemetry::init(config.kit.http.log_format);
+            let _telemetry = telemetry::init(view::SERVICE, config.kit.http.log_format)?;
             let partitions = rebuild(&config).await?;
             println!(
                 "view: boards emptied and {partitions} partitions rewound; start view to rebuild them"

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use serde::Deserialize;
 use service_kit::auth::{ClientCredentials, ServiceToken};
-use service_kit::trace::propagate;
+use service_kit::trace::{call_span, propagate};
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_resilience::circuitbreaker::{
     CircuitBreakerError, CircuitBreakerLayer, CircuitState, SlidingWindowType,
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::application::{PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable};
@@ -155,7 +156,9 @@ impl Replicas {
         let (mut tried, mut replays) = (0, 0);
         loop {
             let base_url = &self.base_urls[(first + tried) % count];
-            match propagate(build(base_url).bearer_auth(bearer)).send().await {
+            let call = call_span("payment");
+            let request = call.in_scope(|| propagate(build(base_url).bearer_auth(bearer)));
+            match request.send().instrument(call).await {
                 Err(e) if e.is_connect() && tried + 1 < count => {
                     tracing::debug!(%base_url, error = %e, "payment replica refused; trying the next");
                     tried += 1;
