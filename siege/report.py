@@ -7,8 +7,9 @@ mock) is started; then, in order:
    p50/p99 as siege saw them (10 ms steps) and as the gateway logged them (microseconds), and
    the event → board lag the view logged for every event those cycles made;
 3. the same cycles straight against rental: the gateway's cost as ratios;
-4. the same Postgres work as bare SQL with pgbench (rental's and payment's statements of a rent
-   and a return, prepared, 50 clients): the ceiling the database sets, as a ratio;
+4. the same Postgres work as bare SQL with pgbench (prepared, 50 clients), twice: rental's and
+   payment's main statements of a rent and a return (the ceiling), and every statement the fleet
+   runs for a cycle, outbox relays and consumers included (the fair ceiling); each as a ratio;
 5. loaded RSS (the highest seen during 2 and 3);
 6. the event → board lag again under a steady load the machine keeps up with (about 100 rents/s);
 7. each process restarted (SIGTERM) and timed from its start to ready.
@@ -43,7 +44,9 @@ PGBENCH_SECONDS = 20
 # of their tables: the book lookup, the rental opened, the payment and its event, the rental
 # marked rented with its event; the ownership check and the return with its event.
 PGBENCH_SCRIPT = """\
+-- pgbench: the cycle's ids (not a statement of the fleet's)
 SELECT gen_random_uuid() AS rental_id, gen_random_uuid() AS payment_id, gen_random_uuid() AS user_id \\gset
+-- rental and payment: a rent and a return
 SELECT book_id, title, rental_fee, retired FROM pgbench_rent.catalogue WHERE book_id = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid;
 INSERT INTO pgbench_rent.rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at) VALUES (:rental_id, ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid, :user_id, 300, 'PAYMENT_PENDING', now(), now());
 BEGIN;
@@ -75,14 +78,349 @@ PAYLOAD = json.dumps({
              "rentedAt": "2026-11-22T10:00:00Z", "dueAt": "2026-12-06T10:00:00Z"}})
 
 
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+# One rental's ids, for events of the right size.
+RENTAL, BOOK, CUSTOMER, PAYMENT = ("0193a6f2-7c4e-7b1d-9f3a-2c5e8d1b4a60", "0193a6e1-2a3b-7c4d-9e5f-60718293a4b5",
+                                   "0193a6e0-1b2c-7d3e-8f40-5a6b7c8d9e0f", "0193a6f2-7d10-7e2a-8b4c-5d6e7f809a1b")
+AT, DUE = "2026-11-22T10:00:00.123456Z", "2026-12-06T10:00:00.123456Z"
+
+
+def cloud_event(event_type, source, subject, data):
+    """An event as `outbox::enqueue` writes it: `data` in its CloudEvent envelope."""
+    return json.dumps({
+        "specversion": "1.0", "id": "5d0c9f5e-6b1a-4c8e-9d52-3f1f0c6f7a10", "type": event_type,
+        "source": source, "subject": subject, "time": AT, "datacontenttype": "application/json",
+        "correlationid": RENTAL, "traceparent": TRACEPARENT, "data": data})
+
+
+# The fair ceiling: every statement the fleet runs against Postgres for one rent and one return
+# made through the gateway (the gateway gives the rent an Idempotency-Key), on copies of the
+# tables they touch, in the same transactions, order and locking:
+# - rental (adapters/postgres.rs): the catalogue lookup; the rental opened in a transaction that
+#   takes the customer's turn (an advisory lock) and inserts with the active-rentals count as the
+#   limit and the Idempotency-Key as the ON CONFLICT arbiter; the payment outcome with BookRented;
+#   the ownership check, then the return (row locked) with BookReturned;
+# - payment: the lookup by rental (a retry is answered from it), then the payment with
+#   PaymentApproved;
+# - the consumers (kit/src/inbox.rs: the inbox row and the effect in one transaction, the inbox
+#   row also for an event the handler ignores): rental.events reach payment (inbox only: it acts
+#   on cancels), book-management (the book locked and saved), user (the account locked and its
+#   count saved), points (the rental remembered; on return locked, completed and credited) and
+#   view (the book noted, the rental row inserted, locked and saved); payment.events reach view
+#   alone;
+# - the outbox relays, in scripts of their own (FAIR_RELAY_SCRIPT).
+# The services bind their values; constants are written in, as the first script does. Each
+# pgbench client rents its own book as its own customer, so the ceiling is not bound by locks of
+# the script's making. Times the services' clocks give are the cycle's start here.
+FAIR_CYCLE_SCRIPT = """\
+-- pgbench: the cycle's ids and times, which the services make themselves (rentals and
+-- payments UUIDv7, events and the gateway's Idempotency-Key UUIDv4); not a statement of the fleet's
+\\set max_active 1000000
+SELECT (substr(ms, 1, 8) || '-' || substr(ms, 9, 4) || '-7' || substr(gen_random_uuid()::text, 16))::uuid AS rental_id,
+    (substr(ms, 1, 8) || '-' || substr(ms, 9, 4) || '-7' || substr(gen_random_uuid()::text, 16))::uuid AS payment_id,
+    gen_random_uuid()::text AS idempotency_key, gen_random_uuid() AS approved_event,
+    gen_random_uuid() AS rented_event, gen_random_uuid() AS returned_event,
+    ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid AS book_id,
+    ('00000000-0000-4000-9000-' || lpad(:client_id::text, 12, '0'))::uuid AS user_id,
+    'Siege ' || :client_id AS title, now() AS at, now() + interval '14 days' AS due_at
+    FROM (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms) AS t \\gset
+-- rental: rent, the catalogue lookup
+SELECT book_id, title, rental_fee, retired FROM {rental}.catalogue WHERE book_id = :book_id;
+-- rental: rent, the rental opened (the customer's turn, the limit, the Idempotency-Key)
+BEGIN;
+SELECT pg_advisory_xact_lock(1, hashtext(:user_id::uuid::text));
+INSERT INTO {rental}.rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at, idempotency_key)
+    SELECT :rental_id::uuid, :book_id::uuid, :user_id::uuid, 300, 'PAYMENT_PENDING', :at::timestamptz, now(), :idempotency_key::text
+    WHERE (SELECT count(*) FROM {rental}.rentals
+           WHERE user_id = :user_id AND status IN ('PAYMENT_PENDING', 'RENTED')) < :max_active
+    ON CONFLICT (user_id, idempotency_key)
+       WHERE idempotency_key IS NOT NULL AND status <> 'PAYMENT_FAILED' DO NOTHING;
+COMMIT;
+-- payment: the payment call, a retry looked up first
+SELECT id, rental_id, user_id, amount, status, created_at, refunded_at FROM {payment}.payments WHERE rental_id = :rental_id;
+-- payment: the payment call, the payment and PaymentApproved
+BEGIN;
+INSERT INTO {payment}.payments (id, rental_id, user_id, amount, status, created_at)
+    VALUES (:payment_id, :rental_id, :user_id, 300, 'APPROVED', :at) ON CONFLICT (rental_id) DO NOTHING;
+INSERT INTO {payment}.outbox (event_id, topic, key, payload, traceparent)
+    VALUES (:approved_event, 'payment.events', :rental_id, :approved_payload, :traceparent);
+COMMIT;
+-- rental: rent, the payment outcome and BookRented
+BEGIN;
+UPDATE {rental}.rentals SET status = 'RENTED', payment_id = :payment_id, rented_at = :at, due_at = :due_at, updated_at = now()
+    WHERE id = :rental_id AND status = 'PAYMENT_PENDING';
+INSERT INTO {rental}.outbox (event_id, topic, key, payload, traceparent)
+    VALUES (:rented_event, 'rental.events', :book_id, :rented_payload, :traceparent);
+COMMIT;
+-- view: PaymentApproved
+BEGIN;
+INSERT INTO {view}.inbox (event_id, topic, event_type) VALUES (:approved_event, 'payment.events', 'PaymentApproved') ON CONFLICT DO NOTHING;
+INSERT INTO {view}.rentals (id, customer_id) VALUES (:rental_id, :user_id) ON CONFLICT DO NOTHING;
+SELECT {view_rental_columns} FROM {view}.rentals r WHERE r.id = :rental_id FOR UPDATE;
+UPDATE {view}.rentals SET book_id = NULL, rental_fee = NULL, payment_id = :payment_id, status = NULL,
+    payment_status = 'APPROVED', rented_at = NULL, due_at = NULL, returned_at = NULL, cancelled_at = NULL,
+    refunded_at = NULL WHERE id = :rental_id;
+COMMIT;
+-- payment: BookRented (ignored: the inbox row alone)
+BEGIN;
+INSERT INTO {payment}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
+COMMIT;
+-- book-management: BookRented
+BEGIN;
+INSERT INTO {book}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
+SELECT {book_columns} FROM {book}.books WHERE id = :book_id FOR UPDATE \\gset book_
+\\set times_rented :book_times_rented + 1
+UPDATE {book}.books SET title = :title, author = 'Load', rental_fee = 300, status = 'RENTED', current_rental_id = :rental_id,
+    times_rented = :times_rented, updated_at = :at WHERE id = :book_id;
+COMMIT;
+-- user: BookRented
+BEGIN;
+INSERT INTO {users}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
+SELECT {account_columns} FROM {users}.accounts WHERE id = :user_id FOR UPDATE \\gset account_
+\\set active_rentals :account_active_rentals + 1
+UPDATE {users}.accounts SET active_rentals = :active_rentals WHERE id = :user_id;
+COMMIT;
+-- points: BookRented
+BEGIN;
+INSERT INTO {points}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
+INSERT INTO {points}.rentals (rental_id, user_id, rental_fee, state) VALUES (:rental_id, :user_id, 300, 'RENTED')
+    ON CONFLICT (rental_id) DO NOTHING;
+COMMIT;
+-- view: BookRented
+BEGIN;
+INSERT INTO {view}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
+INSERT INTO {view}.books (id) VALUES (:book_id) ON CONFLICT DO NOTHING;
+INSERT INTO {view}.rentals (id, customer_id) VALUES (:rental_id, :user_id) ON CONFLICT DO NOTHING;
+SELECT {view_rental_columns} FROM {view}.rentals r WHERE r.id = :rental_id FOR UPDATE;
+UPDATE {view}.rentals SET book_id = :book_id, rental_fee = 300, payment_id = :payment_id, status = 'RENTED',
+    payment_status = 'APPROVED', rented_at = :at, due_at = :due_at, returned_at = NULL, cancelled_at = NULL,
+    refunded_at = NULL WHERE id = :rental_id;
+COMMIT;
+-- rental: return, the ownership check
+SELECT {rental_columns} FROM {rental}.rentals WHERE id = :rental_id;
+-- rental: return, the rental locked and returned, and BookReturned
+BEGIN;
+SELECT {rental_columns} FROM {rental}.rentals WHERE id = :rental_id FOR UPDATE;
+UPDATE {rental}.rentals SET status = 'RETURNED', cancelled_at = NULL, returned_at = :at, updated_at = now() WHERE id = :rental_id;
+INSERT INTO {rental}.outbox (event_id, topic, key, payload, traceparent)
+    VALUES (:returned_event, 'rental.events', :book_id, :returned_payload, :traceparent);
+COMMIT;
+-- payment: BookReturned (ignored: the inbox row alone)
+BEGIN;
+INSERT INTO {payment}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
+COMMIT;
+-- book-management: BookReturned
+BEGIN;
+INSERT INTO {book}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
+SELECT {book_columns} FROM {book}.books WHERE id = :book_id FOR UPDATE \\gset book_
+UPDATE {book}.books SET title = :title, author = 'Load', rental_fee = 300, status = 'AVAILABLE', current_rental_id = NULL,
+    times_rented = :book_times_rented, updated_at = :at WHERE id = :book_id;
+COMMIT;
+-- user: BookReturned
+BEGIN;
+INSERT INTO {users}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
+SELECT {account_columns} FROM {users}.accounts WHERE id = :user_id FOR UPDATE \\gset account_
+\\set active_rentals :account_active_rentals - 1
+UPDATE {users}.accounts SET active_rentals = :active_rentals WHERE id = :user_id;
+COMMIT;
+-- points: BookReturned
+BEGIN;
+INSERT INTO {points}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
+SELECT rental_id, user_id, rental_fee, state FROM {points}.rentals WHERE rental_id = :rental_id FOR UPDATE;
+UPDATE {points}.rentals SET state = 'COMPLETED' WHERE rental_id = :rental_id;
+WITH credited AS (
+        INSERT INTO {points}.ledger (rental_id, user_id, book_id, rental_fee, points, reason, earned_at)
+        VALUES (:rental_id, :user_id, :book_id, 300, 30, 'RETURNED', :at) ON CONFLICT (rental_id) DO NOTHING
+        RETURNING user_id, points)
+    INSERT INTO {points}.balances (user_id, points) SELECT user_id, points FROM credited
+    ON CONFLICT (user_id) DO UPDATE SET points = balances.points + EXCLUDED.points;
+COMMIT;
+-- view: BookReturned
+BEGIN;
+INSERT INTO {view}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
+INSERT INTO {view}.books (id) VALUES (:book_id) ON CONFLICT DO NOTHING;
+INSERT INTO {view}.rentals (id, customer_id) VALUES (:rental_id, :user_id) ON CONFLICT DO NOTHING;
+SELECT {view_rental_columns} FROM {view}.rentals r WHERE r.id = :rental_id FOR UPDATE;
+UPDATE {view}.rentals SET book_id = :book_id, rental_fee = 300, payment_id = :payment_id, status = 'RETURNED',
+    payment_status = 'APPROVED', rented_at = :at, due_at = :due_at, returned_at = :at, cancelled_at = NULL,
+    refunded_at = NULL WHERE id = :rental_id;
+COMMIT;
+"""
+# One pass of a service's outbox relay (kit/src/outbox.rs `Relay::relay_batch`): its turn (an
+# advisory lock per schema, kit/src/db.rs `take_turn`; another pass holding it makes this one
+# roll back, as a second replica's would), the pending events, up to OUTBOX_BATCH_SIZE (500),
+# marked sent, and the backlog left, in one transaction; a pass that finds nothing rolls back.
+# The fleet marks the ids it published (`id = ANY($1)`); pgbench cannot carry a result set into
+# the next statement, so here the pass marks what is pending up to the last id it read (the same
+# rows). The turn's key is made as the service's (`current_schema()` its schema), from the copy's
+# schema: a fleet still running keeps its own turns.
+FAIR_RELAY_SCRIPT = """\
+-- outbox relay: {service}
+\\set outbox_batch_size 500
+\\set pending_id 0
+BEGIN;
+SELECT pg_try_advisory_xact_lock(hashtext('{copy}' || '.' || 'outbox-relay')) AS turn \\gset
+\\if :turn
+SELECT id, topic, key, payload, traceparent FROM {copy}.outbox WHERE sent_at IS NULL ORDER BY id LIMIT :outbox_batch_size \\aset pending_
+\\endif
+\\if :pending_id > 0
+UPDATE {copy}.outbox SET sent_at = now() WHERE sent_at IS NULL AND id <= :pending_id;
+SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM {copy}.outbox WHERE sent_at IS NULL;
+COMMIT;
+\\else
+ROLLBACK;
+\\endif
+"""
+# How many events a relay pass publishes, which is what a cycle's share of the passes follows
+# from. After a pass that is not full the relay waits OUTBOX_POLL_INTERVAL_MS (100 ms), so a pass
+# takes what came in meanwhile: at the report's last rates (about 300 rents/s, each one
+# BookRented and one PaymentApproved, and 480 returns/s, each one BookReturned) a pass of rental's
+# or payment's relay finds 30 to 55 events. 32, the low end, charges the relay a little more
+# than it costs; the report also gives the batch the run itself made. (One pass per event, the
+# conservative extreme, would put 18 statements more on every cycle, about a quarter more.)
+RELAY_EVENTS_PER_PASS = 32
+# The fleet's schemas (scripts/lib/postgres.sh) and the tables of each that a cycle touches,
+# copied empty into pgbench_fair_<schema>; the services that own them.
+FAIR_TABLES = {
+    "rental": ["catalogue", "rentals", "outbox"],
+    "payment": ["payments", "outbox", "inbox"],
+    "book": ["books", "inbox"],
+    "users": ["accounts", "inbox"],
+    "points": ["rentals", "ledger", "balances", "inbox"],
+    "view": ["books", "rentals", "inbox"],
+}
+SERVICES = {"rental": "rental", "payment": "payment", "book": "book-management", "users": "user",
+            "points": "points", "view": "view"}
+# An Argon2id PHC string of the usual length, for user's accounts.
+PASSWORD_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2llZ2Vfc2FsdF9zYWx0$VGhlIGZsZWV0J3MgaGFzaCwgYWJvdXQgaXRzIGxlbmd0aA"
+FAIR_PAYLOADS = {
+    "approved_payload": cloud_event("PaymentApproved", "payment", PAYMENT, {
+        "paymentId": PAYMENT, "rentalId": RENTAL, "userId": CUSTOMER, "amount": 300, "approvedAt": AT}),
+    "rented_payload": cloud_event("BookRented", "rental", RENTAL, {
+        "rentalId": RENTAL, "bookId": BOOK, "userId": CUSTOMER, "rentalFee": 300, "paymentId": PAYMENT,
+        "rentedAt": AT, "dueAt": DUE}),
+    "returned_payload": cloud_event("BookReturned", "rental", RENTAL, {
+        "rentalId": RENTAL, "bookId": BOOK, "userId": CUSTOMER, "returnedAt": AT, "reason": "RETURNED"}),
+    "traceparent": TRACEPARENT,
+}
+
+
+def copy_of(schema):
+    return f"pgbench_fair_{schema}"
+
+
+def fair_cycle_script():
+    return FAIR_CYCLE_SCRIPT.format(
+        **{schema: copy_of(schema) for schema in FAIR_TABLES},
+        rental_columns="id, book_id, user_id, rental_fee, status, payment_id, created_at, rented_at, "
+                       "due_at, cancelled_at, returned_at",
+        book_columns="id, title, author, rental_fee, status, current_rental_id, times_rented, "
+                     "registered_at, updated_at",
+        account_columns="id, name, email, role, active_rentals, created_at",
+        view_rental_columns="r.id, r.customer_id, r.book_id, r.rental_fee, r.payment_id, r.status, "
+                            "r.payment_status, r.rented_at, r.due_at, r.returned_at, r.cancelled_at, "
+                            "r.refunded_at")
+
+
+def statements(script):
+    """(who, statements, transactions) for each party of a pgbench script, in order of
+    appearance: who is the service a `-- <service>: …` comment names (`pgbench` for the script's
+    own); a statement outside BEGIN … COMMIT is a transaction of its own; an `\\else` branch is
+    left out."""
+    counts, who, open_tx, sql, skipped = {}, "", False, "", False
+    for line in script.splitlines():
+        named = re.match(r"-- ([a-z][a-z -]*): ", line)
+        if named:
+            who = named[1]
+        # The branch a pass that does its work does not take.
+        skipped = (skipped or line.startswith("\\else")) and not line.startswith("\\endif")
+        if skipped or line.startswith(("--", "\\")) or not line.strip():
+            continue
+        sql += line
+        if not (line.rstrip().endswith(";") or re.search(r"\\[ag]set\b", line)):
+            continue
+        word = re.match(r"\w+", sql.strip())[0].upper()
+        entry = counts.setdefault(who, [0, 0])
+        entry[0] += 1
+        if word == "BEGIN":
+            open_tx = True
+            entry[1] += 1
+        elif word in ("COMMIT", "ROLLBACK"):
+            open_tx = False
+        elif not open_tx:
+            entry[1] += 1
+        sql = ""
+    return [(who, n, tx) for who, (n, tx) in counts.items()]
+
+
+def outbox_events(script):
+    """Events a cycle writes to each schema's outbox."""
+    return {schema: len(re.findall(rf"INSERT INTO {copy_of(schema)}\.outbox\b", script))
+            for schema in FAIR_TABLES}
+
+
+def fair_statements():
+    """What one fair cycle runs, [(who, statements, transactions)] (the script's own statement
+    that makes the cycle's ids left out), with each relay's share of passes (a pass: BEGIN, its
+    turn, the pending events, the update, the backlog, COMMIT); and the totals."""
+    cycle = fair_cycle_script()
+    rows = [(who, n, tx) for who, n, tx in statements(cycle) if who != "pgbench"]
+    per_pass = sum(n for _, n, _ in statements(FAIR_RELAY_SCRIPT.format(service="x", copy="x")))
+    for schema, events in outbox_events(cycle).items():
+        if events:
+            passes = events / RELAY_EVENTS_PER_PASS
+            rows.append((f"{SERVICES[schema]}'s outbox relay", per_pass * passes, passes))
+    return rows, sum(n for _, n, _ in rows), sum(tx for _, _, tx in rows)
+
+
+def psql(url, sql, *extra):
+    return subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
+                          check=True, capture_output=True, text=True).stdout
+
+
 def pg_url(fleet):
     admin = urllib.parse.urlsplit(fleet.settings["DATABASE_ADMIN_URL"])
     return urllib.parse.urlunsplit(admin._replace(path="/" + fleet.settings["FLEET_DB_NAME"]))
 
 
-def pgbench(fleet, clients, seconds):
-    """Rent → return cycles per second as bare SQL."""
-    url = pg_url(fleet)
+def run_pgbench(url, clients, seconds, scripts, variables=None):
+    """Runs pgbench (prepared statements, two threads) over `scripts` ([(path, weight)]) and
+    returns its figures: {"tps", "latency_ms", "failed", "scripts": [{"tps", "count",
+    "latency_ms"}] in the order given}."""
+    command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds)]
+    for name, value in (variables or {}).items():
+        command += ["-D", f"{name}={value}"]
+    for path, weight in scripts:
+        command += ["-f", f"{path}@{weight}" if len(scripts) > 1 else str(path)]
+    done = subprocess.run(command + [url], capture_output=True, text=True)
+    if done.returncode:
+        # A client that met an error other than a serialization failure or a deadlock aborts.
+        raise RuntimeError(f"pgbench exited with {done.returncode}: "
+                           + " / ".join(done.stderr.strip().splitlines()[-3:]))
+    out = done.stdout
+
+    def number(pattern, text):
+        found = re.search(pattern, text, re.M)
+        return found and float(found[1])
+
+    # Each script's section, when there are several.
+    sections = re.split(r"^SQL script \d+: .*$", out, flags=re.M)
+    figures = {
+        "tps": number(r"^tps = ([\d.]+)", sections[0]),
+        "latency_ms": number(r"^latency average = ([\d.]+) ms", sections[0]),
+        "failed": int(number(r"^number of failed transactions: (\d+)", sections[0]) or 0),
+        "scripts": [{
+            "tps": number(r"tps = ([\d.]+)\)", section),
+            "count": int(number(r"- (\d+) transactions", section)),
+            "latency_ms": number(r"- latency average = ([\d.]+) ms", section),
+        } for section in sections[1:]],
+    }
+    return figures
+
+
+def pgbench(url, clients, seconds):
+    """Rent → return cycles per second as bare SQL, rental's and payment's main statements, and
+    ms a cycle."""
     tables = [("catalogue", "rental.catalogue"), ("rentals", "rental.rentals"),
               ("rental_outbox", "rental.outbox"), ("payments", "payment.payments"),
               ("payment_outbox", "payment.outbox")]
@@ -91,19 +429,99 @@ def pgbench(fleet, clients, seconds):
     ) + ("INSERT INTO pgbench_rent.catalogue (book_id, title, rental_fee, updated_at) "
          "SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'Siege', 300, now() "
          f"FROM generate_series(0, {clients}) AS n;\n")
-    subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", setup], check=True)
-    script = run.RESULTS / "work" / "rent-return.pgbench.sql"
+    psql(url, setup)
+    work = run.RESULTS / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    script = work / "rent-return.pgbench.sql"
     script.write_text(PGBENCH_SCRIPT.replace("{PAYLOAD}", PAYLOAD.replace("'", "''")))
     run.say(f"pgbench -M prepared -c {clients} -T {seconds}: a rent and a return as bare SQL")
-    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
-                          "-T", str(seconds), "-f", str(script), url],
-                         check=True, capture_output=True, text=True).stdout
-    subprocess.run(["psql", url, "-X", "-q", "-c", "DROP SCHEMA pgbench_rent CASCADE"], check=True)
-    tps = next(float(line.split("=")[1].split()[0]) for line in out.splitlines()
-               if line.startswith("tps ="))
-    latency = next((float(line.split("=")[1].split()[0]) for line in out.splitlines()
-                    if line.startswith("latency average")), None)
-    return tps, latency
+    try:
+        out = run_pgbench(url, clients, seconds, [(script, 1)])
+    finally:
+        psql(url, "DROP SCHEMA pgbench_rent CASCADE")
+    return out["tps"], out["latency_ms"]
+
+
+def fair_setup(url, clients):
+    """Empty copies of the tables a fair cycle touches, with the rows each client's cycles need
+    already there."""
+    copies = [(schema, table) for schema, tables in FAIR_TABLES.items() for table in tables]
+    setup = [f"DROP SCHEMA IF EXISTS {copy_of(s)} CASCADE; CREATE SCHEMA {copy_of(s)};" for s in FAIR_TABLES]
+    setup += [f"CREATE TABLE {copy_of(s)}.{t} (LIKE {s}.{t} INCLUDING ALL);" for s, t in copies]
+    # LIKE copies no foreign key: the copies get the originals' among themselves (rental's
+    # rentals → catalogue), whose checks are part of the work.
+    keys = psql(url, "SET search_path = ''; SELECT n.nspname, c.relname, pg_get_constraintdef(k.oid) "
+                "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE k.contype = 'f'",
+                "-A", "-t", "-F", "\t")
+    for line in keys.splitlines():
+        schema, table, definition = line.split("\t")
+        target = re.search(r"REFERENCES (\w+)\.(\w+)", definition)
+        if (schema, table) in copies and target and (target[1], target[2]) in copies:
+            definition = definition.replace(f"REFERENCES {target[1]}.", f"REFERENCES {copy_of(target[1])}.")
+            setup.append(f"ALTER TABLE {copy_of(schema)}.{table} ADD {definition};")
+    # Each client's book, in every service that knows it (rental's replica, book-management,
+    # view's board from BookRegistered), and its customer (user's account, a points balance as
+    # after their first credit).
+    book = "('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid"
+    customer = "('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid"
+    each = f"FROM generate_series(0, {clients}) AS n"
+    setup += [
+        f"INSERT INTO {copy_of('rental')}.catalogue (book_id, title, rental_fee, updated_at) "
+        f"SELECT {book}, 'Siege ' || n, 300, now() {each};",
+        f"INSERT INTO {copy_of('book')}.books (id, title, author, rental_fee, status, times_rented, "
+        f"registered_at, updated_at) SELECT {book}, 'Siege ' || n, 'Load', 300, 'AVAILABLE', 0, "
+        f"now(), now() {each};",
+        f"INSERT INTO {copy_of('view')}.books (id, title, author, rental_fee) "
+        f"SELECT {book}, 'Siege ' || n, 'Load', 300 {each};",
+        f"INSERT INTO {copy_of('users')}.accounts (id, name, email, password_hash, role, "
+        f"active_rentals, created_at) SELECT {customer}, 'Siege Reader', 'siege-' || n || "
+        f"'@fleet.example', '{PASSWORD_HASH}', 'CUSTOMER', 0, now() {each};",
+        f"INSERT INTO {copy_of('points')}.balances (user_id, points) SELECT {customer}, 0 {each};",
+    ]
+    setup += [f"ANALYZE {copy_of(s)}.{t};" for s, t in copies]
+    psql(url, "\n".join(setup))
+
+
+def fair_pgbench(url, clients, seconds):
+    """The fair ceiling: rent → return cycles per second with every statement the fleet runs
+    for one (FAIR_CYCLE_SCRIPT), the outbox relays' passes beside them (FAIR_RELAY_SCRIPT,
+    weighted to a pass per RELAY_EVENTS_PER_PASS events), on copies of the tables; ms a cycle,
+    its share of relay passes included; what a cycle runs (fair_statements)."""
+    fair_setup(url, clients)
+    work = run.RESULTS / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    cycle = fair_cycle_script()
+    (work / "fair-cycle.pgbench.sql").write_text(cycle)
+    scripts = [(work / "fair-cycle.pgbench.sql", RELAY_EVENTS_PER_PASS)]
+    events = {schema: n for schema, n in outbox_events(cycle).items() if n}
+    for schema, n in events.items():
+        path = work / f"fair-relay-{schema}.pgbench.sql"
+        path.write_text(FAIR_RELAY_SCRIPT.format(service=SERVICES[schema], copy=copy_of(schema)))
+        scripts.append((path, n))
+    rows, total, transactions = fair_statements()
+    run.say(f"pgbench -M prepared -c {clients} -T {seconds}: a rent and a return with every "
+            f"statement the fleet runs for them ({total:.1f} a cycle)")
+    try:
+        out = run_pgbench(url, clients, seconds, scripts, FAIR_PAYLOADS)
+        # The events a relay pass marked sent, on average (a pass marks them with its now()).
+        seen = {SERVICES[schema]: float(psql(
+            url, "SELECT round(count(*)::numeric / nullif(count(DISTINCT sent_at), 0), 1) "
+                 f"FROM {copy_of(schema)}.outbox WHERE sent_at IS NOT NULL", "-A", "-t").strip() or 0)
+            for schema in events}
+    finally:
+        psql(url, "\n".join(f"DROP SCHEMA IF EXISTS {copy_of(s)} CASCADE;" for s in FAIR_TABLES))
+    cycles = out["scripts"][0]
+    # A client's time for a cycle: its own, and its share of relay passes.
+    latency = sum(s["count"] * s["latency_ms"] for s in out["scripts"]) / cycles["count"] \
+        if cycles["count"] else None
+    return {
+        "cycles_per_s": cycles["tps"], "latency_ms": latency, "failed": out["failed"],
+        "statements_per_cycle": round(total, 2), "transactions_per_cycle": round(transactions, 2),
+        "by_service": {who: {"statements": round(n, 2), "transactions": round(tx, 3)}
+                       for who, n, tx in rows},
+        "relay_events_per_pass": RELAY_EVENTS_PER_PASS, "relay_events_per_pass_seen": seen,
+    }
 
 
 def rss_now(fleet, kafka_pid):
@@ -247,7 +665,17 @@ def main(args):
                          failures)
         loaded = watch.stop()
         steady_rate, steady = steady_lag(load, fleet, args.quick)
-        ceiling, sql_latency = pgbench(fleet, USERS, 5 if args.quick else PGBENCH_SECONDS)
+        url, seconds = pg_url(fleet), 5 if args.quick else PGBENCH_SECONDS
+        ceiling, sql_latency = pgbench(url, USERS, seconds)
+        try:
+            fair = fair_pgbench(url, USERS, seconds)
+            if fair["failed"]:
+                failures.append(f"fair ceiling: {fair['failed']} pgbench transactions failed")
+        except (RuntimeError, subprocess.CalledProcessError) as error:
+            # The other figures stand on their own: write them, and say what failed.
+            run.say(f"the fair ceiling failed: {error}")
+            failures.append(f"fair ceiling: {error}")
+            fair = None
         startup = {}
         # user last: its key is made at start here (dev.sh), so tokens die with it.
         for name in ("book-management", "rental", "payment", "view", "points", "gateway", "user"):
@@ -276,6 +704,9 @@ def main(args):
         "direct": {k: v for k, v in direct.items() if k not in ("rent", "return")},
         "steady_rents_per_s": steady_rate, "steady_board_lag_ms": steady[:2],
         "pgbench_cycles_per_s": ceiling, "pgbench_latency_ms": sql_latency,
+        "pgbench_statements_per_cycle": sum(n for who, n, _ in statements(PGBENCH_SCRIPT)
+                                            if who != "pgbench"),
+        "fair_pgbench": fair,
         "rss_idle_mb": idle, "rss_loaded_mb": loaded, "startup_to_ready_s": startup,
         "kafka_start_to_ready_s": kafka_ready if broker == "real" else None,
         "mock_broker": mock and {
@@ -305,8 +736,17 @@ def main(args):
         ("rent → return cycles/s through the gateway", fmt(g["cycles_per_s"], 0),
          "books ÷ (rent phase + return phase)"),
         ("rent → return cycles/s as bare SQL (pgbench, 50 clients)", fmt(ceiling, 0),
-         f"the database's ceiling; {fmt(sql_latency, 2)} ms a cycle"),
+         f"the database's ceiling: rental's and payment's main statements "
+         f"({figures['pgbench_statements_per_cycle']} a cycle); {fmt(sql_latency, 2)} ms a cycle"),
         ("fleet ÷ ceiling (cycles/s)", f"{g['cycles_per_s'] / ceiling:.2f}", "gateway cycles ÷ pgbench cycles"),
+        ("rent → return cycles/s, fair ceiling (pgbench, 50 clients)",
+         fmt(fair and fair["cycles_per_s"], 0),
+         (f"every statement the fleet runs for a cycle ({fair['statements_per_cycle']:.1f}, BEGIN "
+          f"and COMMIT counted, in {fair['transactions_per_cycle']:.1f} transactions, relay passes "
+          f"included); {fmt(fair['latency_ms'], 2)} ms a cycle") if fair else "failed: see below"),
+        ("fleet ÷ fair ceiling (cycles/s)", ratio(g["cycles_per_s"], fair and fair["cycles_per_s"]),
+         "gateway cycles ÷ fair pgbench cycles: what the fleet's code and processes cost on top of "
+         "the database work they must do"),
         ("rents/s straight to rental", fmt(d["rents_per_s"], 0), "siege"),
         ("rent latency straight to rental, p50 / p99", f"{fmt(d['rent_p50_ms'])} / {fmt(d['rent_p99_ms'])} ms",
          "rental's log"),
@@ -352,9 +792,30 @@ def main(args):
         "Loaded RSS is the highest seen while the cycles above ran; start → ready is from the "
         "process's start (after SIGTERM, dev.sh starts it again) to its first 200 on `/readyz` (on its "
         "operations port). "
-        "The pgbench cycle is rental's and payment's statements of a rent and a return on copies "
-        "of their tables (`siege/report.py`); it leaves out the outbox relays and the consumers, "
-        "which the fleet also runs. The fleet's cycles share the machine's two cores between siege, "
+        "The ceiling's pgbench cycle is rental's and payment's main statements of a rent and a "
+        "return on copies of their tables (`siege/report.py`); it leaves out the outbox relays and "
+        "the consumers, which the fleet also runs. The fair ceiling's cycle is every statement the fleet runs "
+        "against Postgres for a rent and a return through the gateway, in the same transactions "
+        "and order, on copies of every table they touch: rental's (the catalogue lookup; the "
+        "rental opened under the customer's advisory lock, its insert counting their active "
+        "rentals and keyed by the gateway's Idempotency-Key; the payment outcome; the ownership "
+        "check; the return, row locked), payment's (the lookup by rental, the payment), each "
+        "with its outbox event (BookRented, PaymentApproved, BookReturned); every consumer's "
+        "inbox row and effect for each of them (payment's inbox rows for the two it ignores, "
+        "book-management's and user's counts, points' rental and credit, view's board rows, four "
+        "or five statements an event); and the outbox relays' passes (turn, pending events, "
+        "marked sent, backlog), weighted at one pass per "
+        f"{RELAY_EVENTS_PER_PASS} events, what a 100 ms poll finds at the fleet's rates"
+        + (" (this run's passes took " + ", ".join(
+            f"{who}'s {n:g}" for who, n in fair["relay_events_per_pass_seen"].items()) + " events)"
+           if fair else "")
+        + ". Each pgbench client rents its own book as its own customer; siege's cycles are one "
+        "customer's, so in the fleet that customer's rents also wait for one another's advisory "
+        "lock and count all their active rentals, and the user and points consumers update one "
+        "row: costs of the load's shape, left in the ratio. Left out of both: the connection "
+        "pool's check of each connection it hands out (a round trip, no statement), what runs "
+        "by the clock rather than per cycle (relays finding nothing, rental's expiry and "
+        "reconciler, retention). The fleet's cycles share the machine's two cores between siege, "
         "seven processes, their consumers and outbox relays, PostgreSQL and the broker.",
         "",
     ]
