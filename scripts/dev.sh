@@ -20,12 +20,13 @@
 #                       operations port and evaluating the fleet's alerting rules
 #   --with-tracing      also run Jaeger (all-in-one, traces in memory) and point every process
 #                       at it (OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318, FLEET_OTLP_PORT;
-#                       OTLP/gRPC on the port below it); the UI and its API on
-#                       http://127.0.0.1:16686 (FLEET_JAEGER_PORT; query gRPC on the port below,
-#                       health on the port above). The binary is built once from Jaeger's Go
+#                       OTLP/gRPC on the port below it); its query API on http://127.0.0.1:16686
+#                       (FLEET_JAEGER_PORT; query gRPC on the port below, health on the port
+#                       above), e.g. /api/traces?service=gateway. Jaeger is built once from its Go
 #                       module (needs Go; minutes the first time) into
-#                       $CARGO_TARGET_DIR/../dev-tools/ (FLEET_JAEGER_BIN: use that one instead);
-#                       its configuration is kubernetes/components/tracing/jaeger-config.yaml
+#                       $CARGO_TARGET_DIR/../dev-tools/; that build has no UI pages (a
+#                       placeholder): FLEET_JAEGER_BIN takes a Jaeger release binary, which has
+#                       them. Its configuration: kubernetes/components/tracing/jaeger-config.yaml
 #
 # A service that exits is started again, as Kubernetes restarts a pod: stop one with SIGTERM
 # (its pid is in target/dev-logs/<name>.pid) to see it drain and come back. One that fails
@@ -180,6 +181,7 @@ service_envs=()
 service_started=()
 broker_pid=""
 jaeger_pid=""
+jaeger_ui=0
 cleaned_up=0
 
 # Is PID still running (and not merely a zombie)?
@@ -379,6 +381,11 @@ if [[ $with_tracing -eq 1 ]]; then
         ((SECONDS < deadline)) || die "jaeger is not ready at $url after ${READY_TIMEOUT}s (log: $LOG_DIR/jaeger.log)"
         sleep 0.3
     done
+    # Built from the Go module, Jaeger has no UI pages (its release builds embed them from
+    # jaeger-ui, which the module does not carry): a placeholder page, and the query API.
+    if ! grep -q 'ui assets not embedded' "$LOG_DIR/jaeger.log"; then
+        jaeger_ui=1
+    fi
 fi
 
 # --- services ------------------------------------------------------------------------------
@@ -508,8 +515,12 @@ EOF
     if [[ -x "$BIN_DIR/gateway" ]]; then
         echo "public API:    http://127.0.0.1:8080/api/v1 (Swagger UI: http://127.0.0.1:8080/api/v1/docs/)"
     fi
-    if [[ -n "$jaeger_pid" ]]; then
-        echo "traces:        http://127.0.0.1:$JAEGER_PORT (Jaeger; every process sends OTLP to http://127.0.0.1:$OTLP_PORT)"
+    if [[ -n "$jaeger_pid" && $jaeger_ui -eq 1 ]]; then
+        echo "traces:        http://127.0.0.1:$JAEGER_PORT (Jaeger UI; every process sends OTLP to http://127.0.0.1:$OTLP_PORT)"
+    elif [[ -n "$jaeger_pid" ]]; then
+        echo "traces:        http://127.0.0.1:$JAEGER_PORT/api/traces?service=gateway&limit=20 (Jaeger's query API;"
+        echo "               every process sends OTLP to http://127.0.0.1:$OTLP_PORT). This Jaeger, built from its"
+        echo "               Go module, has no UI pages: FLEET_JAEGER_BIN takes a release binary that has them"
     fi
     echo
     echo "The fleet is up. Press Ctrl-C to stop it."
