@@ -5,9 +5,10 @@
 # it again.
 #
 # usage: scripts/dev.sh [--no-build | --build-only] [--release] [--fresh] [--kafka real|mock]
-#                       [--with-prometheus]
+#                       [--with-prometheus] [--with-tracing]
 #   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug (or release)
-#   --build-only        build the binaries where this script runs them from, then exit
+#   --build-only        build the binaries where this script runs them from (and Jaeger, with
+#                       --with-tracing), then exit
 #   --release           build and run optimised binaries (for load runs: siege/run uses it)
 #   --fresh             drop the fleet's database and the broker's data first
 #   --kafka real        (default) a real Apache Kafka broker (scripts/kafka.sh), its data kept
@@ -17,6 +18,15 @@
 #   --with-prometheus   also run Prometheus (Debian's package, installed when missing) on
 #                       127.0.0.1:9090 (FLEET_PROMETHEUS_PORT), scraping every process's
 #                       operations port and evaluating the fleet's alerting rules
+#   --with-tracing      also run Jaeger (all-in-one, traces in memory) and point every process
+#                       at it (OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318, FLEET_OTLP_PORT;
+#                       OTLP/gRPC on the port below it); its query API on http://127.0.0.1:16686
+#                       (FLEET_JAEGER_PORT; query gRPC on the port below, health on the port
+#                       above), e.g. /api/traces?service=gateway. Jaeger is built once from its Go
+#                       module (needs Go; minutes the first time) into
+#                       $CARGO_TARGET_DIR/../dev-tools/; that build has no UI pages (a
+#                       placeholder): FLEET_JAEGER_BIN takes a Jaeger release binary, which has
+#                       them. Its configuration: kubernetes/components/tracing/jaeger-config.yaml
 #
 # A service that exits is started again, as Kubernetes restarts a pod: stop one with SIGTERM
 # (its pid is in target/dev-logs/<name>.pid) to see it drain and come back. One that fails
@@ -37,15 +47,19 @@
 # FLEET_KAFKA_REPLICATION replicas, default 1),
 # RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to wait for each /readyz, default 60),
 # CARGO_TARGET_DIR, FLEET_DB_NAME (default fleet). Every other variable set when it starts
-# reaches every service, so PAYMENT_LATENCY_MS=400..620 scripts/dev.sh slows payment down.
+# reaches every service, so PAYMENT_LATENCY_MS=400..620 scripts/dev.sh slows payment down, and
+# OTEL_EXPORTER_OTLP_ENDPOINT (without --with-tracing) sends the traces to a back end of your own;
+# OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG choose which are kept.
 #
 # Logs: target/dev-logs/<name>.log, one per process (target/kafka/dev/broker.log for Kafka,
-# dev-broker.log for the mock).
+# dev-broker.log for the mock, jaeger.log and jaeger-build.log for Jaeger).
 
 # shellcheck source=scripts/lib/postgres.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
 # shellcheck source=scripts/lib/kafka.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
+# shellcheck source=scripts/lib/jaeger.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/jaeger.sh"
 
 # The fleet: one line per service. A service whose binary is not built yet is skipped.
 # The gateway has no database role ("-").
@@ -118,6 +132,7 @@ kafka="${FLEET_KAFKA:-real}"
 profile=debug
 fresh=0
 with_prometheus=0
+with_tracing=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-build) build=0 ;;
@@ -129,6 +144,7 @@ while [[ $# -gt 0 ]]; do
         --release) profile=release ;;
         --fresh) fresh=1 ;;
         --with-prometheus) with_prometheus=1 ;;
+        --with-tracing) with_tracing=1 ;;
         -h | --help)
             usage
             exit 0
@@ -164,6 +180,8 @@ service_binaries=()
 service_envs=()
 service_started=()
 broker_pid=""
+jaeger_pid=""
+jaeger_ui=0
 cleaned_up=0
 
 # Is PID still running (and not merely a zombie)?
@@ -210,6 +228,12 @@ cleanup() {
             await_group "${service_names[$i]}" "${service_pids[$i]}"
         done
     fi
+    # After the services: their last spans, flushed as they stop, still land.
+    if [[ -n "$jaeger_pid" ]]; then
+        log "stopping jaeger"
+        signal_group "$jaeger_pid" TERM
+        await_group jaeger "$jaeger_pid"
+    fi
     if [[ -n "$broker_pid" ]]; then
         log "stopping dev-broker"
         signal_group "$broker_pid" TERM
@@ -240,6 +264,10 @@ if [[ $build -eq 1 ]]; then
 fi
 if [[ $build_only -eq 1 ]]; then
     log "built into $BIN_DIR"
+    if [[ $with_tracing -eq 1 ]]; then
+        ensure_jaeger "$LOG_DIR/jaeger-build.log"
+        log "Jaeger: $FLEET_JAEGER_BIN"
+    fi
     exit 0
 fi
 "$FLEET_REPO/scripts/make-secrets.sh" "$SECRETS_DIR" 2>/dev/null
@@ -268,6 +296,16 @@ PROMETHEUS_PORT="${FLEET_PROMETHEUS_PORT:-9090}"
 if [[ $with_prometheus -eq 1 ]]; then
     need_cmd prometheus
     port_in_use "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT (for prometheus) is already in use"
+fi
+# Jaeger's ports, as its usual ones: OTLP/HTTP (what the services send to) with OTLP/gRPC below
+# it; the UI and query API with the query's gRPC below it and the health check above it.
+OTLP_PORT="${FLEET_OTLP_PORT:-4318}"
+JAEGER_PORT="${FLEET_JAEGER_PORT:-16686}"
+if [[ $with_tracing -eq 1 ]]; then
+    for port in "$((OTLP_PORT - 1))" "$OTLP_PORT" "$((JAEGER_PORT - 1))" "$JAEGER_PORT" "$((JAEGER_PORT + 1))"; do
+        port_in_use "$port" && die "port $port (for jaeger) is already in use (FLEET_OTLP_PORT, FLEET_JAEGER_PORT)"
+    done
+    ensure_jaeger "$LOG_DIR/jaeger-build.log"
 fi
 
 # --- PostgreSQL ----------------------------------------------------------------------------
@@ -321,6 +359,35 @@ else
     log "dev-broker answers at $KAFKA_BROKERS"
 fi
 
+# --- Jaeger, when asked: before the services, so that their first spans have somewhere to go ---
+
+if [[ $with_tracing -eq 1 ]]; then
+    log "starting jaeger: UI on port $JAEGER_PORT, OTLP/HTTP on port $OTLP_PORT (log: $LOG_DIR/jaeger.log)"
+    # The Kubernetes component's configuration, on loopback and this script's ports.
+    JAEGER_LISTEN_HOST=127.0.0.1 JAEGER_QUERY_HOST=127.0.0.1 \
+        JAEGER_OTLP_HTTP_PORT="$OTLP_PORT" JAEGER_OTLP_GRPC_PORT="$((OTLP_PORT - 1))" \
+        JAEGER_UI_PORT="$JAEGER_PORT" JAEGER_QUERY_GRPC_PORT="$((JAEGER_PORT - 1))" \
+        JAEGER_HEALTH_PORT="$((JAEGER_PORT + 1))" GOMEMLIMIT=360MiB \
+        "${detach[@]}" "$FLEET_JAEGER_BIN" --config="$FLEET_JAEGER_CONFIG" >"$LOG_DIR/jaeger.log" 2>&1 &
+    jaeger_pid=$!
+    echo "$jaeger_pid" >"$LOG_DIR/jaeger.pid"
+    url="http://127.0.0.1:$((JAEGER_PORT + 1))/status"
+    deadline=$((SECONDS + READY_TIMEOUT))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; do
+        if ! alive "$jaeger_pid"; then
+            tail -n 20 "$LOG_DIR/jaeger.log" >&2 || true
+            die "jaeger exited during startup (log: $LOG_DIR/jaeger.log)"
+        fi
+        ((SECONDS < deadline)) || die "jaeger is not ready at $url after ${READY_TIMEOUT}s (log: $LOG_DIR/jaeger.log)"
+        sleep 0.3
+    done
+    # Built from the Go module, Jaeger has no UI pages (its release builds embed them from
+    # jaeger-ui, which the module does not carry): a placeholder page, and the query API.
+    if ! grep -q 'ui assets not embedded' "$LOG_DIR/jaeger.log"; then
+        jaeger_ui=1
+    fi
+fi
+
 # --- services ------------------------------------------------------------------------------
 
 # start_instance I: (re)start the I-th process with the settings it was given first.
@@ -341,6 +408,10 @@ for line in "${to_start[@]}"; do
         "KAFKA_BROKERS=$KAFKA_BROKERS" "RUST_LOG=${RUST_LOG:-info}")
     if [[ "$role" != "-" ]]; then
         env_vars+=("DATABASE_URL=$(service_database_url "$role")")
+    fi
+    # Each process names itself (service.name); the SDK appends /v1/traces.
+    if [[ $with_tracing -eq 1 ]]; then
+        env_vars+=("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT")
     fi
     while IFS= read -r extra; do
         if [[ -n "$extra" ]]; then
@@ -427,6 +498,9 @@ EOF
             "http://127.0.0.1:${service_ports[$i]}" "${service_ops_ports[$i]:--}" \
             "$LOG_DIR/${service_names[$i]}.log"
     done
+    if [[ -n "$jaeger_pid" ]]; then
+        printf '%-17s %-24s %-10s %s\n' jaeger "http://127.0.0.1:$JAEGER_PORT" - "$LOG_DIR/jaeger.log"
+    fi
     echo
     if [[ -n "$broker_pid" ]]; then
         echo "kafka broker:  $KAFKA_BROKERS (librdkafka's mock, dev-broker, log: $LOG_DIR/dev-broker.log)"
@@ -440,6 +514,13 @@ EOF
     echo "manager:       $(. "$SECRETS_DIR/manager.env" && echo "$MANAGER_EMAIL / $MANAGER_PASSWORD") ($SECRETS_DIR/manager.env)"
     if [[ -x "$BIN_DIR/gateway" ]]; then
         echo "public API:    http://127.0.0.1:8080/api/v1 (Swagger UI: http://127.0.0.1:8080/api/v1/docs/)"
+    fi
+    if [[ -n "$jaeger_pid" && $jaeger_ui -eq 1 ]]; then
+        echo "traces:        http://127.0.0.1:$JAEGER_PORT (Jaeger UI; every process sends OTLP to http://127.0.0.1:$OTLP_PORT)"
+    elif [[ -n "$jaeger_pid" ]]; then
+        echo "traces:        http://127.0.0.1:$JAEGER_PORT/api/traces?service=gateway&limit=20 (Jaeger's query API;"
+        echo "               every process sends OTLP to http://127.0.0.1:$OTLP_PORT). This Jaeger, built from its"
+        echo "               Go module, has no UI pages: FLEET_JAEGER_BIN takes a release binary that has them"
     fi
     echo
     echo "The fleet is up. Press Ctrl-C to stop it."
@@ -464,6 +545,10 @@ while :; do
     done
     if [[ -n "$broker_pid" ]] && ! alive "$broker_pid"; then
         die "dev-broker exited (log: $LOG_DIR/dev-broker.log)"
+    fi
+    if [[ -n "$jaeger_pid" ]] && ! alive "$jaeger_pid"; then
+        tail -n 20 "$LOG_DIR/jaeger.log" >&2 || true
+        die "jaeger exited (log: $LOG_DIR/jaeger.log)"
     fi
     if [[ -n "$FLEET_KAFKA_PID" ]] && ! alive "$FLEET_KAFKA_PID"; then
         die "Kafka exited (log: $FLEET_KAFKA_LOG)"
