@@ -4,12 +4,14 @@
 # dead-letter twins) and every service built in the workspace. Ctrl-C (or SIGTERM) stops all of
 # it again.
 #
-# usage: scripts/dev.sh [--no-build | --build-only] [--release] [--fresh] [--kafka real|mock]
+# usage: scripts/dev.sh [--no-build | --build-only] [--release | --profiling] [--fresh] [--kafka real|mock]
 #                       [--with-prometheus] [--with-tracing]
-#   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug (or release)
+#   --no-build          use the binaries already in $CARGO_TARGET_DIR/debug (or release, profiling)
 #   --build-only        build the binaries where this script runs them from (and Jaeger, with
 #                       --with-tracing), then exit
 #   --release           build and run optimised binaries (for load runs: siege/run uses it)
+#   --profiling         the release build with symbols and frame pointers, in its own directory
+#                       (for perf: siege/run report --profile-cpu uses it)
 #   --fresh             drop the fleet's database and the broker's data first
 #   --kafka real        (default) a real Apache Kafka broker (scripts/kafka.sh), its data kept
 #                       in target/kafka/dev across runs, as a deployment's is
@@ -142,6 +144,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         --release) profile=release ;;
+        --profiling) profile=profiling ;;
         --fresh) fresh=1 ;;
         --with-prometheus) with_prometheus=1 ;;
         --with-tracing) with_tracing=1 ;;
@@ -257,10 +260,15 @@ need_cmd curl
 mkdir -p "$LOG_DIR"
 
 if [[ $build -eq 1 ]]; then
-    release_flag=()
-    [[ "$profile" == release ]] && release_flag=(--release)
-    log "cargo build --workspace --bins ${release_flag[*]}"
-    cargo build --workspace --bins "${release_flag[@]}"
+    profile_flag=()
+    [[ "$profile" == release ]] && profile_flag=(--release)
+    # perf walks stacks by frame pointers, which release code leaves out.
+    if [[ "$profile" == profiling ]]; then
+        profile_flag=(--profile profiling)
+        export RUSTFLAGS="${RUSTFLAGS:-} -C force-frame-pointers=yes"
+    fi
+    log "cargo build --workspace --bins ${profile_flag[*]}"
+    cargo build --workspace --bins "${profile_flag[@]}"
 fi
 if [[ $build_only -eq 1 ]]; then
     log "built into $BIN_DIR"

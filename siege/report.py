@@ -643,10 +643,36 @@ def on_mock_broker(reps, quick):
             "steady": steady, "broken": [f"mock broker: {f}" for f in failures]}
 
 
+def profiled(args, reps):
+    """--profile-cpu: the gateway's 50-user cycles alone, under perf (siege/profile.py); the
+    report's other figures are not measured, as perf would skew them."""
+    import cpu_profile as profile
+    profile.ensure_tools()
+    fleet = run.Fleet()
+    try:
+        fleet.start()
+        time.sleep(3)
+        load = run.Load(run.LOCAL_GATEWAY)
+        profiler = profile.Profiler(fleet, fleet.kafka_pid())
+        profiler.start()
+        try:
+            gateway = through(load, fleet, run.LOCAL_GATEWAY, "gateway", reps, [])
+        finally:
+            shares = profiler.stop()
+    finally:
+        fleet.stop()
+    run.say(f"under perf: {gateway['rents_per_s']:.0f} rents/s, rent p99 "
+            f"{fmt(gateway['rent_p99_ms'])} ms (gateway's log), {gateway['cycles_per_s']:.0f} cycles/s")
+    run.say("CPU: " + ", ".join(f"{k} {v} %" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])))
+    return 0
+
+
 def main(args):
     run.ensure_siege()
     if not args.no_build:
         run.build()
+    if args.profile_cpu:
+        return profiled(args, 8 if args.quick else 40)
     reps = 8 if args.quick else 40
     failures = []
     fleet = run.Fleet()
