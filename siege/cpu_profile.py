@@ -106,6 +106,7 @@ class Profiler:
         ]
         for group, total in sorted(totals.items(), key=lambda kv: -kv[1]):
             lines.append(f"| {group} | {100 * total / everything:.1f} % | {total:,} |")
+        fleet_kinds = collections.Counter()
         for group, stacks in sorted(folded.items(), key=lambda kv: -totals[kv[0]]):
             if group in ("idle", "other"):
                 continue
@@ -117,15 +118,33 @@ class Profiler:
                                text=True, stdout=out, check=True)
             if group in ("postgresql", "siege", "kafka broker (JVM)"):
                 continue
-            own, inclusive = hot(stacks)
+            own, inclusive, kinds = hot(stacks)
+            share = lambda n: f"{100 * n / totals[group]:.1f} %"  # noqa: E731
+            fleet_kinds.update(kinds)
             lines += ["", f"## {group}", "",
                       f"{totals[group]:,} samples, {100 * totals[group] / everything:.1f} % of the "
                       f"machine; flame graph: [{svg.name}]({svg.name})", "",
-                      "| self | function | | inclusive | function |", "|---|---|---|---|---|"]
-            for (s_fn, s_n), (i_fn, i_n) in zip(own, inclusive):
-                lines.append(f"| {100 * s_n / totals[group]:.1f} % | `{s_fn}` | | "
-                             f"{100 * i_n / totals[group]:.1f} % | `{i_fn}` |")
+                      "| what | share of the process | | our function (inclusive) | share |",
+                      "|---|---|---|---|---|"]
+            rows = max(len(kinds), len(inclusive))
+            kinds, inclusive = kinds.most_common(), inclusive + [("", 0)] * rows
+            kinds += [("", 0)] * rows
+            for (kind, k_n), (fn, f_n) in list(zip(kinds, inclusive))[:rows]:
+                lines.append(f"| {kind} | {share(k_n) if kind else ''} | | "
+                             f"{'`' + fn + '`' if fn else ''} | {share(f_n) if fn else ''} |")
+            lines += ["", "| self | function |", "|---|---|"]
+            lines += [f"| {share(n)} | `{fn}` |" for fn, n in own]
+        fleet = sum(fleet_kinds.values()) or 1
+        summary = ["", "The fleet's processes together, by what they were doing "
+                   f"({100 * fleet / everything:.1f} % of the machine):", "",
+                   "| what | share of the fleet's CPU | of the machine's |", "|---|---|---|"]
+        summary += [f"| {kind} | {100 * n / fleet:.1f} % | {100 * n / everything:.1f} % |"
+                    for kind, n in fleet_kinds.most_common()]
+        at = lines.index(next(line for line in lines if line.startswith("## ")))
+        lines[at - 1:at - 1] = summary
         (self.dir / "profile.md").write_text("\n".join(lines) + "\n")
+        (self.work / "profile.folded").write_text("".join(
+            f"{group};{stack} {n}\n" for group, stacks in folded.items() for stack, n in stacks.items()))
         self.data.unlink(missing_ok=True)
         say(f"CPU profile: {self.dir / 'profile.md'} and one flame graph per process")
         return {group: round(100 * total / everything, 1) for group, total in totals.items()}
@@ -169,21 +188,45 @@ def symbol(line):
     return re.sub(r"::h[0-9a-f]{16}$", "", name).replace(";", ":")
 
 
+# What a sample was doing, by the first of these found anywhere in its stack (so a socket write
+# that sqlx asked for counts as sqlx, a log line's formatting as logging, and so on).
+CATEGORIES = [
+    ("logging", r"tracing_subscriber::fmt|<tracing_subscriber::fmt"),
+    ("trace export", r"opentelemetry"),
+    ("metrics", r"prometheus::|metrics::"),
+    ("tokens (JWT, signatures)", r"jsonwebtoken|aws_lc|ring::"),
+    ("password hashing", r"argon2"),
+    ("JSON", r"serde_json|serde_path_to_error"),
+    ("PostgreSQL client (sqlx)", r"sqlx_|sqlx::"),
+    ("Kafka client (librdkafka)", r"rd_kafka|rdkafka|^rd_|;rd_"),
+    ("HTTP client (reqwest, hyper client)", r"reqwest::|hyper_util::client|hyper::client"),
+    ("HTTP server (hyper, axum, tower)", r"hyper::|axum::|tower::|tower_http::|hyper_util::server"),
+    ("tokio runtime (scheduler, timers, I/O driver)", r"tokio::"),
+]
+CATEGORY_PATTERNS = [(name, re.compile(pattern)) for name, pattern in CATEGORIES]
+# Our own crates, whose functions get an inclusive table of their own.
+OURS = re.compile(r"^(<)?(service_kit|rental|payment|book_management|user|view|points|gateway|"
+                  r"shared_events)::")
+
+
+def category(stack):
+    for name, pattern in CATEGORY_PATTERNS:
+        if pattern.search(stack):
+            return name
+    return "other (kernel, allocator, threads)"
+
+
 def hot(stacks):
-    """The TOP functions by self samples and by inclusive samples (each counted once a stack)."""
-    own, inclusive = collections.Counter(), collections.Counter()
+    """The TOP functions by self samples, our own functions by inclusive samples (each counted
+    once a stack), and the samples by category."""
+    own, inclusive, kinds = collections.Counter(), collections.Counter(), collections.Counter()
     for stack, n in stacks.items():
         frames = stack.split(";")[1:]
         if not frames:
             continue
         own[frames[-1]] += n
+        kinds[category(";".join(frames))] += n
         for frame in set(frames):
-            inclusive[frame] += n
-    return own.most_common(TOP), [kv for kv in inclusive.most_common(TOP * 4)
-                                  if not uninteresting(kv[0])][:TOP]
-
-
-def uninteresting(frame):
-    """Frames every sample of a runtime thread passes through, which say nothing."""
-    return bool(re.match(r"(std::|core::|tokio::runtime::|__clone|start_thread|\[unknown\]|"
-                         r"std::sys::|<alloc::boxed::Box|_start|main$|__libc_start)", frame))
+            if OURS.match(frame):
+                inclusive[frame] += n
+    return own.most_common(TOP), inclusive.most_common(TOP), kinds

@@ -325,6 +325,8 @@ pub struct KitConfig {
     pub outbox_poll_interval: Duration,
     pub outbox_batch_size: u32,
     pub consumer_max_retries: u32,
+    /// Events already received that a consumer applies in one transaction, at most.
+    pub consumer_batch_size: usize,
     pub retention: crate::retention::RetentionConfig,
 }
 
@@ -345,6 +347,7 @@ impl KitConfig {
             outbox_poll_interval: env.millis("OUTBOX_POLL_INTERVAL_MS", 100),
             outbox_batch_size: env.or("OUTBOX_BATCH_SIZE", 500),
             consumer_max_retries: env.or("CONSUMER_MAX_RETRIES", 5),
+            consumer_batch_size: env.or("CONSUMER_BATCH_SIZE", 32),
             retention: crate::retention::RetentionConfig::read(env),
         };
         if config.database_max_connections == 0 {
@@ -352,6 +355,9 @@ impl KitConfig {
         }
         if config.database_acquire_timeout.is_zero() {
             env.invalid("DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1");
+        }
+        if config.consumer_batch_size == 0 {
+            env.invalid("CONSUMER_BATCH_SIZE must be at least 1");
         }
         if config.outbox_batch_size == 0 {
             env.invalid("OUTBOX_BATCH_SIZE must be at least 1");
@@ -410,7 +416,8 @@ mod tests {
         assert!(lines.contains(&"KAFKA_BROKERS required"), "{listing}");
         assert!(lines.contains(&"SHUTDOWN_DRAIN_DELAY_MS"), "{listing}");
         assert!(lines.contains(&"SIGNING_KEY required"), "{listing}");
-        assert_eq!(lines.last(), Some(&"RUST_LOG"), "{listing}");
+        // What the kit reads outside the configuration (logs, traces) comes last.
+        assert_eq!(lines[lines.len() - ALSO_READ.len()..], *ALSO_READ, "{listing}");
         assert_eq!(
             lines
                 .iter()

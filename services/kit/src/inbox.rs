@@ -12,6 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_events::{DecodeError, RawEvent};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
@@ -60,34 +61,49 @@ pub struct InboxConsumer<H> {
     pub dlq_producer: FutureProducer,
     pub handler: H,
     pub max_retries: u32,
+    /// At most this many events already waiting are applied in one transaction.
+    pub batch_size: usize,
     pub metrics: Metrics,
     /// The consumer group, for the dead-letter headers.
     pub group: String,
 }
 
 impl<H: EventHandler> InboxConsumer<H> {
-    /// Consumes until `shutdown`; the event in hand is finished first, then offsets are committed.
+    /// Consumes until `shutdown`; the events in hand are finished first, then offsets are
+    /// committed.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut batch = Vec::with_capacity(self.batch_size);
         loop {
             let message = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 message = self.consumer.recv() => message,
             };
-            let message = match message {
-                Ok(message) => message,
+            match message {
+                Ok(message) => batch.push(message),
                 Err(e) => {
                     tracing::warn!(error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-            };
-            if !self.process(&message, &shutdown).await {
+            }
+            // What the client already holds joins the batch; nothing is waited for.
+            while batch.len() < self.batch_size {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(message),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let finished = self.process_batch(&batch, &shutdown).await;
+            batch.clear();
+            if !finished {
                 break; // shutting down mid-retry: the event is left for the next owner
             }
-            if let Err(e) = self.consumer.store_offset_from_message(&message) {
-                tracing::warn!(error = %e, "cannot store offset; the event may be seen again");
-            }
         }
+        drop(batch);
         // Committing and closing (leaving the group) wait on the broker: do it off the async
         // threads, so an unreachable broker cannot stall the rest of the shutdown.
         let consumer = self.consumer;
@@ -100,47 +116,120 @@ impl<H: EventHandler> InboxConsumer<H> {
         let _ = closed.await;
     }
 
-    /// Returns false when it gave up because of shutdown (nothing was stored or dead-lettered).
+    /// Applies the batch in one transaction when it can (several events, each parsed and applied
+    /// without error), else one event at a time with retries and dead letters. Offsets are stored
+    /// only for what is done. Returns false when it gave up because of shutdown.
+    async fn process_batch(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        shutdown: &CancellationToken,
+    ) -> bool {
+        if batch.len() > 1 && self.apply_together(batch).await {
+            batch.iter().for_each(|message| self.stored(message));
+            return true;
+        }
+        for message in batch {
+            if !self.process(message, shutdown).await {
+                return false;
+            }
+            self.stored(message);
+        }
+        true
+    }
+
+    fn stored(&self, message: &BorrowedMessage<'_>) {
+        if let Err(e) = self.consumer.store_offset_from_message(message) {
+            tracing::warn!(error = %e, "cannot store offset; the event may be seen again");
+        }
+    }
+
+    /// Every event of the batch in one transaction: one BEGIN and one COMMIT for all of them,
+    /// instead of one each. False (nothing applied) when any event cannot be parsed or fails:
+    /// then the caller goes one event at a time, which retries or dead-letters the culprit.
+    async fn apply_together(&self, batch: &[BorrowedMessage<'_>]) -> bool {
+        let started = Instant::now();
+        let mut events = Vec::with_capacity(batch.len());
+        for message in batch {
+            match RawEvent::from_slice(message.payload().unwrap_or_default()) {
+                Ok(event) => {
+                    let (span, trace) = event_span(message, &event);
+                    events.push((message, event, span, trace));
+                }
+                Err(_) => return false,
+            }
+        }
+        let applied = async {
+            let mut tx = self.pool.begin().await?;
+            let mut outcomes = Vec::with_capacity(events.len());
+            for (message, event, span, trace) in &events {
+                let one = record_and_handle(&self.handler, &mut tx, message.topic(), event);
+                let outcome = crate::trace::within(trace.clone(), one)
+                    .instrument(span.clone())
+                    .await?;
+                outcomes.push(outcome);
+            }
+            tx.commit().await?;
+            Ok::<_, HandlerError>(outcomes)
+        }
+        .await;
+        match applied {
+            Ok(outcomes) => {
+                self.metrics
+                    .consumer_batch_events
+                    .observe(outcomes.len() as f64);
+                for ((message, event, span, _), outcome) in events.iter().zip(outcomes) {
+                    let _entered = span.enter();
+                    self.done(message.topic(), event, outcome, started);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::debug!(events = batch.len(), error = %e, "a batch failed; applying its events one at a time");
+                false
+            }
+        }
+    }
+
+    /// The metrics and log line of an event applied or found a duplicate.
+    fn done(&self, topic: &str, event: &RawEvent, outcome: Outcome, started: Instant) {
+        self.metrics
+            .event_processing
+            .with_label_values(&[topic])
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Applied => {
+                let lag = (chrono::Utc::now() - event.time).as_seconds_f64().max(0.0);
+                self.metrics
+                    .event_lag
+                    .with_label_values(&[topic])
+                    .observe(lag);
+                tracing::info!(lag_ms = (lag * 1000.0) as u64, "event applied");
+                self.metrics
+                    .events_consumed
+                    .with_label_values(&[topic, "applied"])
+                    .inc();
+            }
+            Outcome::Duplicate => {
+                tracing::debug!(event_id = %event.id, "duplicate event ignored");
+                self.metrics
+                    .events_consumed
+                    .with_label_values(&[topic, "duplicate"])
+                    .inc();
+            }
+        }
+    }
+
+    /// One event, retried while it fails. Returns false when it gave up because of shutdown
+    /// (nothing was stored or dead-lettered).
     async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
         let event = match RawEvent::from_slice(message.payload().unwrap_or_default()) {
             Ok(event) => event,
             Err(e) => return self.dead_letter(message, &e.to_string(), shutdown).await,
         };
-        // Continue the producer's trace (the Kafka header, else the envelope's attribute), so the
-        // event's effects and logs belong to the request that caused it.
-        let header = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|h| h.key == crate::trace::TRACEPARENT)
-                .and_then(|h| std::str::from_utf8(h.value?).ok())
-                .and_then(TraceParent::parse)
-        });
-        let span = tracing::info_span!(
-            "event",
-            topic = message.topic(),
-            event_type = %event.event_type,
-            event_id = %event.id,
-            trace_id = tracing::field::Empty,
-            otel.name = tracing::field::Empty,
-            otel.kind = tracing::field::Empty,
-        );
-        let remote = header.or_else(|| event.traceparent.as_deref().and_then(TraceParent::parse));
-        let name = || format!("consume {}", event.event_type);
-        let trace = match crate::trace::adopt(&span, "consumer", name, remote) {
-            Some(trace) if crate::trace::exporting() => trace,
-            Some(trace) => trace.child(),
-            None => TraceParent::start(),
-        };
-        span.record("trace_id", trace.trace_id());
-        let started = Instant::now();
-        let done = crate::trace::within(trace, self.process_event(message, &event, shutdown))
+        let (span, trace) = event_span(message, &event);
+        crate::trace::within(trace, self.process_event(message, &event, shutdown))
             .instrument(span)
-            .await;
-        self.metrics
-            .event_processing
-            .with_label_values(&[message.topic()])
-            .observe(started.elapsed().as_secs_f64());
-        done
+            .await
     }
 
     async fn process_event(
@@ -150,30 +239,15 @@ impl<H: EventHandler> InboxConsumer<H> {
         shutdown: &CancellationToken,
     ) -> bool {
         let topic = message.topic();
+        let started = Instant::now();
         let mut attempt = 0;
         // Tries in a row that the database's absence stopped.
         let mut outage = 0;
         loop {
             let error = match self.apply(topic, event).await {
-                Ok(Outcome::Applied) => {
-                    let lag = (chrono::Utc::now() - event.time).as_seconds_f64().max(0.0);
-                    self.metrics
-                        .event_lag
-                        .with_label_values(&[topic])
-                        .observe(lag);
-                    tracing::info!(lag_ms = (lag * 1000.0) as u64, "event applied");
-                    self.metrics
-                        .events_consumed
-                        .with_label_values(&[topic, "applied"])
-                        .inc();
-                    return true;
-                }
-                Ok(Outcome::Duplicate) => {
-                    tracing::debug!(event_id = %event.id, "duplicate event ignored");
-                    self.metrics
-                        .events_consumed
-                        .with_label_values(&[topic, "duplicate"])
-                        .inc();
+                Ok(outcome) => {
+                    self.metrics.consumer_batch_events.observe(1.0);
+                    self.done(topic, event, outcome, started);
                     return true;
                 }
                 Err(HandlerError::Rejected(reason)) => {
@@ -210,22 +284,9 @@ impl<H: EventHandler> InboxConsumer<H> {
 
     async fn apply(&self, topic: &str, event: &RawEvent) -> Result<Outcome, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        let first_time = sqlx::query(
-            "INSERT INTO inbox (event_id, topic, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(event.id)
-        .bind(topic)
-        .bind(&event.event_type)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !first_time {
-            return Ok(Outcome::Duplicate);
-        }
-        self.handler.handle(&mut tx, event).await?;
+        let outcome = record_and_handle(&self.handler, &mut tx, topic, event).await?;
         tx.commit().await?;
-        Ok(Outcome::Applied)
+        Ok(outcome)
     }
 
     /// Publishes the message, untouched, to `<topic>.dlq` with the reason in its headers. Never
@@ -305,4 +366,58 @@ impl<H: EventHandler> InboxConsumer<H> {
             }
         }
     }
+}
+
+/// The event's span, continuing the producer's trace (the Kafka header, else the envelope's
+/// attribute), so the event's effects and logs belong to the request that caused it.
+fn event_span(message: &BorrowedMessage<'_>, event: &RawEvent) -> (tracing::Span, TraceParent) {
+    let header = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key == crate::trace::TRACEPARENT)
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+            .and_then(TraceParent::parse)
+    });
+    let span = tracing::info_span!(
+        "event",
+        topic = message.topic(),
+        event_type = %event.event_type,
+        event_id = %event.id,
+        trace_id = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+    );
+    let remote = header.or_else(|| event.traceparent.as_deref().and_then(TraceParent::parse));
+    let name = || format!("consume {}", event.event_type);
+    let trace = match crate::trace::adopt(&span, "consumer", name, remote) {
+        Some(trace) if crate::trace::exporting() => trace,
+        Some(trace) => trace.child(),
+        None => TraceParent::start(),
+    };
+    span.record("trace_id", trace.trace_id());
+    (span, trace)
+}
+
+/// Records the event in the inbox and, the first time, applies it, in the caller's transaction.
+async fn record_and_handle<H: EventHandler>(
+    handler: &H,
+    conn: &mut PgConnection,
+    topic: &str,
+    event: &RawEvent,
+) -> Result<Outcome, HandlerError> {
+    let first_time = sqlx::query(
+        "INSERT INTO inbox (event_id, topic, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(event.id)
+    .bind(topic)
+    .bind(&event.event_type)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !first_time {
+        return Ok(Outcome::Duplicate);
+    }
+    handler.handle(conn, event).await?;
+    Ok(Outcome::Applied)
 }

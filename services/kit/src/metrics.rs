@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 
@@ -24,6 +24,7 @@ pub struct Inner {
     pub outbox_oldest_unsent_age: Gauge,
     pub events_consumed: IntCounterVec,
     pub event_processing: HistogramVec,
+    pub consumer_batch_events: Histogram,
     pub event_lag: HistogramVec,
     pub events_dead_lettered: IntCounterVec,
     pub consumer_partitions: IntGauge,
@@ -116,6 +117,14 @@ impl Metrics {
             &["topic"],
         )
         .unwrap();
+        let consumer_batch_events = Histogram::with_opts(
+            HistogramOpts::new(
+                "consumer_batch_events",
+                "Events a consumer applied together in one transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+        )
+        .unwrap();
         let event_lag = HistogramVec::new(
             HistogramOpts::new(
                 "event_lag_seconds",
@@ -186,6 +195,7 @@ impl Metrics {
             Box::new(consumer_partitions.clone()),
             Box::new(outbox_oldest_unsent_age.clone()),
             Box::new(event_processing.clone()),
+            Box::new(consumer_batch_events.clone()),
             Box::new(event_lag.clone()),
             Box::new(consumer_lag.clone()),
             Box::new(db_pool_connections.clone()),
@@ -212,6 +222,7 @@ impl Metrics {
             outbox_oldest_unsent_age,
             events_consumed,
             event_processing,
+            consumer_batch_events,
             event_lag,
             events_dead_lettered,
             consumer_partitions,

@@ -147,6 +147,7 @@ impl Service {
             dlq_producer: self.producer.clone(),
             handler,
             max_retries: self.config.consumer_max_retries,
+            batch_size: self.config.consumer_batch_size,
             metrics: self.server.metrics().clone(),
             group: self.kafka.name(self.spec.name),
         };

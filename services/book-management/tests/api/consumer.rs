@@ -50,6 +50,56 @@ async fn a_redelivered_book_rented_has_one_effect() {
     assert_eq!(world.count("inbox").await, 2);
 }
 
+const BATCHES: &str = "consumer_batch_events_bucket{service=\"book-management\"";
+
+#[tokio::test]
+async fn events_waiting_together_are_applied_in_few_transactions_and_a_bad_one_alone() {
+    let world = World::new().await;
+    let app = world.spawn(&[]).await;
+    let mut books = Vec::new();
+    for n in 0..20 {
+        books.push(app.register_book(&format!("Waiting {n}")).await);
+    }
+    app.stop().await;
+    // While no replica runs, 20 rents pile up, a rent of a book nobody registered among them.
+    for (n, id) in books.iter().enumerate() {
+        if n == 10 {
+            world.publish(rented(Uuid::new_v4(), Uuid::new_v4())).await;
+        }
+        world.publish(rented(*id, Uuid::new_v4())).await;
+    }
+    let app = world.spawn(&[("CONSUMER_BATCH_SIZE", "4")]).await;
+    for id in &books {
+        book_becomes(&app, *id, "RENTED", 1).await;
+    }
+    let dlq = world
+        .kafka
+        .reader(
+            &world
+                .kafka
+                .topic(Topic::Rental)
+                .replace("rental.events", "rental.events.dlq"),
+        )
+        .await;
+    let dead = dlq.expect(1, WAIT).await;
+    assert!(dead[0].headers["dlq-reason"].contains("no book"), "{:?}", dead[0].headers);
+    let metrics = app.metrics().await;
+    let transactions = sample(&metrics, "consumer_batch_events_count");
+    let applied = sample(&metrics, "consumer_batch_events_sum");
+    assert_eq!(applied, 20.0, "every good event applied once: {metrics}");
+    // The bad one's batch went one event at a time; the others' events shared a transaction.
+    assert!(
+        transactions < 12.0,
+        "20 events in {transactions} transactions of at most 4"
+    );
+    assert!(
+        sample(&metrics, &format!("{BATCHES},le=\"4\"}}"))
+            > sample(&metrics, &format!("{BATCHES},le=\"1\"}}")),
+        "{metrics}"
+    );
+    assert_eq!(world.count("inbox").await, 20);
+}
+
 #[tokio::test]
 async fn two_replicas_split_the_partitions_and_process_each_event_once() {
     let world = World::new().await;
