@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         metrics: Metrics::new("bench"),
         batch_size: config.outbox_batch_size,
         poll_interval: config.outbox_poll_interval,
+        busy_poll_interval: config.outbox_busy_poll_interval,
     };
 
     let mut rates = Vec::new();

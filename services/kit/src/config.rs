@@ -323,6 +323,7 @@ pub struct KitConfig {
     pub kafka_message_timeout: Duration,
     pub kafka_security: crate::kafka::KafkaSecurity,
     pub outbox_poll_interval: Duration,
+    pub outbox_busy_poll_interval: Duration,
     pub outbox_batch_size: u32,
     pub consumer_max_retries: u32,
     /// Events already received that a consumer applies in one transaction, at most.
@@ -345,6 +346,7 @@ impl KitConfig {
             kafka_message_timeout: env.millis("KAFKA_MESSAGE_TIMEOUT_MS", 30_000),
             kafka_security: crate::kafka::KafkaSecurity::read(env),
             outbox_poll_interval: env.millis("OUTBOX_POLL_INTERVAL_MS", 100),
+            outbox_busy_poll_interval: env.millis("OUTBOX_BUSY_POLL_INTERVAL_MS", 20),
             outbox_batch_size: env.or("OUTBOX_BATCH_SIZE", 500),
             consumer_max_retries: env.or("CONSUMER_MAX_RETRIES", 5),
             consumer_batch_size: env.or("CONSUMER_BATCH_SIZE", 32),
@@ -417,7 +419,11 @@ mod tests {
         assert!(lines.contains(&"SHUTDOWN_DRAIN_DELAY_MS"), "{listing}");
         assert!(lines.contains(&"SIGNING_KEY required"), "{listing}");
         // What the kit reads outside the configuration (logs, traces) comes last.
-        assert_eq!(lines[lines.len() - ALSO_READ.len()..], *ALSO_READ, "{listing}");
+        assert_eq!(
+            lines[lines.len() - ALSO_READ.len()..],
+            *ALSO_READ,
+            "{listing}"
+        );
         assert_eq!(
             lines
                 .iter()

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -12,7 +13,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_events::{DecodeError, RawEvent};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;

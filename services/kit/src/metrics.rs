@@ -8,8 +8,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -25,6 +25,7 @@ pub struct Inner {
     pub events_consumed: IntCounterVec,
     pub event_processing: HistogramVec,
     pub consumer_batch_events: Histogram,
+    pub outbox_pass_events: Histogram,
     pub event_lag: HistogramVec,
     pub events_dead_lettered: IntCounterVec,
     pub consumer_partitions: IntGauge,
@@ -125,6 +126,16 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         )
         .unwrap();
+        let outbox_pass_events = Histogram::with_opts(
+            HistogramOpts::new(
+                "outbox_pass_events",
+                "Events an outbox relay pass published, passes that found some",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+            ]),
+        )
+        .unwrap();
         let event_lag = HistogramVec::new(
             HistogramOpts::new(
                 "event_lag_seconds",
@@ -196,6 +207,7 @@ impl Metrics {
             Box::new(outbox_oldest_unsent_age.clone()),
             Box::new(event_processing.clone()),
             Box::new(consumer_batch_events.clone()),
+            Box::new(outbox_pass_events.clone()),
             Box::new(event_lag.clone()),
             Box::new(consumer_lag.clone()),
             Box::new(db_pool_connections.clone()),
@@ -223,6 +235,7 @@ impl Metrics {
             events_consumed,
             event_processing,
             consumer_batch_events,
+            outbox_pass_events,
             event_lag,
             events_dead_lettered,
             consumer_partitions,

@@ -49,7 +49,10 @@ pub struct Relay {
     pub kafka: Kafka,
     pub metrics: Metrics,
     pub batch_size: u32,
+    /// The pause after a pass that found nothing.
     pub poll_interval: Duration,
+    /// The pause after a pass that published something: more is likely on its way.
+    pub busy_poll_interval: Duration,
 }
 
 #[derive(sqlx::FromRow)]
@@ -69,9 +72,12 @@ impl Relay {
             let pause = match self.relay_batch().await {
                 Ok(sent) => {
                     failures = 0;
-                    // A full batch means more may be waiting: go again at once.
+                    // A full batch means more may be waiting: go again at once. While events keep
+                    // coming, look again soon, so they wait a short poll rather than the idle one.
                     if sent == self.batch_size as usize {
                         Duration::ZERO
+                    } else if sent > 0 {
+                        self.busy_poll_interval.min(self.poll_interval)
                     } else {
                         self.poll_interval
                     }
@@ -195,6 +201,9 @@ impl Relay {
         .await?;
         tx.commit().await?;
         self.metrics.outbox_backlog.set(backlog);
+        if !sent.is_empty() {
+            self.metrics.outbox_pass_events.observe(sent.len() as f64);
+        }
         self.metrics.outbox_oldest_unsent_age.set(oldest_age);
         for event in &pending[..sent.len()] {
             self.metrics

@@ -196,6 +196,7 @@ impl Service {
             metrics: metrics.clone(),
             batch_size: config.outbox_batch_size,
             poll_interval: config.outbox_poll_interval,
+            busy_poll_interval: config.outbox_busy_poll_interval,
         };
         let keys = auth.map(|config| crate::auth::RemoteKeys::kept_in(config, pool.clone()));
         let routes = match keys.clone() {

@@ -82,7 +82,11 @@ async fn events_waiting_together_are_applied_in_few_transactions_and_a_bad_one_a
         )
         .await;
     let dead = dlq.expect(1, WAIT).await;
-    assert!(dead[0].headers["dlq-reason"].contains("no book"), "{:?}", dead[0].headers);
+    assert!(
+        dead[0].headers["dlq-reason"].contains("no book"),
+        "{:?}",
+        dead[0].headers
+    );
     let metrics = app.metrics().await;
     let transactions = sample(&metrics, "consumer_batch_events_count");
     let applied = sample(&metrics, "consumer_batch_events_sum");

@@ -11,6 +11,37 @@ use shared_events::{BookRegistered, RawEvent};
 use crate::helpers::*;
 
 #[tokio::test]
+async fn while_events_keep_coming_the_relay_looks_again_soon_not_after_its_idle_poll() {
+    let world = World::new().await;
+    // Idle, the relay waits a second between passes; after one that published something, 20 ms.
+    let app = world
+        .spawn(&[
+            ("OUTBOX_POLL_INTERVAL_MS", "1000"),
+            ("OUTBOX_BUSY_POLL_INTERVAL_MS", "20"),
+        ])
+        .await;
+    // Books registered one after another for 3 s: once a pass has found the stream, every later
+    // one follows 20 ms after the last, where the idle poll alone would make at most four.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let mut registered = 0;
+    while std::time::Instant::now() < until {
+        app.register_book(&format!("Stream {registered}")).await;
+        registered += 1;
+    }
+    world
+        .kafka
+        .reader(&topic(&world))
+        .await
+        .expect(registered, WAIT)
+        .await;
+    let passes = sample(&app.metrics().await, "outbox_pass_events_count");
+    assert!(
+        passes >= 10.0,
+        "{registered} books in 3 s published in {passes} passes"
+    );
+}
+
+#[tokio::test]
 async fn registering_a_book_publishes_exactly_one_book_registered() {
     let world = World::new().await;
     let app = world.spawn(&[]).await;
