@@ -50,6 +50,19 @@ async fn a_redelivered_book_rented_has_one_effect() {
     assert_eq!(world.count("inbox").await, 2);
 }
 
+/// A reader of rental.events' dead-letter topic.
+async fn dead_letters(world: &World) -> service_kit::testing::TopicReader {
+    world
+        .kafka
+        .reader(
+            &world
+                .kafka
+                .topic(Topic::Rental)
+                .replace("rental.events", "rental.events.dlq"),
+        )
+        .await
+}
+
 const BATCHES: &str = "consumer_batch_events_bucket{service=\"book-management\"";
 
 #[tokio::test]
@@ -72,15 +85,7 @@ async fn events_waiting_together_are_applied_in_few_transactions_and_a_bad_one_a
     for id in &books {
         book_becomes(&app, *id, "RENTED", 1).await;
     }
-    let dlq = world
-        .kafka
-        .reader(
-            &world
-                .kafka
-                .topic(Topic::Rental)
-                .replace("rental.events", "rental.events.dlq"),
-        )
-        .await;
+    let dlq = dead_letters(&world).await;
     let dead = dlq.expect(1, WAIT).await;
     assert!(
         dead[0].headers["dlq-reason"].contains("no book"),
@@ -154,15 +159,7 @@ async fn a_poison_message_is_dead_lettered_and_the_next_one_is_processed() {
     world.publish(rented(id, Uuid::new_v4())).await;
     book_becomes(&app, id, "RENTED", 1).await;
 
-    let dlq = world
-        .kafka
-        .reader(
-            &world
-                .kafka
-                .topic(Topic::Rental)
-                .replace("rental.events", "rental.events.dlq"),
-        )
-        .await;
+    let dlq = dead_letters(&world).await;
     let dead = dlq.expect(1, WAIT).await;
     assert_eq!(dead[0].payload, b"{not json");
     assert_eq!(dead[0].key, id.to_string());
