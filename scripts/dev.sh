@@ -197,6 +197,21 @@ alive() {
     [[ "${stat%% *}" != Z ]]
 }
 
+# Waits until URL answers 200, for at most READY_TIMEOUT seconds; stops the fleet with NAME's log
+# when the process PID exits first or the time runs out.
+wait_ready() {
+    local name="$1" pid="$2" url="$3" deadline=$((SECONDS + READY_TIMEOUT))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; do
+        if ! alive "$pid"; then
+            tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+            die "$name exited during startup (log: $LOG_DIR/$name.log)"
+        fi
+        ((SECONDS < deadline)) ||
+            die "$name is not ready at $url after ${READY_TIMEOUT}s (log: $LOG_DIR/$name.log)"
+        sleep 0.3
+    done
+}
+
 # signal_group PID SIGNAL: send SIGNAL to the process group PID leads (or to PID alone).
 signal_group() {
     kill "-$2" -- "-$1" 2>/dev/null || kill "-$2" "$1" 2>/dev/null || true
@@ -379,16 +394,7 @@ if [[ $with_tracing -eq 1 ]]; then
         "${detach[@]}" "$FLEET_JAEGER_BIN" --config="$FLEET_JAEGER_CONFIG" >"$LOG_DIR/jaeger.log" 2>&1 &
     jaeger_pid=$!
     echo "$jaeger_pid" >"$LOG_DIR/jaeger.pid"
-    url="http://127.0.0.1:$((JAEGER_PORT + 1))/status"
-    deadline=$((SECONDS + READY_TIMEOUT))
-    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; do
-        if ! alive "$jaeger_pid"; then
-            tail -n 20 "$LOG_DIR/jaeger.log" >&2 || true
-            die "jaeger exited during startup (log: $LOG_DIR/jaeger.log)"
-        fi
-        ((SECONDS < deadline)) || die "jaeger is not ready at $url after ${READY_TIMEOUT}s (log: $LOG_DIR/jaeger.log)"
-        sleep 0.3
-    done
+    wait_ready jaeger "$jaeger_pid" "http://127.0.0.1:$((JAEGER_PORT + 1))/status"
     # Built from the Go module, Jaeger has no UI pages (its release builds embed them from
     # jaeger-ui, which the module does not carry): a placeholder page, and the query API.
     if ! grep -q 'ui assets not embedded' "$LOG_DIR/jaeger.log"; then
@@ -440,17 +446,7 @@ done
 for i in "${!service_pids[@]}"; do
     name="${service_names[$i]}"
     # Where Kubernetes probes it too: the operations port.
-    url="http://127.0.0.1:${service_ops_ports[$i]}/readyz"
-    deadline=$((SECONDS + READY_TIMEOUT))
-    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" || true)" == 200 ]]; do
-        if ! alive "${service_pids[$i]}"; then
-            tail -n 20 "$LOG_DIR/$name.log" >&2 || true
-            die "$name exited during startup (log: $LOG_DIR/$name.log)"
-        fi
-        ((SECONDS < deadline)) ||
-            die "$name is not ready at $url after ${READY_TIMEOUT}s (log: $LOG_DIR/$name.log)"
-        sleep 0.3
-    done
+    wait_ready "$name" "${service_pids[$i]}" "http://127.0.0.1:${service_ops_ports[$i]}/readyz"
 done
 
 # --- Prometheus, when asked ------------------------------------------------------------------

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 
-from siege_run import OUT, REPO, say
+from siege_run import OUT, say
 
 INFERNO_VERSION = "0.12.3"
 # Samples per second and CPU: enough for a 30 s phase to give every process thousands, little

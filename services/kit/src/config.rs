@@ -130,6 +130,9 @@ impl Env {
     }
 }
 
+/// The most events a consumer applies in one transaction (`CONSUMER_BATCH_SIZE`).
+const MAX_CONSUMER_BATCH: usize = 1000;
+
 /// Variables read outside [`Env`], by [`crate::telemetry::init`]: the log filter, and the
 /// OpenTelemetry SDK's own that a deployment sets.
 const ALSO_READ: &[&str] = &[
@@ -358,8 +361,11 @@ impl KitConfig {
         if config.database_acquire_timeout.is_zero() {
             env.invalid("DATABASE_ACQUIRE_TIMEOUT_MS must be at least 1");
         }
-        if config.consumer_batch_size == 0 {
-            env.invalid("CONSUMER_BATCH_SIZE must be at least 1");
+        // A batch's messages are held in memory and its rows locked until it commits.
+        if !(1..=MAX_CONSUMER_BATCH).contains(&config.consumer_batch_size) {
+            env.invalid(format!(
+                "CONSUMER_BATCH_SIZE must be from 1 to {MAX_CONSUMER_BATCH}"
+            ));
         }
         if config.outbox_batch_size == 0 {
             env.invalid("OUTBOX_BATCH_SIZE must be at least 1");
@@ -401,6 +407,19 @@ mod tests {
             err.contains("OUTBOX_BATCH_SIZE must be at least 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_consumer_batch_is_bounded() {
+        for size in ["0", "1001"] {
+            let mut env = Env::from_pairs([("CONSUMER_BATCH_SIZE", size)]);
+            KitConfig::read(&mut env, "book");
+            let err = env.finish().unwrap_err().to_string();
+            assert!(
+                err.contains("CONSUMER_BATCH_SIZE must be from 1 to 1000"),
+                "{size}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Relay {
             },
         );
         let outcomes = join_all(deliveries).instrument(batch.clone()).await;
-        drop(publishes); // each publish's span ends at its delivery; the batch's after marking
+        drop(publishes); // the publish spans end with the batch's deliveries; the batch's after marking
 
         // Mark the delivered prefix only: what follows a failure is sent again, after it.
         let mut sent = Vec::new();
