@@ -53,7 +53,7 @@ done
 # kubernetes-validate carries.
 OLDEST_KUBERNETES=1.30.0
 # What is rendered, relative to kubernetes/.
-KUSTOMIZATIONS=(base overlays/kind overlays/aks overlays/ingress-nginx siege)
+KUSTOMIZATIONS=(base overlays/kind overlays/local overlays/aks overlays/ingress-nginx siege)
 
 # --- tools -------------------------------------------------------------------------------------
 
@@ -89,7 +89,7 @@ fail() {
 render_all() {
     local out="$1" k name
     # The kind overlay reads the secrets its set-up makes (never committed): make a set.
-    "$FLEET_REPO/scripts/make-secrets.sh" "$k8s_dir/overlays/kind/secrets" 2>/dev/null
+    "$FLEET_REPO/scripts/make-secrets.sh" "$k8s_dir/components/dev-cluster/secrets" 2>/dev/null
     for k in "${KUSTOMIZATIONS[@]}"; do
         name="${k//\//-}"
         if ! "$venv/bin/kubectl" kustomize "$k8s_dir/$k" >"$out/$name.yaml" 2>"$out/$name.err"; then

@@ -11,7 +11,7 @@
 #   metrics-server  the metrics server the autoscalers need, from its release manifest (pinned),
 #                   with --kubelet-insecure-tls (kind's kubelets have self-signed certificates)
 #   deploy          this cluster's own secrets (scripts/make-secrets.sh, kept in
-#                   kubernetes/overlays/kind/secrets, out of Git), then the kind overlay applied
+#                   kubernetes/components/dev-cluster/secrets, out of Git), then the kind overlay applied
 #   wait            the StatefulSets rolled out, every Job of the namespace complete, every
 #                   Deployment rolled out
 #   journey         scripts/journey.py through the gateway at localhost:8080 (FLEET_GATEWAY_URL),
@@ -25,6 +25,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/fleet-k8s.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/fleet-k8s.sh"
 
 CLUSTER=book-rental
 NAMESPACE=book-rental
@@ -92,35 +94,18 @@ step_metrics_server() {
 
 step_deploy() {
     requires kubectl openssl
-    scripts/make-secrets.sh kubernetes/overlays/kind/secrets
+    scripts/make-secrets.sh kubernetes/components/dev-cluster/secrets
     kubectl apply -k kubernetes/overlays/kind
 }
 
 step_wait() {
     requires kubectl
-    local name
-    for name in $(k get statefulsets -o name); do
-        k rollout status "$name" --timeout=5m
-    done
-    # Every Job, whatever it is called (a Job renamed to be re-appliable is still found), and
-    # none at all once their time-to-live has removed them.
-    if [[ -n "$(k get jobs -o name)" ]]; then
-        k wait --for=condition=complete job --all --timeout=5m
-    fi
-    for name in $(k get deployments -o name); do
-        k rollout status "$name" --timeout=5m
-    done
-    k get pods,hpa
-}
-
-secret_value() {
-    k get secret user-manager -o "jsonpath={.data.$1}" | base64 -d
+    fleet_wait
 }
 
 step_journey() {
     requires kubectl python3
-    FLEET_MANAGER_EMAIL="$(secret_value MANAGER_EMAIL)" FLEET_MANAGER_PASSWORD="$(secret_value MANAGER_PASSWORD)" \
-        scripts/journey.py "${FLEET_GATEWAY_URL:-http://localhost:8080}"
+    fleet_journey "${FLEET_GATEWAY_URL:-http://localhost:8080}"
 }
 
 step_hpa() {
@@ -129,13 +114,7 @@ step_hpa() {
 }
 
 step_diagnostics() {
-    local pod
-    k get all,events || true
-    kubectl top pods -n "$NAMESPACE" || true
-    k describe pods || true
-    for pod in $(k get pods -o name); do
-        k logs "$pod" --all-containers --tail=80 || true
-    done
+    fleet_diagnostics
 }
 
 [[ $# -eq 1 ]] || {

@@ -136,7 +136,7 @@ fn made(dir: &Path, file: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn set_up_as_the_kind_overlay_the_published_key_signs_nothing_that_is_accepted() {
-    // The kind overlay's set-up: scripts/make-secrets.sh kubernetes/overlays/kind/secrets.
+    // The kind overlay's set-up: scripts/make-secrets.sh kubernetes/components/dev-cluster/secrets.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-secrets.sh");
     let dirs =
         [0, 1].map(|_| std::env::temp_dir().join(format!("secrets-{}", uuid::Uuid::new_v4())));
