@@ -18,7 +18,14 @@
 #   deploy       this cluster's secrets (scripts/make-secrets.sh), then the local overlay applied
 #   wait         the StatefulSets rolled out, every Job complete, every Deployment rolled out
 #   journey      scripts/journey.py through the gateway's NodePort on 127.0.0.1:30080
-#   hpa          siege/run hpa against this cluster (FLEET_KUBECTL_CONTEXT is set)
+#   hpa          siege/run hpa on this cluster: gateway, rental and payment scale out under the
+#                siege pod's load and back in after it; siege/results/hpa.json and hpa.png
+#   rollout      siege/run cluster-rollout: rolling restarts of gateway, rental and payment under
+#                load, five runs, every request answered with success
+#   faults       siege/run cluster-faults: a rental pod, Kafka and PostgreSQL deleted under load;
+#                nothing lost or doubled, the time until renting succeeds again
+#   dashboard    the fleet's dashboard (Prometheus's console page) on 127.0.0.1:30090, and its
+#                picture from headless Chromium: siege/results/cluster-dashboard.png
 #   status       what runs: each component's pid, the node, the pods
 #   diagnostics  the cluster's objects and the pods' recent logs (for a failed run)
 #   down         stop everything up started (by pid), unmount, delete the network namespaces,
@@ -570,6 +577,37 @@ step_hpa() {
     with_cluster_kubectl siege/run hpa
 }
 
+step_rollout() {
+    need_cluster
+    with_cluster_kubectl siege/run cluster-rollout
+}
+
+step_faults() {
+    need_cluster
+    with_cluster_kubectl siege/run cluster-faults
+}
+
+DASHBOARD_URL="http://127.0.0.1:30090/consoles/fleet.html"
+
+# The fleet's dashboard (Prometheus's console page, kubernetes/overlays/local) as headless
+# Chromium shows it: siege/results/cluster-dashboard.png.
+step_dashboard() {
+    need_cluster
+    local out="$FLEET_REPO/siege/results/cluster-dashboard.png" profile
+    curl -sf --max-time 5 "$DASHBOARD_URL" >/dev/null ||
+        die "the dashboard does not answer at $DASHBOARD_URL (is the fleet deployed? scripts/cluster.sh wait)"
+    need_cmd chromium chromium
+    profile="$(mktemp -d)"
+    # No background networking, updates or sync: this machine reaches nothing outside.
+    chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+        --disable-background-networking --disable-component-update --disable-sync \
+        --user-data-dir="$profile" --hide-scrollbars --window-size=1400,1500 \
+        --virtual-time-budget=8000 --screenshot="$out" "$DASHBOARD_URL?range=30m" 2>/dev/null
+    rm -rf "$profile"
+    [[ -s "$out" ]] || die "Chromium wrote no screenshot"
+    log "the dashboard: $DASHBOARD_URL; its picture: $out"
+}
+
 # What must hold on this cluster, from inside a pod: the cluster DNS answers the cluster's own
 # names and nothing else, and a connection to an address outside this machine fails at once
 # (no route), as does one to a Service address nothing is behind.
@@ -682,6 +720,9 @@ case "$1" in
     wait) step_wait ;;
     journey) step_journey ;;
     hpa) step_hpa ;;
+    rollout) step_rollout ;;
+    faults) step_faults ;;
+    dashboard) step_dashboard ;;
     diagnostics) step_diagnostics ;;
     -h | --help) usage ;;
     *) die "unknown step '$1' (see --help)" ;;

@@ -39,9 +39,11 @@ def sample(hpa_list, t):
     return {"t": round(t, 1), "hpa": hpas}
 
 
-def verdict(timeline, must_scale):
+def verdict(timeline, must_scale, load_stopped_s=None):
     """Per autoscaler: its minimum, the most replicas it wanted and had, when it first wanted
-    more than its minimum; and whether every one of must_scale did."""
+    more than its minimum; and whether every one of must_scale did. With load_stopped_s (the
+    timeline goes on after the load), also when each was back at its minimum (desired and
+    current), which every one of must_scale must be."""
     per = {}
     for point in timeline:
         for name, h in point["hpa"].items():
@@ -53,11 +55,21 @@ def verdict(timeline, must_scale):
                 v["peak_cpu_percent"] = max(v["peak_cpu_percent"] or 0, h["cpu_percent"])
             if (h["desired"] or 0) > h["min"] and v["first_above_min_s"] is None:
                 v["first_above_min_s"] = point["t"]
+            if load_stopped_s is not None:
+                v.setdefault("back_to_min_s", None)
+                at_min = h["desired"] == h["min"] and h["current"] == h["min"]
+                if point["t"] < load_stopped_s or not at_min:
+                    v["back_to_min_s"] = None
+                elif v["back_to_min_s"] is None and v["first_above_min_s"] is not None:
+                    v["back_to_min_s"] = point["t"]
     grew = [name for name in must_scale if per.get(name, {}).get("first_above_min_s") is not None]
     broken = [f"{name}: no such autoscaler" if name not in per else
               f"{name}: desiredReplicas never above minReplicas ({per[name]['min']}); "
               f"peak CPU {per[name]['peak_cpu_percent']} % of its request"
               for name in must_scale if name not in grew]
+    if load_stopped_s is not None:
+        broken += [f"{name}: not back at its minimum ({per[name]['min']}) after the load"
+                   for name in grew if per[name]["back_to_min_s"] is None]
     return {"autoscalers": per, "must_scale": list(must_scale), "grew": grew, "broken": broken,
             "promise_kept": not broken}
 
@@ -138,6 +150,18 @@ def self_test():
     gone = [{"t": p["t"], "hpa": {n: h for n, h in p["hpa"].items() if n != "gateway"}} for p in timeline]
     if verdict(gone, must)["promise_kept"]:
         failures.append("a timeline without the gateway's autoscaler passed")
+    # Scaling in: the sample ends with every autoscaler back at its minimum; a copy whose rental
+    # stays above it must be judged broken.
+    stopped = recorded["load_stopped_s"]
+    back = verdict(timeline, must, stopped)
+    if not back["promise_kept"]:
+        failures.append(f"the sample, back at its minima after the load, was judged broken: {back['broken']}")
+    stuck = copy.deepcopy(timeline)
+    for point in stuck:
+        if point["t"] >= stopped:
+            point["hpa"]["rental"]["current"] = point["hpa"]["rental"]["min"] + 1
+    if verdict(stuck, must, stopped)["promise_kept"]:
+        failures.append("a timeline where rental stayed scaled out after the load passed")
     with tempfile.TemporaryDirectory() as tmp:
         png = plot(timeline, Path(tmp) / "hpa.png", "hpa self-test", Path(tmp))
         if not (Path(tmp) / "hpa.gp").exists() or (png is not None and not png.exists()):
@@ -146,7 +170,7 @@ def self_test():
         print(f"hpa self-test: FAILED: {failure}", file=sys.stderr)
     if not failures:
         print(f"hpa self-test: verdict and plot right on the sample ({len(timeline)} samples) "
-              f"and on two broken copies", file=sys.stderr)
+              f"and on three broken copies", file=sys.stderr)
     return 1 if failures else 0
 
 

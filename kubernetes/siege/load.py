@@ -8,10 +8,11 @@ rent (201) then return (200), for LOAD_SECONDS. Renting goes gateway → rental 
 three work for every cycle, which is what the HorizontalPodAutoscalers of the three watch.
 
 Environment: GATEWAY_URL (http://gateway:8080), LOAD_CONCURRENCY (40), LOAD_SECONDS (180),
-MANAGER_EMAIL and MANAGER_PASSWORD (the user-manager Secret: the manager registers the books).
-Every 10 s it prints one JSON line {"progress": ...}, and at the end {"summary": ...}: answers
-by request and status, cycles done, cycles per second. siege/run hpa reads those lines. A
-worker opens a new connection every RECONNECT_EVERY requests, so that gateway replicas the HPA
+MANAGER_EMAIL and MANAGER_PASSWORD (the user-manager Secret: the manager registers the books),
+LOAD_PROGRESS_EVERY (10). Every LOAD_PROGRESS_EVERY seconds it prints one JSON line
+{"progress": ...}, and at the end {"summary": ...}: answers by request and status, cycles done,
+cycles per second, and the wall-clock time of the line ("at", Unix seconds). siege/run's cluster
+scenarios read those lines (siege/cluster.py). A worker opens a new connection every RECONNECT_EVERY requests, so that gateway replicas the HPA
 adds get their share (kube-proxy balances connections, not requests). Python's standard library
 only (the siege image has no other).
 """
@@ -29,6 +30,7 @@ import uuid
 GATEWAY = urllib.parse.urlsplit(os.environ.get("GATEWAY_URL", "http://gateway:8080"))
 CONCURRENCY = int(os.environ.get("LOAD_CONCURRENCY", "40"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "180"))
+PROGRESS_EVERY = float(os.environ.get("LOAD_PROGRESS_EVERY", "10"))
 RECONNECT_EVERY = 50
 
 stop = threading.Event()
@@ -153,7 +155,8 @@ def worker(customer, book_id):
 def figures(kind):
     with lock:
         elapsed = time.monotonic() - started
-        return {kind: {"seconds": round(elapsed, 1), "concurrency": CONCURRENCY, "cycles": cycles[0],
+        return {kind: {"at": round(time.time(), 2), "seconds": round(elapsed, 1),
+                       "concurrency": CONCURRENCY, "cycles": cycles[0],
                        "cycles_per_s": round(cycles[0] / elapsed, 1) if elapsed else 0.0,
                        "answers": dict(sorted(counts.items()))}}
 
@@ -187,7 +190,7 @@ def main():
     for thread in threads:
         thread.start()
     deadline = started + SECONDS
-    while not stop.wait(min(10.0, max(0.0, deadline - time.monotonic()))):
+    while not stop.wait(min(PROGRESS_EVERY, max(0.0, deadline - time.monotonic()))):
         if time.monotonic() >= deadline:
             stop.set()
             break

@@ -355,18 +355,15 @@ def addons(state: Path) -> str:
             "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP",
                                 "targetPort": METRICS_SERVER_PORT}]},
         },
+        # Endpoints, which the API server's service resolver reads; the control plane mirrors
+        # them into an EndpointSlice for the readers of those.
         {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "metrics-server-node",
-                "namespace": "kube-system",
-                "labels": {"kubernetes.io/service-name": "metrics-server",
-                           "endpointslice.kubernetes.io/managed-by": "fleet-cluster-sh"},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "https", "port": METRICS_SERVER_PORT, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [NODE_IP], "conditions": {"ready": True}}],
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+            "subsets": [{"addresses": [{"ip": NODE_IP}],
+                         "ports": [{"name": "https", "port": METRICS_SERVER_PORT,
+                                    "protocol": "TCP"}]}],
         },
         {
             "apiVersion": "apiregistration.k8s.io/v1",

@@ -102,10 +102,9 @@ class Rendered(unittest.TestCase):
         docs = [json.loads(d) for d in (self.state / "addons.yaml").read_text().split("\n---\n")]
         kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
         self.assertIn(("APIService", "v1beta1.metrics.k8s.io"), kinds)
-        (slice_,) = [d for d in docs if d["kind"] == "EndpointSlice"]
-        self.assertEqual(slice_["endpoints"][0]["addresses"], [render.NODE_IP])
-        self.assertEqual(slice_["metadata"]["labels"]["kubernetes.io/service-name"],
-                         "metrics-server")
+        (endpoints,) = [d for d in docs if d["kind"] == "Endpoints"]
+        self.assertEqual(endpoints["metadata"]["name"], "metrics-server")
+        self.assertEqual(endpoints["subsets"][0]["addresses"], [{"ip": render.NODE_IP}])
 
 
 if __name__ == "__main__":

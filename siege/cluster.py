@@ -1,0 +1,319 @@
+"""The fleet on a Kubernetes cluster under load, for the scenarios that drive the cluster kubectl
+reaches (siege/run hpa, cluster-rollout, cluster-faults): the siege pod of kubernetes/siege
+running rent → return cycles through the gateway Service, and what is checked around it.
+
+- cluster-rollout: `kubectl rollout restart` of gateway, rental and payment while the load runs;
+  every request must succeed, in each of `runs` runs in a row.
+- cluster-faults: a rental pod, the Kafka pod and the PostgreSQL pod deleted in turn while the
+  load runs; nothing may be lost or applied twice (the chaos matrix's invariants, read from the
+  cluster's PostgreSQL), and each run gives the time until renting succeeded again.
+"""
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# What a successful request of load.py answers; anything else is a failed request.
+SUCCESS = {"book 201", "register 201", "rent 201", "return 200"}
+
+
+def say(message):
+    print(message, flush=True)
+
+
+class Cluster:
+    """kubectl on the cluster it reaches, in the fleet's namespace."""
+
+    def __init__(self, namespace):
+        self.kubectl = shutil.which("kubectl")
+        self.namespace = namespace
+        if self.kubectl is None or subprocess.run([self.kubectl, "cluster-info"],
+                                                  capture_output=True).returncode:
+            raise SystemExit("no Kubernetes cluster is reachable with kubectl; nothing was run")
+
+    def run(self, *args, check=True, namespaced=True, **kwargs):
+        prefix = [self.kubectl, "-n", self.namespace] if namespaced else [self.kubectl]
+        done = subprocess.run(prefix + list(args), text=True, capture_output=True, **kwargs)
+        if check and done.returncode:
+            raise SystemExit(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def json(self, *args):
+        return json.loads(self.run(*args, "-o", "json"))
+
+    def context(self):
+        return self.run("config", "current-context", check=False, namespaced=False).strip()
+
+    def metrics_api_available(self):
+        return self.run("get", "apiservice", "v1beta1.metrics.k8s.io", "-o",
+                        "jsonpath={.status.conditions[?(@.type=='Available')].status}",
+                        check=False, namespaced=False).strip() == "True"
+
+    def sql(self, query):
+        """One value from the fleet's database, as its superuser, in the PostgreSQL pod."""
+        out = self.run("exec", "postgres-0", "-c", "postgres", "--", "psql", "-U", "postgres",
+                       "-d", "fleet", "-v", "ON_ERROR_STOP=1", "-Atc", query, check=False)
+        return out.strip()
+
+
+class SiegePod:
+    """The siege pod as kubernetes/siege renders it, with this run's load: load.py prints a
+    JSON progress line every `progress_every` seconds and a summary at the end."""
+
+    def __init__(self, cluster, concurrency, seconds, progress_every=10):
+        self.cluster, self.seconds = cluster, seconds
+        rendered = cluster.run("kustomize", str(REPO / "kubernetes" / "siege"), namespaced=False)
+        manifests = json.loads(cluster.run("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                           input=rendered, namespaced=False))
+        pods = [item for item in manifests.get("items", [manifests]) if item["kind"] == "Pod"]
+        if len(pods) != 1:
+            raise SystemExit(f"kubernetes/siege renders {len(pods)} pods, expected one")
+        self.manifests, self.pod = manifests, pods[0]
+        self.name = self.pod["metadata"]["name"]
+        env = {"LOAD_CONCURRENCY": str(concurrency), "LOAD_SECONDS": str(seconds),
+               "LOAD_PROGRESS_EVERY": str(progress_every)}
+        variables = self.pod["spec"]["containers"][0]["env"]
+        for variable in variables:
+            if variable["name"] in env:
+                variable["value"] = env.pop(variable["name"])
+        variables.extend({"name": name, "value": value} for name, value in env.items())
+
+    def start(self):
+        self.cluster.run("delete", "pod", self.name, "--ignore-not-found", "--wait=true")
+        self.cluster.run("apply", "-f", "-", input=json.dumps(self.manifests))
+        self.cluster.run("wait", "--for=condition=Ready", f"pod/{self.name}", "--timeout=5m")
+
+    def phase(self):
+        return self.cluster.run("get", "pod", self.name, "-o", "jsonpath={.status.phase}",
+                                check=False).strip()
+
+    def lines(self, kind):
+        out = []
+        for line in self.cluster.run("logs", self.name, check=False).splitlines():
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if kind in record:
+                    out.append(record[kind])
+        return out
+
+    def wait_cycling(self, timeout=300):
+        """Until the workers have finished a rent → return cycle (set-up done, books known)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            progress = self.lines("progress")
+            if progress and progress[-1]["cycles"] > 0:
+                return
+            if self.phase() in ("Succeeded", "Failed"):
+                break
+            time.sleep(1)
+        raise SystemExit(f"the siege pod completed no cycle: {self.cluster.run('logs', self.name, check=False)[-800:]}")
+
+    def wait_done(self):
+        deadline = time.monotonic() + self.seconds + 120
+        while self.phase() not in ("Succeeded", "Failed"):
+            if time.monotonic() > deadline:
+                raise SystemExit("the siege pod did not end")
+            time.sleep(2)
+        summary = self.lines("summary")
+        return summary[-1] if summary else {}
+
+    def delete(self):
+        self.cluster.run("delete", "pod", self.name, "--ignore-not-found", "--wait=false",
+                         check=False)
+
+
+def failed_answers(load):
+    return {k: v for k, v in load.get("answers", {}).items() if k not in SUCCESS}
+
+
+def rollout(spec, quick, out):
+    """cluster-rollout: `runs` rolling restarts of `deployments` under load, each request of
+    every run answered with success."""
+    cluster = Cluster(spec["namespace"])
+    runs = 1 if quick else spec["runs"]
+    results = []
+    for n in range(1, runs + 1):
+        pod = SiegePod(cluster, spec["concurrency"], spec["seconds"], progress_every=2)
+        pod.start()
+        pod.wait_cycling()
+        started = time.time()
+        for name in spec["deployments"]:
+            cluster.run("rollout", "restart", f"deployment/{name}")
+        for name in spec["deployments"]:
+            cluster.run("rollout", "status", f"deployment/{name}", "--timeout=5m")
+        rolled = time.time() - started
+        load = pod.wait_done()
+        progress = pod.lines("progress")
+        load_ended = progress[-1]["at"] if progress else started
+        pod.delete()
+        failed = failed_answers(load)
+        broken = []
+        if failed:
+            broken.append(f"failed requests: {failed}")
+        if started + rolled > load_ended:
+            broken.append("the rollout outlasted the load: raise `seconds`")
+        if not load.get("cycles"):
+            broken.append("no rent → return cycle completed")
+        results.append({"run": n, "rollout_seconds": round(rolled, 1), "load": load,
+                        "failed": failed, "broken": broken})
+        say(f"run {n}: {', '.join(spec['deployments'])} rolled in {rolled:.0f} s; "
+            f"{load.get('cycles', 0)} cycles, answers {load.get('answers', {})}"
+            + (f"; BROKEN: {'; '.join(broken)}" if broken else "; every request succeeded"))
+    return write(out, "cluster-rollout", spec, cluster, {"runs": results},
+                 [f"run {r['run']}: {b}" for r in results for b in r["broken"]])
+
+
+# The chaos matrix's invariants (gateway/tests/api/chaos.rs), each a count that must reach 0.
+DELIVERIES = {
+    "rental.outbox": ["book.inbox", "payment.inbox", "users.inbox", "view.inbox", "points.inbox"],
+    "book.outbox": ["rental.inbox", "view.inbox"],
+    "payment.outbox": ["view.inbox"],
+    "users.outbox": ["view.inbox"],
+}
+INVARIANTS = {
+    "rentals and payments disagree": """
+        SELECT (SELECT count(*) FROM rental.rentals r LEFT JOIN payment.payments p ON p.rental_id = r.id
+                WHERE (r.status IN ('RENTED', 'RETURNED', 'EXPIRED') AND p.status IS DISTINCT FROM 'APPROVED')
+                   OR (r.status = 'CANCELLED' AND p.status IS DISTINCT FROM 'REFUNDED'))
+             + (SELECT count(*) FROM payment.payments p LEFT JOIN rental.rentals r ON r.id = p.rental_id
+                WHERE p.status = 'APPROVED' AND r.status IS DISTINCT FROM 'RENTED'
+                  AND r.status IS DISTINCT FROM 'RETURNED' AND r.status IS DISTINCT FROM 'EXPIRED')""",
+    **{f"events of {outbox} missing in {inbox}":
+       f"SELECT count(*) FROM {outbox} o WHERE NOT EXISTS (SELECT 1 FROM {inbox} i WHERE i.event_id = o.event_id)"
+       for outbox, inboxes in DELIVERIES.items() for inbox in inboxes},
+    "books' rent counts minus BookRented events": """
+        SELECT abs((SELECT coalesce(sum(times_rented), 0) FROM book.books)
+                 - (SELECT count(*) FROM rental.outbox WHERE payload::jsonb->>'type' = 'BookRented'))""",
+    "customers' active rentals minus rentals RENTED": """
+        SELECT abs((SELECT coalesce(sum(active_rentals), 0) FROM users.accounts)
+                 - (SELECT count(*) FROM rental.rentals WHERE status = 'RENTED'))""",
+    "board rows that differ from rental and payment": """
+        SELECT count(*) FROM rental.rentals r FULL JOIN view.rentals v ON v.id = r.id
+        LEFT JOIN payment.payments p ON p.rental_id = r.id
+        WHERE (r.status IN ('RENTED', 'RETURNED', 'EXPIRED', 'CANCELLED') OR v.id IS NOT NULL)
+          AND (CASE WHEN r.status IN ('RENTED', 'RETURNED', 'EXPIRED', 'CANCELLED') THEN r.status END
+                 IS DISTINCT FROM v.status OR p.status IS DISTINCT FROM v.payment_status)""",
+}
+
+
+def invariants(cluster, wait):
+    """Each invariant's count once every one is 0, or as they stand after `wait` seconds (events
+    and the reconciler settle things after a fault)."""
+    deadline = time.monotonic() + wait
+    while True:
+        counts = {name: cluster.sql(query) for name, query in INVARIANTS.items()}
+        if all(value == "0" for value in counts.values()) or time.monotonic() > deadline:
+            return counts
+        time.sleep(3)
+
+
+def recovery(progress, fault_at):
+    """From load.py's progress lines (one a second): when renting stopped after the fault, and
+    how long after the fault it succeeded again (None: it never stopped)."""
+    ticks = [(p["at"], p["answers"].get("rent 201", 0)) for p in progress]
+    stalled = None
+    for (_, before), (at, now) in zip(ticks, ticks[1:]):
+        if at < fault_at:
+            continue
+        if now == before and stalled is None:
+            stalled = at
+        elif now > before and stalled is not None:
+            return {"stalled_after_s": round(stalled - fault_at, 1),
+                    "renting_again_after_s": round(at - fault_at, 1)}
+    if stalled is None:
+        return {"stalled_after_s": None, "renting_again_after_s": None}
+    return {"stalled_after_s": round(stalled - fault_at, 1), "renting_again_after_s": "never"}
+
+
+def faults(spec, quick, out):
+    """cluster-faults: each of `targets` deleted in turn while the load runs."""
+    cluster = Cluster(spec["namespace"])
+    results = []
+    for target in spec["targets"][:1] if quick else spec["targets"]:
+        pod = SiegePod(cluster, spec["concurrency"], spec["seconds"], progress_every=1)
+        pod.start()
+        pod.wait_cycling()
+        time.sleep(spec["fault_after"])
+        victim = target
+        if target.startswith("app.kubernetes.io/name="):
+            victim = cluster.run("get", "pods", "-l", target, "-o", "jsonpath={.items[0].metadata.name}").strip()
+        fault_at = time.time()
+        cluster.run("delete", "pod", victim, "--wait=false")
+        say(f"deleted pod {victim} under load")
+        load = pod.wait_done()
+        progress = pod.lines("progress")
+        pod.delete()
+        # The replacement is up before the data is judged.
+        selector = target if target.startswith("app.") else None
+        if selector:
+            cluster.run("wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=5m")
+        else:
+            cluster.run("wait", "--for=condition=Ready", f"pod/{victim}", "--timeout=5m")
+        counts = invariants(cluster, spec["settle_seconds"])
+        broken = [f"{name}: {value}" for name, value in counts.items() if value != "0"]
+        back = recovery(progress, fault_at)
+        if back["renting_again_after_s"] == "never":
+            broken.append("renting did not succeed again before the load ended")
+        results.append({"deleted": victim, "recovery": back, "load": load, "invariants": counts,
+                        "broken": broken})
+        say(f"{victim}: renting stalled after {back['stalled_after_s']} s, succeeded again after "
+            f"{back['renting_again_after_s']} s; answers {load.get('answers', {})}; "
+            + ("invariants hold" if not broken else f"BROKEN: {'; '.join(broken)}"))
+    return write(out, "cluster-faults", spec, cluster, {"faults": results},
+                 [f"{r['deleted']}: {b}" for r in results for b in r["broken"]])
+
+
+def write(out, scenario, spec, cluster, figures, broken):
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"scenario": scenario, "description": spec["description"],
+              "target": f"kubectl context {cluster.context() or 'unknown'}, namespace {cluster.namespace}",
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures,
+              "promise_kept": not broken, "broken": broken}
+    (out / f"{scenario}.json").write_text(json.dumps(result, indent=1) + "\n")
+    say(f"\n{scenario}: {'promise kept' if not broken else 'BROKEN: ' + '; '.join(broken)} "
+        f"({out / (scenario + '.json')})")
+    return not broken
+
+
+def requests_served(cluster, pod):
+    """The requests a pod has answered (http_requests_total on its operations port, through the
+    API server's proxy), or None where that cannot be read (a NetworkPolicy that admits only
+    Prometheus to the port, on a cluster that enforces it)."""
+    try:
+        raw = cluster.run("get", "--raw",
+                          f"/api/v1/namespaces/{cluster.namespace}/pods/{pod}:9464/proxy/metrics",
+                          namespaced=False, check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in raw.splitlines()
+              if line.startswith("http_requests_total{")]
+    return sum(values) if values else None
+
+
+def pods_taking_requests(cluster, deployments, wait=10):
+    """Per Deployment: its Ready pods, and how many of them answered requests in `wait` seconds
+    (None where it cannot be read)."""
+    ready = {}
+    for name in deployments:
+        pods = cluster.json("get", "pods", "-l", f"app.kubernetes.io/name={name}")["items"]
+        ready[name] = [p["metadata"]["name"] for p in pods
+                       if any(c["type"] == "Ready" and c["status"] == "True"
+                              for c in p.get("status", {}).get("conditions", []))]
+    before = {pod: requests_served(cluster, pod) for pods in ready.values() for pod in pods}
+    time.sleep(wait)
+    out = {}
+    for name, pods in ready.items():
+        after = {pod: requests_served(cluster, pod) for pod in pods}
+        if any(before[pod] is None or after[pod] is None for pod in pods):
+            out[name] = {"ready": len(pods), "taking_requests": None}
+        else:
+            out[name] = {"ready": len(pods),
+                         "taking_requests": sum(after[pod] > before[pod] for pod in pods)}
+    return out
