@@ -479,17 +479,6 @@ step_images() {
     pid_of containerd >/dev/null || die "the cluster is not up: scripts/cluster.sh up"
     ensure_build_prereqs
     local service siege postgres kafka prometheus bin libs started=$SECONDS args=()
-    # The Dockerfile's build: the eight binaries, release, no features beyond their defaults.
-    for bin in "${FLEET_BINARIES[@]}"; do args+=(--package "$bin"); done
-    log "cargo build --release --locked ${args[*]} --bins"
-    cargo build --release --locked "${args[@]}" --bins >&2
-    service="$(rootfs service "libssl3,ca-certificates" "$NONROOT_SETUP")"
-    for bin in "${FLEET_BINARIES[@]}"; do
-        image "book-rental-fleet/$bin:dev" --layer "$service" \
-            --file "$CARGO_TARGET_DIR/release/$bin:/usr/local/bin/service" \
-            --entrypoint '["/usr/local/bin/service"]' --user 65532:65532 \
-            --env HTTP_PORT=8080 --env OPS_PORT=9464 --port 8080 --port 9464
-    done
     siege="$(rootfs siege "siege,curl,ca-certificates,python3" "$NONROOT_SETUP")"
     image book-rental-fleet/siege:dev --layer "$siege" --entrypoint '["siege"]' --user 65532:65532
     # The postgres user is the postgres image's UID 999, which the manifest runs as.
@@ -515,6 +504,18 @@ step_images() {
     prometheus="$(rootfs prometheus "prometheus" "$NONROOT_SETUP")"
     image "book-rental-fleet/prometheus:dev" --layer "$prometheus" \
         --entrypoint '["/usr/bin/prometheus"]' --user 65532:65532 --port 9090
+    # The Dockerfile's build: the eight binaries, release, no features beyond their defaults.
+    args=()
+    for bin in "${FLEET_BINARIES[@]}"; do args+=(--package "$bin"); done
+    log "cargo build --release --locked ${args[*]} --bins"
+    cargo build --release --locked "${args[@]}" --bins >&2
+    service="$(rootfs service "libssl3,ca-certificates" "$NONROOT_SETUP")"
+    for bin in "${FLEET_BINARIES[@]}"; do
+        image "book-rental-fleet/$bin:dev" --layer "$service" \
+            --file "$CARGO_TARGET_DIR/release/$bin:/usr/local/bin/service" \
+            --entrypoint '["/usr/local/bin/service"]' --user 65532:65532 \
+            --env HTTP_PORT=8080 --env OPS_PORT=9464 --port 8080 --port 9464
+    done
     log "every image is in the node's containerd ($(format_elapsed $((SECONDS - started))))"
 }
 
