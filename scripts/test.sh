@@ -136,6 +136,11 @@ log "promtool: scrape configuration, alerting rules and their unit tests"
     promtool test rules alerts.test.yml
 )
 
+# The local cluster's logic that needs no cluster (scripts/cluster.sh): its configuration keeps
+# every address on this machine, the image writer makes archives containerd imports, down removes
+# what up made (in namespaces of its own), and the docs give every step.
+log "local cluster: python3 -m unittest discover scripts/cluster/tests"
+python3 -m unittest discover -s scripts/cluster/tests
 # The deployment: every kustomization rendered, validated against the Kubernetes schemas, scanned
 # with checkov; the Dockerfile and the workflows linted (tools from PyPI, pinned). Full runs also
 # prove the checks reject broken manifests. gateway/tests/deployment.rs then compares the

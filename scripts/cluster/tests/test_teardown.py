@@ -17,6 +17,7 @@ source scripts/cluster.sh
 chains() { iptables -S | grep -c 'FLEET-' || true; }
 jumps() { iptables -S FORWARD | grep -c 'FLEET-ISOLATION' || true; }
 
+sysctl -qw net.ipv4.ip_forward=0
 network_up
 network_up
 echo "jumps after two ups: $(jumps)"
@@ -62,7 +63,7 @@ class Teardown(unittest.TestCase):
             self.assertEqual(lines["child left"], "no")
             self.assertEqual(lines["links left"], "0")
             self.assertEqual(lines["chains left"], "0")
-            self.assertEqual(lines["forwarding after"], "0", "the sysctl is back as it was")
+            self.assertEqual(lines["forwarding after"], "0", "the sysctl is back as it was before up")
             self.assertIn("the cluster is down", done.stderr)
 
 
