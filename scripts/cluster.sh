@@ -689,11 +689,21 @@ step_down() {
     log "the cluster is down"
 }
 
+# rss_mb PID: the resident memory of PID and every process below it, in MB.
+rss_mb() {
+    local pid="$1" kb child
+    kb="$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)"
+    for child in $(pgrep -P "$pid"); do
+        kb=$((kb + $(rss_mb "$child") * 1024))
+    done
+    echo $((kb / 1024))
+}
+
 step_status() {
     local name pid
     for name in "${PROCESSES[@]}"; do
         if pid="$(pid_of "$name")"; then
-            printf '%-24s pid %s\n' "$name" "$pid"
+            printf '%-24s pid %-8s %5s MB\n' "$name" "$pid" "$(rss_mb "$pid")"
         else
             printf '%-24s not running\n' "$name"
         fi
