@@ -67,12 +67,20 @@ class SiegePod:
     def __init__(self, cluster, concurrency, seconds, progress_every=10):
         self.cluster, self.seconds = cluster, seconds
         rendered = cluster.run("kustomize", str(REPO / "kubernetes" / "siege"), namespaced=False)
-        manifests = json.loads(cluster.run("create", "--dry-run=client", "-o", "json", "-f", "-",
-                                           input=rendered, namespaced=False))
-        pods = [item for item in manifests.get("items", [manifests]) if item["kind"] == "Pod"]
+        # A List from some kubectl versions, one object after another from others.
+        out = cluster.run("create", "--dry-run=client", "-o", "json", "-f", "-", input=rendered,
+                          namespaced=False)
+        items, decoder, at = [], json.JSONDecoder(), 0
+        while at < len(out.strip()):
+            value, at = decoder.raw_decode(out, at)
+            items.extend(value.get("items", [value]))
+            while at < len(out) and out[at].isspace():
+                at += 1
+        pods = [item for item in items if item["kind"] == "Pod"]
         if len(pods) != 1:
             raise SystemExit(f"kubernetes/siege renders {len(pods)} pods, expected one")
-        self.manifests, self.pod = manifests, pods[0]
+        self.manifests = {"apiVersion": "v1", "kind": "List", "items": items}
+        self.pod = pods[0]
         self.name = self.pod["metadata"]["name"]
         env = {"LOAD_CONCURRENCY": str(concurrency), "LOAD_SECONDS": str(seconds),
                "LOAD_PROGRESS_EVERY": str(progress_every)}
