@@ -602,8 +602,8 @@ step_dashboard() {
     # No background networking, updates or sync: this machine reaches nothing outside.
     chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
         --disable-background-networking --disable-component-update --disable-sync \
-        --user-data-dir="$profile" --hide-scrollbars --window-size=1200,3000 \
-        --virtual-time-budget=8000 --screenshot="$out" "$DASHBOARD_URL?range=15m" 2>/dev/null
+        --user-data-dir="$profile" --hide-scrollbars --window-size=1150,2500 \
+        --virtual-time-budget=8000 --screenshot="$out" "$DASHBOARD_URL?duration=900" 2>/dev/null
     rm -rf "$profile"
     [[ -s "$out" ]] || die "Chromium wrote no screenshot"
     log "the dashboard: $DASHBOARD_URL; its picture: $out"

@@ -9,6 +9,7 @@ running rent → return cycles through the gateway Service, and what is checked 
   cluster's PostgreSQL), and each run gives the time until renting succeeded again.
 """
 
+import concurrent.futures
 import json
 import shutil
 import subprocess
@@ -314,11 +315,18 @@ def pods_taking_requests(cluster, deployments, wait=10):
         ready[name] = [p["metadata"]["name"] for p in pods
                        if any(c["type"] == "Ready" and c["status"] == "True"
                               for c in p.get("status", {}).get("conditions", []))]
-    before = {pod: requests_served(cluster, pod) for pods in ready.values() for pod in pods}
+    everyone = [pod for pods in ready.values() for pod in pods]
+
+    def read_all():
+        # Side by side: one kubectl each, which on a loaded node takes a second or more.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            return dict(zip(everyone, pool.map(lambda pod: requests_served(cluster, pod), everyone)))
+
+    before = read_all()
     time.sleep(wait)
+    after = read_all()
     out = {}
     for name, pods in ready.items():
-        after = {pod: requests_served(cluster, pod) for pod in pods}
         if any(before[pod] is None or after[pod] is None for pod in pods):
             out[name] = {"ready": len(pods), "taking_requests": None}
         else:

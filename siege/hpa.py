@@ -78,10 +78,11 @@ def all_grew(timeline, must_scale):
     return verdict(timeline, must_scale)["promise_kept"]
 
 
-def plot(timeline, png, title, work):
-    """PNG: desired (solid) and current (dashed) replicas of each autoscaler over time, with
-    gnuplot as the other scenarios' plots. Returns the PNG's path, or None without gnuplot (the
-    data and script are written anyway)."""
+def plot(timeline, png, title, work, load_stopped_s=None):
+    """PNG: desired (solid) and current (dashed) replicas of each autoscaler over time, and each
+    one's CPU (a gap where the metrics API had no figure), with gnuplot as the other scenarios'
+    plots; a dotted line where the load stopped. Returns the PNG's path, or None without gnuplot
+    (the data and script are written anyway)."""
     work.mkdir(parents=True, exist_ok=True)
     names = sorted({name for point in timeline for name in point["hpa"]})
     dat = work / f"{png.stem}.dat"
@@ -91,7 +92,8 @@ def plot(timeline, png, title, work):
             for point in timeline:
                 h = point["hpa"].get(name)
                 if h:
-                    out.write(f"{point['t']} {h['desired']} {h['current']} {h['cpu_percent'] or 0}\n")
+                    cpu = "?" if h["cpu_percent"] is None else h["cpu_percent"]
+                    out.write(f"{point['t']} {h['desired']} {h['current']} {cpu}\n")
             out.write("\n\n")
     lines = ", ".join(
         f"'{dat}' index {i} using 1:2 with steps lw 2 lc {i + 1} title '{name} desired', "
@@ -99,12 +101,17 @@ def plot(timeline, png, title, work):
         for i, name in enumerate(names))
     cpu = ", ".join(f"'{dat}' index {i} using 1:4 with lines lc {i + 1} title '{name}'"
                     for i, name in enumerate(names))
+    stopped = "" if load_stopped_s is None else (
+        f"set arrow from {load_stopped_s}, graph 0 to {load_stopped_s}, graph 1 nohead dt 3 lc rgb 'black'\n"
+        f"set label 'load stopped' at {load_stopped_s}, graph 0.95 offset 0.5, 0")
     script = f"""\
 set terminal pngcairo size 1100,760 font ',9'
 set output '{png}'
 set multiplot layout 2,1 title "{title}"
 set grid
+set datafile missing '?'
 set key outside right
+{stopped}
 set xlabel 'seconds since the load started'
 set ylabel 'replicas'
 set yrange [0:*]
