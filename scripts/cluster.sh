@@ -481,12 +481,15 @@ step_images() {
     local service siege postgres kafka prometheus bin libs started=$SECONDS args=()
     siege="$(rootfs siege "siege,curl,ca-certificates,python3" "$NONROOT_SETUP")"
     image book-rental-fleet/siege:dev --layer "$siege" --entrypoint '["siege"]' --user 65532:65532
-    # The postgres user is the postgres image's UID 999, which the manifest runs as.
+    # The postgres user is the postgres image's UID 999, which the manifest runs as; SIGINT, as
+    # that image stops it: PostgreSQL's fast shutdown. SIGTERM is its smart shutdown, which waits
+    # for every client to leave and so, with the services' pools connected, for the SIGKILL at
+    # the end of the pod's grace period (60 s) when the pod is deleted.
     postgres="$(rootfs postgres "postgresql-15" \
         'usermod -u 999 postgres && groupmod -g 999 postgres && rm -rf /var/lib/postgresql/15 /etc/postgresql/15')"
     image "book-rental-fleet/postgres:15-dev" --layer "$postgres" \
         --file "$FLEET_REPO/scripts/cluster/images/postgres-entrypoint.sh:/usr/local/bin/docker-entrypoint.sh" \
-        --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' --user 999:999 \
+        --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' --user 999:999 --stop-signal SIGINT \
         --env PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin --port 5432
     # shellcheck source=scripts/lib/kafka.sh
     source "$FLEET_REPO/scripts/lib/kafka.sh"

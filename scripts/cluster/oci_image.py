@@ -3,7 +3,7 @@
 
 usage: oci_image.py --name REF --out ARCHIVE [--layer TAR | --file SRC:DEST[:MODE]]...
                     [--entrypoint JSON] [--cmd JSON] [--env K=V]... [--user U] [--workdir DIR]
-                    [--port N]...
+                    [--port N]... [--stop-signal SIG]
 
 Layers come in the order given: --layer is a tar file (a whole root file system, say), each
 --file adds one file (root-owned, MODE in octal, 0755 by default) to a layer of the files that
@@ -133,6 +133,8 @@ def build(args: argparse.Namespace, layers: list) -> None:
             config["config"]["User"] = args.user
         if args.port:
             config["config"]["ExposedPorts"] = {f"{p}/tcp": {} for p in args.port}
+        if args.stop_signal:
+            config["config"]["StopSignal"] = args.stop_signal
         config_digest, config_size = blobs.add_bytes(json.dumps(config, sort_keys=True).encode())
         manifest = {
             "schemaVersion": 2,
@@ -197,6 +199,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--user")
     parser.add_argument("--workdir", default="/")
     parser.add_argument("--port", action="append", type=int, default=[])
+    parser.add_argument("--stop-signal", help="what the runtime stops the container with (SIGTERM)")
     args = parser.parse_args(argv)
     if not args.layers:
         parser.error("an image needs at least one --layer or --file")

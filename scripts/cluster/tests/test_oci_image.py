@@ -43,7 +43,7 @@ class Image(unittest.TestCase):
                    "--layer", str(self.rootfs),
                    "--file", f"{self.binary}:/usr/local/bin/service",
                    "--entrypoint", '["/usr/local/bin/service"]', "--user", "65532:65532",
-                   "--env", "OPS_PORT=9464", "--port", "8080", *extra)
+                   "--env", "OPS_PORT=9464", "--port", "8080", "--stop-signal", "SIGINT", *extra)
         self.assertEqual(done.returncode, 0, done.stderr)
         return tarfile.open(out)
 
@@ -70,6 +70,7 @@ class Image(unittest.TestCase):
             self.assertIn("OPS_PORT=9464", config["config"]["Env"])
             self.assertTrue(any(e.startswith("PATH=") for e in config["config"]["Env"]))
             self.assertEqual(config["config"]["ExposedPorts"], {"8080/tcp": {}})
+            self.assertEqual(config["config"]["StopSignal"], "SIGINT")
             layers = [layer["digest"] for layer in manifest["layers"]]
             self.assertEqual(config["rootfs"]["diff_ids"], layers, "uncompressed: diff id = digest")
             self.assertEqual(len(layers), 2)
