@@ -1,4 +1,4 @@
-//! gateway: the fleet's single entry point. It routes DESIGN.md §5's `/api/v1` paths to the
+//! gateway: the fleet's single entry point. It routes docs/design.md §5's `/api/v1` paths to the
 //! services, checks every access token against the user service's published keys and the role a
 //! route needs, limits each client's request rate, and serves the fleet's merged OpenAPI
 //! document with Swagger UI. It keeps no state of its own: any number of replicas can run.
