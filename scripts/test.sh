@@ -136,6 +136,11 @@ log "promtool: scrape configuration, alerting rules and their unit tests"
     promtool test rules alerts.test.yml
 )
 
+# Citations of the design of record: every `docs/design.md §N`, and every link to one of its
+# headings, names a section docs/design.md has, and nothing names a design file outside the
+# repository. Its own cases prove the check fails on broken citations.
+log "design citations: python3 -m unittest discover scripts/checks"
+python3 -m unittest discover -s scripts/checks
 # The local cluster's logic that needs no cluster (scripts/cluster.sh): its configuration keeps
 # every address on this machine, the image writer makes archives containerd imports, down removes
 # what up made (in namespaces of its own), and the docs give every step.

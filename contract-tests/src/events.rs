@@ -1,6 +1,6 @@
 //! What a consumer of the fleet's topics states about a message: the CloudEvents envelope
-//! (DESIGN.md §4) around an event's `data`, with matchers where any value of the kind will do,
-//! so the producer is held to the shape and the consumer to nothing it does not read.
+//! (docs/design.md §4.1) around an event's `data`, with matchers where any value of the kind will
+//! do, so the producer is held to the shape and the consumer to nothing it does not read.
 
 use pact_consumer::prelude::*;
 use pact_consumer::{json_pattern, term};
@@ -59,7 +59,7 @@ fn expected(event_type: &'static str, data: JsonPattern) -> Expected {
     }
 }
 
-/// The events as their consumers read them (DESIGN.md §4): every field of `data`, since the
+/// The events as their consumers read them (docs/design.md §4.2): every field of `data`, since the
 /// shared event types require each one.
 pub mod expect {
     use super::example::*;

@@ -1,4 +1,4 @@
-//! gateway: the fleet's single entry point. It routes DESIGN.md §5's `/api/v1` paths to the
+//! gateway: the fleet's single entry point. It routes docs/design.md §5's `/api/v1` paths to the
 //! services, checks every access token against the user service's published keys and the role a
 //! route needs, limits each client's request rate, and serves the fleet's merged OpenAPI
 //! document with Swagger UI. It keeps no state of its own: any number of replicas can run.
@@ -59,22 +59,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's HTTP settings, `JWKS_URL`/`JWT_ISSUER`/`JWT_AUDIENCE`, and the gateway's own:
-    ///
-    /// - `UPSTREAM_USER`, `UPSTREAM_BOOK_MANAGEMENT`, `UPSTREAM_RENTAL`, `UPSTREAM_PAYMENT`
-    ///   (required), `UPSTREAM_VIEW` and `UPSTREAM_POINTS` (optional: a deployment without the
-    ///   service still starts, and its routes answer 404): each a comma-separated list of
-    ///   `http://host:port`, balanced round-robin.
-    /// - `UPSTREAM_TIMEOUT_MS` (5000): wait this long for a service's answer, then 504. It must
-    ///   stay below `REQUEST_TIMEOUT_MS`.
-    /// - `UPSTREAM_CONNECT_TIMEOUT_MS` (500) and `UPSTREAM_SKIP_MS` (5000): an address that does
-    ///   not take a connection within the first is passed over for the second.
-    /// - `RATE_LIMIT_PER_SECOND` (100), `RATE_LIMIT_BURST` (200): each client's budget.
-    /// - `SIGN_IN_RATE_LIMIT_PER_MINUTE` (20), `SIGN_IN_RATE_LIMIT_BURST` (5): each client's
-    ///   budget on the token endpoint, where every request costs a password check.
-    /// - `RATE_LIMIT_TRUSTED_PROXIES` (none): comma-separated addresses or CIDR blocks of the
-    ///   proxies in front of the gateway; only behind them does `X-Forwarded-For` name clients.
-    /// - `CORS_ALLOWED_ORIGINS`: comma-separated origins browsers may call from; unset, none.
+    /// The kit's HTTP settings, the token checks' and the gateway's own (upstreams, rate limits,
+    /// CORS): the README's "Service configuration" lists each variable with its default and
+    /// meaning, and `gateway/tests/deployment.rs` holds it to what this reads.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let http = HttpConfig::read_edge(&mut env, 8080);
         let auth = AuthConfig::read(&mut env);

@@ -1,6 +1,6 @@
-//! The public API of DESIGN.md §5, as the gateway routes it: which service answers each method
-//! and path, and who may call it. A path missing here is not reachable from outside, which is
-//! how internal endpoints (payment's `POST`, the refund, any `/internal` path) stay internal.
+//! The public API of docs/design.md §5.2, as the gateway routes it: which service answers each
+//! method and path, and who may call it. A path missing here is not reachable from outside, which
+//! is how internal endpoints (payment's `POST`, the refund, any `/internal` path) stay internal.
 
 use axum::http::Method;
 

@@ -1,9 +1,10 @@
-//! The Kubernetes base against the binaries: every Deployment sets only variables its binary
-//! reads (`<binary> --print-env`), sets every one the binary requires, and probes only paths every
-//! process serves, on its operations port; only Prometheus reaches that port, and no Service but
-//! the headless ones Prometheus discovers replicas with exposes it. Renders `kubernetes/base` with
-//! the kubectl that `scripts/check-deploy.sh` installs (`FLEET_DEPLOY_TOOLS_VENV`, or its default
-//! beside the build directory).
+//! The Kubernetes base and the README against the binaries: every Deployment sets only variables
+//! its binary reads (`<binary> --print-env`), sets every one the binary requires, and probes only
+//! paths every process serves, on its operations port; only Prometheus reaches that port, and no
+//! Service but the headless ones Prometheus discovers replicas with exposes it. Renders
+//! `kubernetes/base` with the kubectl that `scripts/check-deploy.sh` installs
+//! (`FLEET_DEPLOY_TOOLS_VENV`, or its default beside the build directory). The README's
+//! configuration tables list exactly what each binary reads, and say which variables it requires.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -17,6 +18,16 @@ const PROBE_PATHS: &[&str] = &["/livez", "/readyz"];
 
 /// The operations port (service-kit's `OPS_PORT`): probes and `/metrics`.
 const OPS_PORT: u64 = 9464;
+
+/// The fleet's services; with the gateway, every binary whose configuration the README documents.
+const SERVICES: [&str; 6] = [
+    "book-management",
+    "payment",
+    "rental",
+    "user",
+    "view",
+    "points",
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -449,4 +460,143 @@ fn every_stateful_set_is_governed_by_a_headless_service() {
             set["metadata"]["name"]
         );
     }
+}
+
+/// One table of the README's "Service configuration": the binaries its lead-in names, and each
+/// row's variables with whether the row says `required`.
+struct ConfigTable {
+    lead_in: String,
+    binaries: BTreeSet<&'static str>,
+    rows: Vec<(Vec<String>, bool)>,
+}
+
+/// The binaries a table's lead-in names: the words before its first "read" ("every process",
+/// "every service", or binaries by name), so that a lead-in such as "rental also reads:" or
+/// "book-management, rental and the gateway also read these" says whose table it is.
+fn binaries_named(lead_in: &str) -> BTreeSet<&'static str> {
+    let lead_in = lead_in.to_lowercase();
+    let subject = lead_in.split(" read").next().unwrap_or_default();
+    let mut named = BTreeSet::new();
+    if subject.contains("every process") {
+        named.insert("gateway");
+        named.extend(SERVICES);
+    }
+    if subject.contains("every service") {
+        named.extend(SERVICES);
+    }
+    let words: BTreeSet<&str> = subject
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .collect();
+    for binary in SERVICES.into_iter().chain(["gateway"]) {
+        if words.contains(binary) {
+            named.insert(binary);
+        }
+    }
+    named
+}
+
+fn config_tables(readme: &str) -> Vec<ConfigTable> {
+    let start = readme
+        .find("\n## Service configuration\n")
+        .expect("README.md has a section \"Service configuration\"");
+    let section = &readme[start + 1..];
+    let end = section[1..].find("\n## ").map_or(section.len(), |i| i + 1);
+    let lines: Vec<&str> = section[..end].lines().collect();
+    let mut tables = Vec::new();
+    let mut paragraph: Vec<&str> = Vec::new();
+    let mut lead_in = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.starts_with("| variable |") {
+            let mut rows = Vec::new();
+            i += 2; // the header and its rule
+            while i < lines.len() && lines[i].starts_with('|') {
+                let cells: Vec<&str> = lines[i].split('|').map(str::trim).collect();
+                let names = cells[1]
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .filter(|name| {
+                        name.chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                    })
+                    .map(str::to_owned)
+                    .collect();
+                rows.push((names, cells[2].starts_with("required")));
+                i += 1;
+            }
+            tables.push(ConfigTable {
+                binaries: binaries_named(&lead_in),
+                lead_in: std::mem::take(&mut lead_in),
+                rows,
+            });
+            continue;
+        }
+        if line.trim().is_empty() {
+            if !paragraph.is_empty() {
+                lead_in = paragraph.join(" ");
+                paragraph.clear();
+            }
+        } else {
+            paragraph.push(line);
+        }
+        i += 1;
+    }
+    tables
+}
+
+#[test]
+fn the_readme_lists_exactly_what_each_binary_reads() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("read README.md");
+    let tables = config_tables(&readme);
+    assert!(
+        tables.len() >= 5,
+        "too few configuration tables in README.md"
+    );
+    let mut problems = Vec::new();
+    for table in &tables {
+        if table.binaries.is_empty() {
+            problems.push(format!(
+                "README.md: the lead-in {:?} names no binary (every process, every service, or \
+                 binaries by name, before \"read\")",
+                table.lead_in
+            ));
+        }
+    }
+    for binary in SERVICES.into_iter().chain(["gateway"]) {
+        let (read, required) = variables_read(&service_kit::testing::fleet_binary(binary));
+        let mut documented = BTreeMap::new();
+        for table in tables.iter().filter(|t| t.binaries.contains(binary)) {
+            for (names, says_required) in &table.rows {
+                for name in names {
+                    if documented.insert(name.clone(), *says_required).is_some() {
+                        problems.push(format!("README.md lists {name} twice for {binary}"));
+                    }
+                }
+            }
+        }
+        for name in read.iter().filter(|name| !documented.contains_key(*name)) {
+            problems.push(format!(
+                "{binary} reads {name}, which no README table for {binary} lists"
+            ));
+        }
+        for (name, says_required) in &documented {
+            if !read.contains(name) {
+                problems.push(format!(
+                    "README.md lists {name} for {binary}, which {binary} does not read"
+                ));
+            } else if *says_required != required.contains(name) {
+                let (listed, actual) = if *says_required {
+                    ("required", "optional")
+                } else {
+                    ("optional", "required")
+                };
+                problems.push(format!(
+                    "README.md has {name} {listed} for {binary}, which has it {actual}"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -1,4 +1,4 @@
-//! The fleet's published language (DESIGN.md §4): the CloudEvents 1.0 envelope, every domain
+//! The fleet's published language (docs/design.md §4): the CloudEvents 1.0 envelope, every domain
 //! event, the topics and their Kafka keys. Services depend on this crate, never on each other.
 
 mod book;
@@ -28,7 +28,7 @@ pub trait DomainEvent:
     /// The CloudEvents `type`, e.g. `BookRented`.
     const TYPE: &'static str;
     const TOPIC: Topic;
-    /// The Kafka key (DESIGN.md §4).
+    /// The Kafka key (docs/design.md §4.2).
     fn key(&self) -> String;
     /// The id of the aggregate the event is about (CloudEvents `subject`).
     fn subject(&self) -> Uuid;

@@ -1,9 +1,9 @@
 //! The chaos matrix: under a steady rent/cancel/return load through the gateway, each part of the
 //! fleet fails in turn (book-management, user, view and payment stopped, the broker down, rental
-//! killed mid-request, Postgres restarted, stopped or read-only) and comes back. Renting must go
-//! on except where DESIGN.md says (503 while payment or the database is away), and afterwards no
-//! event is lost or applied twice, every consumer has caught up, the board matches the rentals,
-//! and rental and payment agree.
+//! killed mid-request, Postgres restarted, stopped or read-only) and comes back. Renting must go on
+//! except where docs/design.md §6.5 says (503 while payment or the database is away), and
+//! afterwards no event is lost or applied twice, every consumer has caught up, the board matches
+//! the rentals, and rental and payment agree.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1354,10 +1354,10 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
     problem
 }
 
-/// Where rental and payment disagree, as readable lines; empty when they agree. DESIGN.md §3's
-/// invariant: no RENTED (or RETURNED, or EXPIRED) rental without an APPROVED payment, no APPROVED
-/// payment without such a rental, and a CANCELLED rental's payment REFUNDED. Needs the
-/// `rental` and `payment` schemas in one database (a superuser pool on it).
+/// Where rental and payment disagree, as readable lines; empty when they agree.
+/// docs/design.md §3.4's invariant: no RENTED (or RETURNED, or EXPIRED) rental without an APPROVED
+/// payment, no APPROVED payment without such a rental, and a CANCELLED rental's payment REFUNDED.
+/// Needs the `rental` and `payment` schemas in one database (a superuser pool on it).
 pub async fn rental_payment_disagreements(pool: &PgPool) -> Vec<String> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT format('rental %s is %s but its payment is %s', r.id, r.status, coalesce(p.status, 'missing')) \

@@ -30,14 +30,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's settings, the token checks' (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`) and
-    /// payment's own:
-    ///
-    /// - `PAYMENT_LATENCY_MS`: simulated processing time of a new payment, a number of
-    ///   milliseconds (`300`) or a range drawn from uniformly (`400..620`, inclusive); unset, no
-    ///   delay. It must stay below `REQUEST_TIMEOUT_MS`, or every new payment would time out.
-    /// - `PAYMENT_DECLINE_AMOUNT_ABOVE`: payments of a larger amount are declined; unset, every
-    ///   payment is approved.
+    /// The kit's settings, the token checks' and payment's own (`PAYMENT_*`): the README's "Service
+    /// configuration" lists each variable with its default and meaning, and
+    /// `gateway/tests/deployment.rs` holds it to what this reads.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "payment");
         // rental's token for the internal endpoints names payment as its audience.

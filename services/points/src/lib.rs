@@ -37,10 +37,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's settings, the token checks' (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`) and
-    /// `POINTS_PERCENT` (10): the share of a completed rental's fee earned as points, a whole
-    /// percent from 0 to 100. A change applies to rentals completed afterwards; what was
-    /// credited stays.
+    /// The kit's settings, the token checks' and `POINTS_PERCENT`: the README's "Service
+    /// configuration" lists each variable with its default and meaning, and
+    /// `gateway/tests/deployment.rs` holds it to what this reads.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "points");
         let auth = AuthConfig::read(&mut env);

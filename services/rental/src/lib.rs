@@ -40,31 +40,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's settings, the token checks' (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`) and
-    /// rental's own:
-    ///
-    /// - `PAYMENT_URL` (required): where payment answers; or each replica's address,
-    ///   comma-separated, where no load balancer stands in front of them.
-    /// - `PAYMENT_TIMEOUT_MS` (610, the seed systems' value): the longest a payment call may take.
-    /// - `PAYMENT_MAX_CONCURRENT_CALLS` (64): the bulkhead; calls beyond it are refused at once.
-    /// - `BREAKER_FAILURE_RATE` (0.5), `BREAKER_WINDOW_MS` (10000), `BREAKER_MIN_CALLS` (5): the
-    ///   circuit opens when at least this share of the calls of the last window failed.
-    /// - `BREAKER_OPEN_MS` (5000): how long it stays open before letting `BREAKER_HALF_OPEN_CALLS`
-    ///   (3) trial calls through; also the `Retry-After` given to customers.
-    /// - `RENTAL_PERIOD_DAYS` (14): when a rented book is due; at that moment the rental
-    ///   expires by itself. `RENTAL_PERIOD_SECS` instead, for demos and tests of expiry.
-    /// - `CANCEL_WINDOW_MINUTES` (30): how long after renting a customer may change their mind
-    ///   and cancel for a full refund; after it, they return the book. Long enough to notice
-    ///   the wrong book was picked, too short to read it for free.
-    /// - `MAX_ACTIVE_RENTALS_PER_CUSTOMER` (5): rentals one customer may hold at once, so that
-    ///   nobody locks the catalogue.
-    /// - `EXPIRY_INTERVAL_MS` (1000): how often each replica looks for rentals past their due
-    ///   date; a rental expires at most this long after it is due.
-    /// - `RECONCILE_AFTER_MS` (30000), `RECONCILE_INTERVAL_MS` (5000): how old an unsettled rental
-    ///   must be before the reconciler settles it, and how often it looks.
-    /// - `TOKEN_URL` (the user service's token endpoint) and `RENTAL_CLIENT_SECRET` (the secret
-    ///   the user service holds for client `rental`), both required: payment's internal
-    ///   endpoints take rental's own token only.
+    /// The kit's settings, the token checks', rental's token for payment and rental's own: the
+    /// README's "Service configuration" lists each variable with its default and meaning, and
+    /// `gateway/tests/deployment.rs` holds it to what this reads.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "rental");
         let auth = AuthConfig::read(&mut env);

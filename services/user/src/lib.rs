@@ -78,25 +78,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's settings and user's own:
-    ///
-    /// - `JWT_SIGNING_KEY`: the RSA private key that signs tokens, as PEM (PKCS#8, as a
-    ///   Kubernetes Secret injects it), or `JWT_SIGNING_KEY_FILE`: a path to such a PEM. One of
-    ///   them is required, unless `JWT_EPHEMERAL_KEY=true` has a key generated at each start
-    ///   (local development only: tokens do not survive a restart).
-    /// - `JWT_ISSUER` (`book-rental-fleet`), `JWT_AUDIENCE` (`book-rental-api`): the tokens'
-    ///   `iss` and `aud`.
-    /// - `TOKEN_TTL_SECS` (900): how long a token lasts.
-    /// - `MANAGER_EMAIL`, `MANAGER_PASSWORD` (both or neither), `MANAGER_NAME` (`Manager`): the
-    ///   manager account created at start when no account has that email.
-    /// - `SIGN_IN_MAX_FAILURES` (5), `SIGN_IN_LOCKOUT_SECS` (300): that many failed sign-ins
-    ///   with one address within the lock-out lock it out for as long (429 with `Retry-After`),
-    ///   whether an account has the address or not.
-    /// - `RENTAL_CLIENT_SECRET`: rental's client secret (at least 32 characters) for the client
-    ///   credentials grant, whose tokens payment's internal endpoints require; unset, no service
-    ///   gets a token, so rental cannot pay.
-    ///
-    /// The signing key and manager password once published with the project are refused.
+    /// The kit's settings and user's own (signing key, tokens, manager, client secret, sign-in
+    /// lock-out): the README's "Service configuration" lists each variable with its default and
+    /// meaning, and `gateway/tests/deployment.rs` holds it to what this reads.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "users");
         let signing_key = signing_key(&mut env);

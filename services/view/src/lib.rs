@@ -32,7 +32,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// The kit's settings and `JWKS_URL` (required), `JWT_ISSUER`, `JWT_AUDIENCE`.
+    /// The kit's settings and the token checks': the README's "Service configuration" lists each
+    /// variable with its default and meaning, and `gateway/tests/deployment.rs` holds it to what
+    /// this reads.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
         let kit = KitConfig::read(&mut env, "view");
         let auth = AuthConfig::read(&mut env);

@@ -1,4 +1,4 @@
-//! The catalogue's REST API (DESIGN.md §5) and its OpenAPI document.
+//! The catalogue's REST API (docs/design.md §5) and its OpenAPI document.
 
 use axum::Router;
 use axum::extract::State;

@@ -1,8 +1,8 @@
-//! Payment's REST API and its OpenAPI document. The public reads (DESIGN.md §5: owner, manager)
-//! live under `/api/v1` and check the caller's access token. Paying, the lookup by rental and the
-//! refund are rental's, service to service, under `/internal/v1`: the gateway only routes
-//! `/api/v1`, and each call must carry rental's own token (client credentials, audience
-//! `payment`, scope `payments`), so neither a customer nor another pod can pay or refund.
+//! Payment's REST API and its OpenAPI document. The public reads (docs/design.md §5.2: owner,
+//! manager) live under `/api/v1` and check the caller's access token. Paying, the lookup by rental
+//! and the refund are rental's, service to service, under `/internal/v1`: the gateway only routes
+//! `/api/v1`, and each call must carry rental's own token (client credentials, audience `payment`,
+//! scope `payments`), so neither a customer nor another pod can pay or refund.
 
 use axum::Router;
 use axum::extract::State;

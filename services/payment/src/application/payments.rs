@@ -33,7 +33,7 @@ pub struct Settings {
     pub decline: DeclineRule,
 }
 
-/// Who reads payments through the public API (DESIGN.md §5: owner, manager). A customer sees
+/// Who reads payments through the public API (docs/design.md §5.2: owner, manager). A customer sees
 /// only their own payments; a manager sees every one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reader {

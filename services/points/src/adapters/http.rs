@@ -1,4 +1,4 @@
-//! Points' REST API (DESIGN.md §5) and its OpenAPI document.
+//! Points' REST API (docs/design.md §5) and its OpenAPI document.
 
 use axum::Router;
 use axum::extract::State;

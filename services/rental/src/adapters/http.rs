@@ -1,4 +1,4 @@
-//! The rental REST API (DESIGN.md §3, §5) and its OpenAPI document.
+//! The rental REST API (docs/design.md §3, §5) and its OpenAPI document.
 
 use axum::Router;
 use axum::extract::State;

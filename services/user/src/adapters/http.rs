@@ -1,4 +1,4 @@
-//! user's REST API (DESIGN.md §5): registration, the OAuth2 token endpoint (RFC 6749 §4.3),
+//! user's REST API (docs/design.md §5): registration, the OAuth2 token endpoint (RFC 6749 §4.3),
 //! the JWKS (RFC 7517), the caller's profile; and its OpenAPI document.
 
 use std::sync::Arc;

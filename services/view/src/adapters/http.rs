@@ -1,4 +1,4 @@
-//! The boards' REST API (DESIGN.md §5) and its OpenAPI document.
+//! The boards' REST API (docs/design.md §5) and its OpenAPI document.
 
 use axum::Router;
 use axum::extract::State;
