@@ -36,6 +36,8 @@ step_down
 step_down
 echo "mounts left: $(findmnt -rn -o TARGET | grep -cF "$STATE" || true)"
 echo "process left: $(kill -0 "$pid" 2>/dev/null && echo yes || echo no)"
+# A killed child is gone once its new parent has reaped it: a moment after the signal.
+for _ in $(seq 20); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
 echo "child left: $(kill -0 "$child" 2>/dev/null && echo yes || echo no)"
 echo "links left: $(ip -br link | grep -cE "^($BRIDGE|$SERVICE_SINK) " || true)"
 echo "chains left: $(chains)"
