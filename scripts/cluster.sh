@@ -650,6 +650,24 @@ stop_process() {
     rm -f "$STATE/pids/$name.pid"
 }
 
+# The chains kubelet makes (its firewall for 127.0.0.0/8, its canaries, the hint of which
+# iptables it uses), which kube-proxy's clean-up leaves, in IPv4 and IPv6.
+kubelet_chains_down() {
+    local tool table chain
+    for tool in iptables ip6tables; do
+        command -v "$tool" >/dev/null 2>&1 || continue
+        for chain in INPUT OUTPUT; do
+            while "$tool" -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+        done
+        for table in filter nat mangle; do
+            for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+                "$tool" -t "$table" -F "$chain" 2>/dev/null || true
+                "$tool" -t "$table" -X "$chain" 2>/dev/null || true
+            done
+        done
+    done
+}
+
 step_down() {
     need_root
     local purge=0 i mnt
@@ -679,6 +697,7 @@ step_down() {
     if [[ -x "$(bin_dir)/kube-proxy" ]]; then
         "$(bin_dir)/kube-proxy" --cleanup >/dev/null 2>&1 || true
     fi
+    kubelet_chains_down
     # Every mount below the state directory, deepest first: volumes, overlays, network
     # namespaces, the shared bind of the directory itself.
     findmnt -rn -o TARGET | { grep -F "$STATE" || true; } | sort -r | while read -r mnt; do

@@ -14,12 +14,16 @@ REPO = Path(__file__).resolve().parents[3]
 SCRIPT = r"""
 set -euo pipefail
 source scripts/cluster.sh
-chains() { iptables -S | grep -c 'FLEET-' || true; }
+chains() { { iptables -S; iptables -t mangle -S; ip6tables -S; } | grep -cE 'FLEET-|KUBE-' || true; }
 jumps() { iptables -S FORWARD | grep -c 'FLEET-ISOLATION' || true; }
 
 sysctl -qw net.ipv4.ip_forward=0
 network_up
 network_up
+# What kubelet makes of its own.
+iptables -N KUBE-FIREWALL && iptables -A INPUT -j KUBE-FIREWALL
+ip6tables -N KUBE-FIREWALL && ip6tables -A OUTPUT -j KUBE-FIREWALL
+iptables -t mangle -N KUBE-IPTABLES-HINT
 echo "jumps after two ups: $(jumps)"
 echo "forwarding: $(sysctl -n net.ipv4.ip_forward)"
 ip -br link show "$BRIDGE" >/dev/null && echo "bridge: yes"
