@@ -258,6 +258,20 @@ def corefile(state: Path) -> str:
 """
 
 
+def binding(name: str, role: str, user: str, namespace: str | None = None) -> dict:
+    """A ClusterRoleBinding of ClusterRole `role` to `user`; with `namespace`, a RoleBinding of
+    that namespace's Role."""
+    metadata = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding" if namespace else "ClusterRoleBinding",
+        "metadata": metadata,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role" if namespace else "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
 def addons(state: Path) -> str:
     """What the cluster needs from the API once it answers: the rights of the clients that are
     not built-in (CoreDNS, the metrics server, the API server's client at the kubelet) and the
@@ -265,15 +279,8 @@ def addons(state: Path) -> str:
     ca = b64(state / "pki" / "ca.crt")
     docs = [
         # The API server reads logs, runs exec and proxies to the kubelet as this user.
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "fleet:apiserver-kubelet-client"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "system:kubelet-api-admin"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "kube-apiserver-kubelet-client"}],
-        },
+        binding("fleet:apiserver-kubelet-client", "system:kubelet-api-admin",
+                "kube-apiserver-kubelet-client"),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -285,15 +292,7 @@ def addons(state: Path) -> str:
                  "verbs": ["list", "watch"]},
             ],
         },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "fleet:coredns"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "fleet:coredns"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "fleet:coredns"}],
-        },
+        binding("fleet:coredns", "fleet:coredns", "fleet:coredns"),
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -304,35 +303,13 @@ def addons(state: Path) -> str:
                  "verbs": ["get", "list", "watch"]},
             ],
         },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "fleet:metrics-server"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "fleet:metrics-server"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "fleet:metrics-server"}],
-        },
+        binding("fleet:metrics-server", "fleet:metrics-server", "fleet:metrics-server"),
         # The metrics server checks who calls it through the API server's delegated
         # authentication and authorization.
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "fleet:metrics-server:auth-delegator"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "system:auth-delegator"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "fleet:metrics-server"}],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "fleet:metrics-server:auth-reader", "namespace": "kube-system"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                        "name": "extension-apiserver-authentication-reader"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "fleet:metrics-server"}],
-        },
+        binding("fleet:metrics-server:auth-delegator", "system:auth-delegator",
+                "fleet:metrics-server"),
+        binding("fleet:metrics-server:auth-reader", "extension-apiserver-authentication-reader",
+                "fleet:metrics-server", namespace="kube-system"),
         # Who may read the metrics API: whoever may read pods (kubectl top, the autoscaler).
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
