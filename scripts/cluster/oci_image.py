@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -43,11 +42,13 @@ def normalise(ref: str) -> str:
 
 
 class Blobs:
-    """The archive's blobs/sha256 directory, in a scratch folder."""
+    """The archive's blobs: small ones written to a scratch folder, layers read from where they
+    are when the archive is written (a root file system's layer is hundreds of MB: not copied)."""
 
     def __init__(self, root: Path):
         self.dir = root / "blobs" / "sha256"
         self.dir.mkdir(parents=True)
+        self.paths = {}  # hex digest -> the file holding that blob
 
     def add_file(self, path: Path) -> tuple[str, int]:
         digest = hashlib.sha256()
@@ -55,14 +56,13 @@ class Blobs:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
         hexdigest = digest.hexdigest()
-        target = self.dir / hexdigest
-        if not target.exists():
-            shutil.copyfile(path, target)
+        self.paths.setdefault(hexdigest, path)
         return f"sha256:{hexdigest}", path.stat().st_size
 
     def add_bytes(self, data: bytes) -> tuple[str, int]:
         hexdigest = hashlib.sha256(data).hexdigest()
         (self.dir / hexdigest).write_bytes(data)
+        self.paths[hexdigest] = self.dir / hexdigest
         return f"sha256:{hexdigest}", len(data)
 
 
@@ -164,9 +164,10 @@ def build(args: argparse.Namespace, layers: list) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-            for name in ["oci-layout", "index.json"] + [
-                    f"blobs/sha256/{p.name}" for p in sorted(blobs.dir.iterdir())]:
+            for name in ("oci-layout", "index.json"):
                 tar.add(root / name, arcname=name, recursive=False)
+            for hexdigest, path in sorted(blobs.paths.items()):
+                tar.add(path, arcname=f"blobs/sha256/{hexdigest}", recursive=False)
         partial.replace(out)
     print(f"{ref} {manifest_digest} -> {out}")
 
