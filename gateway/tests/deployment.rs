@@ -13,10 +13,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// What every process serves for its probes (service-kit's health module).
+/// What every process serves for its probes (fleet-http's health module).
 const PROBE_PATHS: &[&str] = &["/livez", "/readyz"];
 
-/// The operations port (service-kit's `OPS_PORT`): probes and `/metrics`.
+/// The operations port (fleet-http's `OPS_PORT`): probes and `/metrics`.
 const OPS_PORT: u64 = 9464;
 
 /// The fleet's services; with the gateway, every binary whose configuration the README documents.

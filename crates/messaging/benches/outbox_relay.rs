@@ -2,7 +2,7 @@
 //! the broker, marking them sent. Needs the test Postgres (DATABASE_ADMIN_URL) and uses the
 //! embedded broker (or KAFKA_BROKERS).
 //!
-//! `cargo bench -p service-kit --features testing --bench outbox_relay` (EVENTS=20000 ROUNDS=5)
+//! `cargo bench -p fleet-messaging --bench outbox_relay` (EVENTS=20000 ROUNDS=5)
 
 use std::time::Instant;
 
