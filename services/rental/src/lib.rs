@@ -108,8 +108,9 @@ impl Config {
                 "MAX_ACTIVE_RENTALS_PER_CUSTOMER and EXPIRY_INTERVAL_MS must be at least 1",
             );
         }
-        if config.reconcile_after <= config.payment.timeout {
-            env.invalid("RECONCILE_AFTER_MS must be longer than PAYMENT_TIMEOUT_MS, or the reconciler races live rents");
+        // A payment call that times out is sent once more: a rent waits two timeouts at most.
+        if config.reconcile_after <= 2 * config.payment.timeout {
+            env.invalid("RECONCILE_AFTER_MS must be longer than twice PAYMENT_TIMEOUT_MS (a timed-out payment call is sent once more), or the reconciler races live rents");
         }
         env.finish()?;
         Ok(config)

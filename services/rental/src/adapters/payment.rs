@@ -11,6 +11,11 @@
 //! payment keys every payment by rental id anyway. For that second reason a call whose pooled
 //! connection broke before the answer (a replica stopping closed it as the call went out) is
 //! sent again too, on another connection: paying, looking up and refunding are all idempotent.
+//!
+//! A payment call that passes its timeout is sent once more, on a fresh connection, before the
+//! breaker counts it: in a rolling update a new replica's first answers, or a connection to one
+//! being replaced, can stall while the next replica answers at once. A rent therefore waits two
+//! timeouts at the most (the reconciler waits longer than that before it settles a rental).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,8 +23,12 @@ use std::time::{Duration, Instant};
 
 use fleet_auth::{ClientCredentials, ServiceToken};
 use fleet_telemetry::trace::{call_span, propagate};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use serde::Deserialize;
+use tower::retry::Policy;
+use tower::timeout::error::Elapsed;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 use tower_resilience::circuitbreaker::{
@@ -75,6 +84,7 @@ struct UnexpectedStatus(reqwest::StatusCode);
 struct PaymentMetrics {
     state: IntGauge,
     calls: IntCounterVec,
+    resends: IntCounter,
     latency: HistogramVec,
 }
 
@@ -91,6 +101,10 @@ impl PaymentMetrics {
             ),
             &["outcome"],
         )?;
+        let resends = IntCounter::new(
+            "payment_call_resends_total",
+            "Payment calls sent once more after passing their timeout",
+        )?;
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "payment_call_duration_seconds",
@@ -103,10 +117,12 @@ impl PaymentMetrics {
         )?;
         registry.register(Box::new(state.clone()))?;
         registry.register(Box::new(calls.clone()))?;
+        registry.register(Box::new(resends.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         Ok(Self {
             state,
             calls,
+            resends,
             latency,
         })
     }
@@ -176,6 +192,38 @@ impl Replicas {
 /// How many times a call is sent again after its connection broke: a replica that stops may
 /// have closed several pooled connections at once.
 const REPLAYS: usize = 2;
+
+/// Sends a payment call that passed its timeout once more. The abandoned call's connection is
+/// dropped with it, so the resend goes out on another one.
+#[derive(Clone)]
+struct ResendAfterTimeout {
+    left: usize,
+    resends: IntCounter,
+}
+
+impl Policy<PayRequest, PaymentOutcome, BoxError> for ResendAfterTimeout {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut PayRequest,
+        result: &mut Result<PaymentOutcome, BoxError>,
+    ) -> Option<Self::Future> {
+        match result {
+            Err(e) if self.left > 0 && e.is::<Elapsed>() => {
+                self.left -= 1;
+                self.resends.inc();
+                tracing::info!("payment call timed out; sending it once more");
+                Some(std::future::ready(()))
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, request: &PayRequest) -> Option<PayRequest> {
+        Some(request.clone())
+    }
+}
 
 #[derive(Clone)]
 pub struct PaymentClient {
@@ -248,6 +296,10 @@ impl PaymentClient {
             .load_shed()
             .concurrency_limit(settings.max_concurrent_calls)
             .layer(breaker)
+            .retry(ResendAfterTimeout {
+                left: 1,
+                resends: metrics.resends.clone(),
+            })
             .timeout(settings.timeout)
             .service(call)
             .map_err(BoxError::from);
@@ -274,7 +326,7 @@ fn classify(error: &BoxError) -> PaymentUnavailable {
     }
     match error.downcast_ref::<CircuitBreakerError<BoxError>>() {
         Some(CircuitBreakerError::OpenCircuit) => PaymentUnavailable::CircuitOpen,
-        Some(CircuitBreakerError::Inner(inner)) if inner.is::<tower::timeout::error::Elapsed>() => {
+        Some(CircuitBreakerError::Inner(inner)) if inner.is::<Elapsed>() => {
             PaymentUnavailable::TimedOut
         }
         Some(CircuitBreakerError::Inner(inner)) => PaymentUnavailable::Failed(inner.to_string()),

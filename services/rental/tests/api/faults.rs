@@ -93,7 +93,7 @@ async fn with_payment_stopped_rents_fail_fast_and_recover_when_it_returns() {
             &address,
             &[
                 ("PAYMENT_TIMEOUT_MS", "3000"),
-                ("RECONCILE_AFTER_MS", "4000"),
+                ("RECONCILE_AFTER_MS", "6500"),
             ],
         )
         .await;
@@ -125,7 +125,7 @@ async fn a_long_healthy_run_does_not_keep_the_circuit_closed_when_payment_stops(
             &payment.address,
             &[
                 ("PAYMENT_TIMEOUT_MS", "3000"),
-                ("RECONCILE_AFTER_MS", "4000"),
+                ("RECONCILE_AFTER_MS", "6500"),
             ],
         )
         .await;
@@ -165,6 +165,8 @@ async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
             &[
                 ("PAYMENT_TIMEOUT_MS", "300"),
                 ("RECONCILE_AFTER_MS", "2500"),
+                // A failed rent waits two timeouts (the resend): room for BREAKER_MIN_CALLS.
+                ("BREAKER_WINDOW_MS", "2500"),
             ],
         )
         .await;
@@ -191,7 +193,7 @@ async fn with_payment_slower_than_the_timeout_rents_fail_fast_and_recover() {
 async fn a_replica_whose_clock_runs_a_minute_behind_does_not_fail_a_rent_still_paying() {
     let fleet = Fleet::new().await;
     // Payment takes most of the time a rent may; the reconciler looks often and takes rentals
-    // left unsettled for 1.5 s (by the database's clock).
+    // left unsettled for 2.1 s (by the database's clock).
     let payment = fleet.payment(None, &[("PAYMENT_LATENCY_MS", "700")]).await;
     let books = fleet.books().await;
     let behind = rental::application::Clock::skewed(chrono::Duration::seconds(-60));
@@ -373,4 +375,40 @@ async fn rental_is_not_ready_until_it_holds_the_signing_keys() {
     fleet_testing::wait_ready(&rental.address, WAIT).await;
     let rented = fleet.customer().rents(&rental, book).await;
     assert_eq!(rented["status"], "RENTED");
+}
+
+#[tokio::test]
+async fn a_payment_call_that_times_out_is_sent_once_more_and_the_rent_goes_through() {
+    // A stalled replica and a healthy one, taken in turn: each rent's first call stalls, as a
+    // call to a replica being replaced can, and its resend goes to the healthy one.
+    let fleet = Fleet::new().await;
+    let stalled = fleet.payment(None, &[("PAYMENT_LATENCY_MS", "1500")]).await;
+    let healthy = fleet.payment(None, &[]).await;
+    let books = fleet.books().await;
+    let rental = fleet
+        .rental(
+            &format!("{},{}", stalled.address, healthy.address),
+            &[
+                ("PAYMENT_TIMEOUT_MS", "300"),
+                ("RECONCILE_AFTER_MS", "2500"),
+            ],
+        )
+        .await;
+    let book = fleet.book(&books, 300).await;
+    let ada = fleet.customer();
+    for _ in 0..4 {
+        let rented = ada.rents(&rental, book).await;
+        assert_eq!(
+            ada.act(&rental, id_of(&rented), "return").await.status(),
+            200
+        );
+    }
+    let metrics = rental.metrics().await;
+    assert_eq!(metric(&metrics, "payment_call_resends_total"), 4.0);
+    assert_eq!(
+        metric(&metrics, "payment_calls_total{outcome=\"approved\""),
+        4.0
+    );
+    assert_eq!(metric(&metrics, "payment_circuit_state"), 0.0);
+    fleet.agree().await;
 }

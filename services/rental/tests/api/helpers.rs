@@ -25,7 +25,7 @@ pub const RENTAL_DEFAULTS: &[(&str, &str)] = &[
     ("BREAKER_WINDOW_MS", "1000"),
     ("BREAKER_OPEN_MS", "1000"),
     ("BREAKER_HALF_OPEN_CALLS", "1"),
-    ("RECONCILE_AFTER_MS", "1500"),
+    ("RECONCILE_AFTER_MS", "2100"),
     ("RECONCILE_INTERVAL_MS", "200"),
 ];
 
