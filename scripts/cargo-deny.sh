@@ -118,11 +118,11 @@ import json, sys
 kind, source, broken = sys.argv[1:4]
 metadata = json.load(open(source))
 packages = {p["name"]: p for p in metadata["packages"]}
-kit = packages["service-kit"]
+kit = packages["fleet-auth"]  # where tokens are signed
 kit_node = next(n for n in metadata["resolve"]["nodes"] if n["id"] == kit["id"])
 registry = packages["subtle"]["source"]  # the public registry, as the lock file names it
 if kind == "rsa":
-    # The rsa crate back as a dependency of the kit (a copy of another crate's entry, renamed).
+    # The rsa crate back as a dependency of the token crate (a copy of another crate's entry, renamed).
     rsa = dict(packages["subtle"], name="rsa", version="0.9.10", id=f"{registry}#rsa@0.9.10",
                license="MIT OR Apache-2.0", dependencies=[], features={})
     metadata["packages"].append(rsa)

@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 OPS_PORT = 9464
-DEFAULT_POOL = 10  # service-kit's DATABASE_MAX_CONNECTIONS default
+DEFAULT_POOL = 10  # fleet-database's DATABASE_MAX_CONNECTIONS default
 HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
 
 breaches = []

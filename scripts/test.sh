@@ -77,7 +77,7 @@ ensure_build_prereqs
 ensure_postgres
 export DATABASE_ADMIN_URL
 
-# TLS (services/kit/tests/tls.rs): a CA made for this run; the private PostgreSQL serves TLS
+# TLS (crates/service/tests/tls.rs): a CA made for this run; the private PostgreSQL serves TLS
 # with a certificate it signed, and the broker started below gets a SASL_SSL listener.
 tls_dir="$FLEET_REPO/target/tls"
 make_test_pki "$tls_dir"
@@ -104,7 +104,7 @@ SQL
 fi
 
 # Kafka: every test shares one real broker behind topic prefixes of its own; a test that kills
-# a broker starts one of its own (services/kit/src/testing.rs). Its data is the run's alone.
+# a broker starts one of its own (crates/testing/src/kafka.rs). Its data is the run's alone.
 export FLEET_KAFKA="$kafka"
 if [[ "$kafka" == real ]]; then
     rm -rf "$FLEET_REPO/target/kafka/test" "$FLEET_REPO/target/kafka/own"

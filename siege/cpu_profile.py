@@ -205,7 +205,7 @@ CATEGORIES = [
 ]
 CATEGORY_PATTERNS = [(name, re.compile(pattern)) for name, pattern in CATEGORIES]
 # Our own crates, whose functions get an inclusive table of their own.
-OURS = re.compile(r"^(<)?(service_kit|rental|payment|book_management|user|view|points|gateway|"
+OURS = re.compile(r"^(<)?(fleet_[a-z]+|rental|payment|book_management|user|view|points|gateway|"
                   r"shared_events)::")
 
 

@@ -13,9 +13,9 @@ use std::str::FromStr;
 use chrono::{Duration, SubsecRound, Utc};
 use contract_tests::events::{Expected, example, expect, message_pact, messages};
 use contract_tests::{pacts, verify};
+use fleet_messaging::inbox::EventHandler;
+use fleet_testing::TestDatabase;
 use pact_consumer::prelude::PactBuilder;
-use service_kit::inbox::EventHandler;
-use service_kit::testing::TestDatabase;
 use shared_events::{
     BookEvent, CloudEvent, DomainEvent, PaymentEvent, RawEvent, RentalEvent, TopicEvents, UserEvent,
 };
@@ -67,7 +67,7 @@ async fn service_db(
         .connect_with(options)
         .await
         .unwrap();
-    service_kit::db::migrator(migrations)
+    fleet_database::migrator(migrations)
         .await
         .unwrap()
         .run(&pool)

@@ -12,6 +12,11 @@ use axum::response::Response;
 use chrono::Utc;
 use contract_tests::events::uuid;
 use contract_tests::{pacts, verify};
+use fleet_auth::ClientCredentials;
+use fleet_testing::{
+    ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, fleet_binary,
+    rental_token, service_env,
+};
 use pact_consumer::prelude::*;
 use pact_consumer::{json_pattern, term};
 use payment::adapters::provider_states::{DECLINES_ABOVE, NO_PAYMENT, RENTAL_PAID};
@@ -19,11 +24,6 @@ use rental::adapters::payment::{PaymentClient, PaymentSettings};
 use rental::application::{PaymentGateway, PaymentOutcome, PaymentRecord};
 use rental::domain::{Rental, RentalStatus};
 use serde_json::json;
-use service_kit::auth::ClientCredentials;
-use service_kit::testing::{
-    ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, fleet_binary,
-    rental_token, service_env,
-};
 use uuid::Uuid;
 
 const CUSTOMER: &str = "0192f1c4-7c3a-7000-8000-00000000c001";

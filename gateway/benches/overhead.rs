@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use fleet_testing::{TestApp, TestDatabase, TestIdentity, TestKafka, env_of, service_env};
 use serde_json::json;
-use service_kit::testing::{TestApp, TestDatabase, TestIdentity, TestKafka, env_of, service_env};
 use uuid::Uuid;
 
 fn var(name: &str, default: usize) -> usize {

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{HeaderMap, Request, Response, StatusCode, Uri, header};
+use fleet_http::Problem;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prometheus::IntCounterVec;
-use service_kit::Problem;
 
 pub type HttpClient = Client<HttpConnector, Body>;
 
@@ -27,7 +27,7 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(service_kit::server::CLIENT_POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(fleet_http::server::CLIENT_POOL_IDLE_TIMEOUT)
         .build(connector)
 }
 

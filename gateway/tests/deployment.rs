@@ -13,10 +13,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// What every process serves for its probes (service-kit's health module).
+/// What every process serves for its probes (fleet-http's health module).
 const PROBE_PATHS: &[&str] = &["/livez", "/readyz"];
 
-/// The operations port (service-kit's `OPS_PORT`): probes and `/metrics`.
+/// The operations port (fleet-http's `OPS_PORT`): probes and `/metrics`.
 const OPS_PORT: u64 = 9464;
 
 /// The fleet's services; with the gateway, every binary whose configuration the README documents.
@@ -92,7 +92,7 @@ fn variables_read(binary: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
         .expect("run the binary");
     assert!(
         out.status.success(),
-        "{} --print-env failed: does its main call service_kit::config::print_env_if_asked?\n{}",
+        "{} --print-env failed: does its main call fleet_config::print_env_if_asked?\n{}",
         binary.display(),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -174,7 +174,7 @@ fn port_of(ports: &Value, name: &str) -> Option<Value> {
 
 #[test]
 fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
-    let gateway = service_kit::testing::fleet_binary("gateway");
+    let gateway = fleet_testing::fleet_binary("gateway");
     let bin_dir = gateway.parent().unwrap().to_owned();
     let target_dir = bin_dir.parent().unwrap();
     let objects = render_base(&tools_venv(target_dir));
@@ -273,7 +273,7 @@ fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
 
 #[test]
 fn only_prometheus_reaches_the_operations_port_and_no_client_facing_service_exposes_it() {
-    let gateway = service_kit::testing::fleet_binary("gateway");
+    let gateway = fleet_testing::fleet_binary("gateway");
     let target_dir = gateway.parent().unwrap().parent().unwrap();
     let objects = render_base(&tools_venv(target_dir));
     let mut problems = Vec::new();
@@ -380,7 +380,7 @@ fn only_prometheus_reaches_the_operations_port_and_no_client_facing_service_expo
 
 #[test]
 fn data_lives_below_each_volumes_root_where_lost_and_found_may_be() {
-    let gateway = service_kit::testing::fleet_binary("gateway");
+    let gateway = fleet_testing::fleet_binary("gateway");
     let target_dir = gateway.parent().unwrap().parent().unwrap();
     let objects = render_base(&tools_venv(target_dir));
     // Where each data directory is set: PGDATA, or log.dirs in a mounted properties file.
@@ -443,7 +443,7 @@ fn data_lives_below_each_volumes_root_where_lost_and_found_may_be() {
 
 #[test]
 fn every_stateful_set_is_governed_by_a_headless_service() {
-    let gateway = service_kit::testing::fleet_binary("gateway");
+    let gateway = fleet_testing::fleet_binary("gateway");
     let target_dir = gateway.parent().unwrap().parent().unwrap();
     let objects = render_base(&tools_venv(target_dir));
     let sets: Vec<&Value> = objects
@@ -565,7 +565,7 @@ fn the_readme_lists_exactly_what_each_binary_reads() {
         }
     }
     for binary in SERVICES.into_iter().chain(["gateway"]) {
-        let (read, required) = variables_read(&service_kit::testing::fleet_binary(binary));
+        let (read, required) = variables_read(&fleet_testing::fleet_binary(binary));
         let mut documented = BTreeMap::new();
         for table in tables.iter().filter(|t| t.binaries.contains(binary)) {
             for (names, says_required) in &table.rows {

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # TLS for the test command: a certificate authority made afresh for each run, PostgreSQL serving
-# TLS with a certificate it signed, and the Kafka broker's SASL_SSL listener. services/kit's
+# TLS with a certificate it signed, and the Kafka broker's SASL_SSL listener. crates/service's
 # `tls` tests connect through them the way a deployment reaches a managed server
 # (`sslmode=verify-full`, `SASL_SSL`). Source it; it sources common.sh itself.
 #

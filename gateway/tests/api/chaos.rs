@@ -9,12 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fleet_testing::{TestKafka, TestPostgres, WAIT, assert_settles, eventually, sample};
 use reqwest::Client;
 use serde_json::{Value, json};
-use service_kit::testing::{
-    TestKafka, TestPostgres, WAIT, assert_rentals_and_payments_agree, eventually, sample,
-};
 use shared_events::Topic;
+
+/// Where rental and payment disagree (docs/design.md §3.4): rental's own statement of it.
+const RENTALS_AND_PAYMENTS_DISAGREE: &str =
+    include_str!("../../../services/rental/tests/rentals-and-payments-disagree.sql");
 
 use crate::helpers::{Customer, Fleet};
 
@@ -518,7 +520,7 @@ async fn refused_rent(fleet: &Fleet, customer: &Customer, book: &str) -> Duratio
         "{:?}",
         refused.headers()
     );
-    service_kit::testing::assert_problem(refused, 503).await;
+    fleet_testing::assert_problem(refused, 503).await;
     answered
 }
 
@@ -673,7 +675,13 @@ async fn postgres_read_only_for_8_s_as_in_a_fail_over_holds_events_back_without_
 /// After the faults: rental and payment agree, every event reached every consumer once, the
 /// counts kept from events equal what the producers did, and the board matches.
 async fn assert_nothing_lost_or_doubled(fleet: &Fleet) {
-    assert_rentals_and_payments_agree(&fleet.db.admin, WAIT * 2).await;
+    assert_settles(
+        &fleet.db.admin,
+        "rental and payment disagree",
+        RENTALS_AND_PAYMENTS_DISAGREE,
+        WAIT * 2,
+    )
+    .await;
 
     // Every event reached every consumer, and the inbox holds it once (its primary key).
     let deliveries = [

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
+use fleet_testing::{WAIT, eventually};
 use reqwest::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ORIGIN, RETRY_AFTER};
 use serde_json::json;
-use service_kit::testing::{WAIT, eventually};
 
 use crate::helpers::{Fleet, refused};
 

@@ -3,15 +3,15 @@
 //! database, a broker, and a gateway in front. Tests talk to the gateway only, unless they check a
 //! service.
 
-use reqwest::{Client, Response, StatusCode};
-use serde_json::{Value, json};
-use service_kit::testing::{
+use fleet_testing::{
     ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, TestPostgres,
     WAIT, eventually, fleet_binary, init_logs, sample, service_env,
 };
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-pub use service_kit::testing::assert_problem as refused;
+pub use fleet_testing::assert_problem as refused;
 
 /// Requests book-management's replica answered on the catalogue, by its metrics (on its
 /// operations port `ops_base_url`).
@@ -190,7 +190,7 @@ impl Fleet {
             view,
             points,
             gateway,
-            client: service_kit::testing::http_client(),
+            client: fleet_testing::http_client(),
             postgres,
         }
     }

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use fleet_testing::{ServiceProcess, sample};
 use reqwest::Method;
-use service_kit::testing::{ServiceProcess, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,6 +1,6 @@
+use fleet_testing::{ServiceProcess, TestKafka, WAIT, eventually, fleet_binary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::testing::{ServiceProcess, TestKafka, WAIT, eventually, fleet_binary};
 
 use crate::helpers::{Fleet, refused};
 

@@ -1,8 +1,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use fleet_testing::{OtlpReceiver, ReceivedSpan, WAIT, eventually};
 use serde_json::{Value, json};
-use service_kit::testing::{OtlpReceiver, ReceivedSpan, WAIT, eventually};
 use shared_events::Topic;
 
 use crate::helpers::{Fleet, refused};

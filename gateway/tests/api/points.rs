@@ -1,9 +1,9 @@
 //! points through the gateway: what a customer earns, who may read it, and that renting does not
 //! depend on it (it only reads `rental.events`).
 
+use fleet_testing::{ServiceProcess, WAIT, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::testing::{ServiceProcess, WAIT, eventually};
 
 use crate::helpers::{Customer, Fleet, refused};
 

@@ -1,9 +1,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fleet_testing::{TEST_AUDIENCE, TEST_ISSUER, eventually};
 use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
-use service_kit::testing::{TEST_AUDIENCE, TEST_ISSUER, eventually};
 use std::time::Duration;
 
 use crate::helpers::{Fleet, refused};
@@ -117,7 +117,7 @@ async fn every_token_the_user_service_did_not_issue_as_is_gets_401() {
         .text()
         .await
         .unwrap();
-    let answered = service_kit::testing::sample(
+    let answered = fleet_testing::sample(
         &metrics,
         r#"http_requests_total{method="GET",route="/api/v1/books",status="200",service="book-management"}"#,
     );

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use service_kit::testing::{ReservedPort, ServiceProcess, fleet_binary};
+use fleet_testing::{ReservedPort, ServiceProcess, fleet_binary};
 
 use crate::helpers::{Fleet, answered, refused};
 

@@ -5,8 +5,9 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
-use service_kit::auth::AuthConfig;
-use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use fleet_auth::AuthConfig;
+use fleet_config::{ConfigError, Env};
+use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 

@@ -1,14 +1,14 @@
 use book_management::{Config, build};
-use service_kit::{Env, telemetry};
+use fleet_config::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `book-management dlq …`: the dead-letter command, instead of the service.
-    service_kit::dlq::run_if_asked(book_management::SERVICE, &book_management::CONSUMED_TOPICS)
+    fleet_messaging::dlq::run_if_asked(book_management::SERVICE, &book_management::CONSUMED_TOPICS)
         .await;
     // `--print-env`: the variables the configuration reads, for the deployment checks.
-    service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
+    fleet_config::print_env_if_asked(|env| Config::from_env(env).map(drop));
     let config = Config::from_env(Env::from_process())?;
-    let _telemetry = telemetry::init(book_management::SERVICE, config.kit.http.log_format)?;
+    let _telemetry = fleet_telemetry::init(book_management::SERVICE, config.kit.http.log_format)?;
     build(config).await?.run().await
 }

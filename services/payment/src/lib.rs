@@ -6,8 +6,9 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
-use service_kit::auth::AuthConfig;
-use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use fleet_auth::AuthConfig;
+use fleet_config::{ConfigError, Env};
+use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
@@ -103,7 +104,7 @@ mod tests {
     #[test]
     fn no_latency_and_no_declines_by_default() {
         let config = Config::from_env(env(&[])).unwrap();
-        assert_eq!(config.kit.database_schema, "payment");
+        assert_eq!(config.kit.database.schema, "payment");
         assert_eq!(config.auth.jwks_url, "http://user/.well-known/jwks.json");
         assert_eq!(config.payments.latency, None);
         assert_eq!(config.payments.decline, DeclineRule::never());

@@ -13,9 +13,9 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use fleet_testing::{TestApp, TestWorld, env_of};
 use futures::StreamExt;
 use rdkafka::producer::FutureRecord;
-use service_kit::testing::{TestApp, TestWorld, env_of};
 use shared_events::{
     BookRented, BookReturned, CloudEvent, DomainEvent, RentalCancelled, ReturnReason, Topic,
 };

@@ -13,8 +13,9 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
-use service_kit::auth::AuthConfig;
-use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use fleet_auth::AuthConfig;
+use fleet_config::{ConfigError, Env};
+use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
@@ -94,7 +95,7 @@ mod tests {
     #[test]
     fn ten_percent_by_default_in_the_points_schema() {
         let config = Config::from_env(env(&[])).unwrap();
-        assert_eq!(config.kit.database_schema, "points");
+        assert_eq!(config.kit.database.schema, "points");
         assert_eq!(config.auth.jwks_url, "http://user/.well-known/jwks.json");
         assert_eq!(config.rate, EarningRate::DEFAULT);
         assert_eq!(config.rate.as_percent(), 10);

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fleet_testing::{TestApp, TestDatabase, TestIdentity, TestKafka, settings};
 use serde_json::json;
-use service_kit::testing::{TestApp, TestDatabase, TestIdentity, TestKafka, settings};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     // Fail until the healthy run has left the breaker's window and the circuit opens.
     let mut tripping = 0;
     let opening = Instant::now();
-    while service_kit::testing::sample(&rental.metrics().await, "payment_circuit_state") != 1.0 {
+    while fleet_testing::sample(&rental.metrics().await, "payment_circuit_state") != 1.0 {
         let (status, _) = rent(books[rents]).await;
         assert_eq!(status, 503, "payment is down");
         tripping += 1;
@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
     for book in &books[rents..] {
         let (status, took) = rent(*book).await;
         assert_eq!(status, 503, "payment is down");
-        if service_kit::testing::sample(&rental.metrics().await, "payment_circuit_state") == 1.0 {
+        if fleet_testing::sample(&rental.metrics().await, "payment_circuit_state") == 1.0 {
             fast.push(took);
         }
     }

@@ -8,8 +8,9 @@ mod fault;
 
 use std::time::Duration;
 
-use service_kit::auth::{AuthConfig, ClientCredentials};
-use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use fleet_auth::{AuthConfig, ClientCredentials};
+use fleet_config::{ConfigError, Env};
+use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 

@@ -10,8 +10,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_config::{ConfigError, Env};
+use fleet_service::{KitConfig, Service, ServiceSpec};
 use prometheus::{IntCounterVec, Opts};
-use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -25,7 +26,7 @@ use application::{
     AccountStore, Accounts, Bootstrap, PasswordHasher, ServiceClients, SignInLimit, TokenIssuer,
 };
 use domain::{ClientSecret, Email, Name, Password, ServiceClient};
-use service_kit::auth::TokenVerifier;
+use fleet_auth::TokenVerifier;
 
 /// The service name: event source and consumer group.
 pub const SERVICE: &str = "user";
@@ -370,7 +371,7 @@ mod tests {
     #[test]
     fn defaults_with_an_ephemeral_key() {
         let config = Config::from_env(env(&[("JWT_EPHEMERAL_KEY", "true")])).unwrap();
-        assert_eq!(config.kit.database_schema, "users");
+        assert_eq!(config.kit.database.schema, "users");
         assert!(matches!(config.signing_key, KeySource::Ephemeral));
         assert_eq!(
             config.tokens,

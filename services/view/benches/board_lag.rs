@@ -10,10 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use fleet_testing::{TestApp, TestDatabase, TestIdentity, TestKafka, WAIT, eventually, settings};
 use serde_json::json;
-use service_kit::testing::{
-    TestApp, TestDatabase, TestIdentity, TestKafka, WAIT, eventually, settings,
-};
 use uuid::Uuid;
 
 fn var(name: &str, default: u64) -> u64 {
@@ -74,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     // The view's consumer must own its partitions before the clock starts.
     eventually("view consuming", WAIT, || async {
         let metrics = view.metrics().await;
-        (service_kit::testing::sample(&metrics, "consumer_assigned_partitions") > 0.0).then_some(())
+        (fleet_testing::sample(&metrics, "consumer_assigned_partitions") > 0.0).then_some(())
     })
     .await;
 

@@ -9,9 +9,10 @@ pub mod domain;
 use std::time::Duration;
 
 use anyhow::Context;
-use service_kit::auth::AuthConfig;
-use service_kit::kafka::Kafka;
-use service_kit::{ConfigError, Env, KitConfig, Service, ServiceSpec};
+use fleet_auth::AuthConfig;
+use fleet_config::{ConfigError, Env};
+use fleet_messaging::kafka::Kafka;
+use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
@@ -88,15 +89,15 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
 /// the inbox: the boards stay as they were, never half-emptied.
 pub async fn rebuild(config: &RebuildConfig) -> anyhow::Result<usize> {
     let kit = &config.kit;
-    let pool = service_kit::db::pool(kit).context("invalid DATABASE_URL")?;
+    let pool = fleet_database::pool(&kit.database).context("invalid DATABASE_URL")?;
     // Creates the tables on a database the service has never run on, and checks it is there
     // before the group is touched.
-    service_kit::db::migrator(&MIGRATIONS)
+    fleet_database::migrator(&MIGRATIONS)
         .await?
         .run(&pool)
         .await
         .context("cannot migrate the view's schema")?;
-    let partitions = Kafka::new(kit)
+    let partitions = Kafka::new(&kit.messaging)
         .reset_consumer_group(SERVICE, &TOPICS, config.wait)
         .await?;
     let mut tx = pool.begin().await?;
@@ -125,7 +126,7 @@ mod tests {
         let err = Config::from_env(env()).err().unwrap().to_string();
         assert!(err.contains("JWKS_URL is required"), "{err}");
         let rebuild = RebuildConfig::from_env(env()).unwrap();
-        assert_eq!(rebuild.kit.database_schema, "view");
+        assert_eq!(rebuild.kit.database.schema, "view");
         assert_eq!(rebuild.wait, Duration::from_secs(30));
     }
 }

@@ -1,4 +1,4 @@
-use service_kit::{Env, telemetry};
+use fleet_config::Env;
 use view::{Config, RebuildConfig, build, rebuild};
 
 const USAGE: &str = "usage: view            serve the boards (configuration from the environment)
@@ -10,18 +10,18 @@ const USAGE: &str = "usage: view            serve the boards (configuration from
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `view dlq …`: the dead-letter command (`view dlq --help`).
-    service_kit::dlq::run_if_asked(view::SERVICE, &view::TOPICS).await;
+    fleet_messaging::dlq::run_if_asked(view::SERVICE, &view::TOPICS).await;
     // `--print-env`: the variables the configuration reads, for the deployment checks.
-    service_kit::config::print_env_if_asked(|env| Config::from_env(env).map(drop));
+    fleet_config::print_env_if_asked(|env| Config::from_env(env).map(drop));
     match std::env::args().nth(1).as_deref() {
         None => {
             let config = Config::from_env(Env::from_process())?;
-            let _telemetry = telemetry::init(view::SERVICE, config.kit.http.log_format)?;
+            let _telemetry = fleet_telemetry::init(view::SERVICE, config.kit.http.log_format)?;
             build(config).await?.run().await
         }
         Some("rebuild") => {
             let config = RebuildConfig::from_env(Env::from_process())?;
-            let _telemetry = telemetry::init(view::SERVICE, config.kit.http.log_format)?;
+            let _telemetry = fleet_telemetry::init(view::SERVICE, config.kit.http.log_format)?;
             let partitions = rebuild(&config).await?;
             println!(
                 "view: boards emptied and {partitions} partitions rewound; start view to rebuild them"

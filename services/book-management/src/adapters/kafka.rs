@@ -1,7 +1,7 @@
 //! Keeps each book's rental status and times-rented count from `rental.events`.
 
 use chrono::Utc;
-use service_kit::inbox::{EventHandler, HandlerError};
+use fleet_messaging::inbox::{EventHandler, HandlerError};
 use shared_events::{RawEvent, RentalEvent};
 use sqlx::PgConnection;
 

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use service_kit::testing::{PARTITIONS, TestKafka, eventually};
+use fleet_testing::{PARTITIONS, TestKafka, eventually};
 use shared_events::{CloudEvent, Topic};
 use uuid::Uuid;
 
@@ -51,7 +51,7 @@ async fn a_redelivered_book_rented_has_one_effect() {
 }
 
 /// A reader of rental.events' dead-letter topic.
-async fn dead_letters(world: &World) -> service_kit::testing::TopicReader {
+async fn dead_letters(world: &World) -> fleet_testing::TopicReader {
     world
         .kafka
         .reader(
@@ -114,7 +114,7 @@ async fn two_replicas_split_the_partitions_and_process_each_event_once() {
     let world = World::new().await;
     let one = world.spawn(&[]).await;
     let two = world.spawn(&[]).await;
-    service_kit::testing::eventually(
+    fleet_testing::eventually(
         "both replicas to own partitions",
         Duration::from_secs(60),
         || async {
@@ -123,7 +123,7 @@ async fn two_replicas_split_the_partitions_and_process_each_event_once() {
                 sample(&a, "consumer_assigned_partitions"),
                 sample(&b, "consumer_assigned_partitions"),
             );
-            (a > 0.0 && b > 0.0 && a + b == service_kit::testing::PARTITIONS as f64).then_some(())
+            (a > 0.0 && b > 0.0 && a + b == fleet_testing::PARTITIONS as f64).then_some(())
         },
     )
     .await;

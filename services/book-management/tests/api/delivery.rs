@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use fleet_testing::{ServiceProcess, TestKafka};
 use serde_json::json;
-use service_kit::testing::{ServiceProcess, TestKafka};
 use shared_events::{BookRegistered, RawEvent};
 
 use crate::helpers::*;
@@ -92,7 +92,7 @@ async fn a_rolled_back_transaction_publishes_nothing() {
         author: "Nobody".into(),
         rental_fee: 1,
     };
-    service_kit::outbox::enqueue(&mut tx, "book-management", phantom)
+    fleet_messaging::outbox::enqueue(&mut tx, "book-management", phantom)
         .await
         .unwrap();
     tx.rollback().await.unwrap();

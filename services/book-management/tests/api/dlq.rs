@@ -4,7 +4,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use service_kit::testing::{eventually, fleet_binary};
+use fleet_testing::{eventually, fleet_binary};
 use shared_events::{CloudEvent, Topic, topic::dlq_of};
 use uuid::Uuid;
 

@@ -1,10 +1,10 @@
 use std::ops::Deref;
 
 use book_management::{Config, build};
+pub use fleet_testing::{TestApp as App, WAIT, assert_problem, sample};
+use fleet_testing::{TestKafka, TestWorld, env_of};
 use reqwest::Response;
 use serde_json::Value;
-pub use service_kit::testing::{TestApp as App, WAIT, assert_problem, sample};
-use service_kit::testing::{TestKafka, TestWorld, env_of};
 use shared_events::{BookRented, BookReturned, DomainEvent, RentalCancelled, Topic};
 use uuid::Uuid;
 
@@ -45,7 +45,7 @@ impl World {
         self.identity.token(Uuid::new_v4(), &["manager"])
     }
 
-    async fn service(&self, env: Vec<(String, String)>) -> service_kit::Service {
+    async fn service(&self, env: Vec<(String, String)>) -> fleet_service::Service {
         let config = Config::from_env(env_of(&env)).expect("valid test configuration");
         build(config).await.expect("the service builds")
     }
@@ -130,7 +130,7 @@ pub fn cancelled(book_id: Uuid, rental_id: Uuid) -> RentalCancelled {
 
 /// Waits until the book's status and times-rented count are as given.
 pub async fn book_becomes(app: &App, id: Uuid, status: &str, times_rented: u64) {
-    service_kit::testing::eventually(
+    fleet_testing::eventually(
         &format!("book {id} to be {status} x{times_rented}"),
         WAIT,
         || async {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use service_kit::testing::{ServiceProcess, TestDatabase};
+use fleet_testing::{ServiceProcess, TestDatabase};
 
 use crate::helpers::*;
 
@@ -123,7 +123,7 @@ async fn draining_turns_unready_while_requests_are_still_answered() {
 
 #[tokio::test]
 async fn missing_configuration_is_reported_clearly() {
-    service_kit::testing::assert_refuses_to_start(
+    fleet_testing::assert_refuses_to_start(
         std::path::Path::new(env!("CARGO_BIN_EXE_book-management")),
         &[("HTTP_PORT", "x")],
         &[

@@ -5,8 +5,8 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use service_kit::retention::{Pruned, Retention, RetentionConfig};
-use service_kit::testing::eventually;
+use fleet_messaging::retention::{Pruned, Retention, RetentionConfig};
+use fleet_testing::eventually;
 use shared_events::CloudEvent;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -30,7 +30,7 @@ async fn service_pool(world: &World) -> PgPool {
         .unwrap()
         .options([("search_path", "book")]);
     let pool = PgPool::connect_with(options).await.unwrap();
-    service_kit::db::migrator(&book_management::MIGRATIONS)
+    fleet_database::migrator(&book_management::MIGRATIONS)
         .await
         .unwrap()
         .run(&pool)
@@ -60,7 +60,7 @@ async fn only_sent_or_processed_rows_older_than_their_age_are_deleted() {
     .execute(&pool)
     .await
     .unwrap();
-    let metrics = service_kit::metrics::Metrics::new("book-management");
+    let metrics = fleet_telemetry::metrics::Metrics::new("book-management");
     let retention = Retention {
         pool: pool.clone(),
         metrics: metrics.clone(),
@@ -174,7 +174,7 @@ async fn a_burst_of_twenty_thousand_events_is_pruned_while_the_relay_keeps_publi
     let pool = service_pool(&world).await;
     let retention = Retention {
         pool,
-        metrics: service_kit::metrics::Metrics::new("book-management"),
+        metrics: fleet_telemetry::metrics::Metrics::new("book-management"),
         config: RetentionConfig {
             outbox: HOUR,
             inbox: Some(24 * HOUR),

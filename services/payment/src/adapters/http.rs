@@ -10,10 +10,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use fleet_auth::{Caller, ServiceCaller};
+use fleet_database::DatabaseProblem;
+use fleet_http::api::{InvalidFields, Json, Path, Query};
+use fleet_http::problem::{InvalidParam, Problem};
 use serde::{Deserialize, Serialize};
-use service_kit::auth::{Caller, ServiceCaller};
-use service_kit::http::{InvalidFields, Json, Path, Query};
-use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 

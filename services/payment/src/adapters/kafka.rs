@@ -1,7 +1,7 @@
 //! Refunds a cancelled rental's payment, from `rental.events`.
 
 use chrono::{SubsecRound, Utc};
-use service_kit::inbox::{EventHandler, HandlerError};
+use fleet_messaging::inbox::{EventHandler, HandlerError};
 use shared_events::{DomainEvent, RawEvent, RentalCancelled, RentalEvent};
 use sqlx::PgConnection;
 

@@ -1,7 +1,7 @@
 //! The payment store on Postgres. Every write and its outbox event share one transaction.
 
 use chrono::{DateTime, Utc};
-use service_kit::outbox;
+use fleet_messaging::outbox;
 use shared_events::{PaymentApproved, PaymentRefunded};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

@@ -6,9 +6,9 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
+use fleet_http::api::Json;
+use fleet_http::problem::Problem;
 use serde::Deserialize;
-use service_kit::http::Json;
-use service_kit::problem::Problem;
 use uuid::Uuid;
 
 use crate::application::{PaymentStore, Payments, Settings};

@@ -205,7 +205,7 @@ async fn the_internal_endpoints_serve_rental_alone() {
     }));
 
     // rental's claims signed with the key once published with the project.
-    let forged = service_kit::testing::sign_with_published_key(json!({
+    let forged = fleet_testing::sign_with_published_key(json!({
         "sub": "rental", "scope": "payments", "iss": "book-rental-fleet", "aud": "payment",
         "iat": now, "exp": now + 300,
     }));

@@ -1,13 +1,13 @@
 use std::ops::Deref;
 
+use fleet_testing::{TestWorld, TopicReader, env_of};
 use payment::{Config, build};
 use reqwest::Response;
 use serde_json::{Value, json};
-use service_kit::testing::{TestWorld, TopicReader, env_of};
 use shared_events::{BookRented, BookReturned, DomainEvent, RentalCancelled, Topic};
 use uuid::Uuid;
 
-pub use service_kit::testing::{TestApp as App, WAIT, assert_problem as refused, sample};
+pub use fleet_testing::{TestApp as App, WAIT, assert_problem as refused, sample};
 
 /// payment's world: its database and a broker; replicas of the service run in it.
 pub struct World(TestWorld);
@@ -66,7 +66,7 @@ pub fn as_rental() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", service_kit::testing::rental_token())
+        format!("Bearer {}", fleet_testing::rental_token())
             .parse()
             .unwrap(),
     );
@@ -181,7 +181,7 @@ pub fn returned(book_id: Uuid, rental_id: Uuid) -> BookReturned {
 
 /// Waits until the payment has `status`, and returns it.
 pub async fn payment_becomes(app: &App, id: &str, status: &str) -> Value {
-    service_kit::testing::eventually(&format!("payment {id} to be {status}"), WAIT, || async {
+    fleet_testing::eventually(&format!("payment {id} to be {status}"), WAIT, || async {
         let payment = app.payment(id).await;
         (payment["status"] == status).then_some(payment)
     })
@@ -190,7 +190,7 @@ pub async fn payment_becomes(app: &App, id: &str, status: &str) -> Value {
 
 /// Waits until the consumer has recorded `count` events in its inbox.
 pub async fn inbox_holds(world: &World, count: i64) {
-    service_kit::testing::eventually(&format!("{count} events in the inbox"), WAIT, || async {
+    fleet_testing::eventually(&format!("{count} events in the inbox"), WAIT, || async {
         (world.count("inbox").await == count).then_some(())
     })
     .await

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use fleet_testing::ServiceProcess;
 use serde_json::json;
-use service_kit::testing::ServiceProcess;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -66,7 +66,7 @@ async fn health_metrics_and_the_api_document_are_served() {
 
 #[tokio::test]
 async fn invalid_configuration_is_reported_at_once() {
-    service_kit::testing::assert_refuses_to_start(
+    fleet_testing::assert_refuses_to_start(
         std::path::Path::new(env!("CARGO_BIN_EXE_payment")),
         &[
             ("PAYMENT_LATENCY_MS", "620..400"),

@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use fleet_auth::Caller;
+use fleet_database::DatabaseProblem;
+use fleet_http::api::{Json, Path, Query};
+use fleet_http::problem::{InvalidParam, Problem};
 use serde::{Deserialize, Serialize};
-use service_kit::auth::Caller;
-use service_kit::http::{Json, Path, Query};
-use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 

@@ -1,7 +1,7 @@
 //! Earning from `rental.events`, inside the inbox transaction: once per event id, whatever is
 //! redelivered, and once per rental, whatever is published again.
 
-use service_kit::inbox::{EventHandler, HandlerError};
+use fleet_messaging::inbox::{EventHandler, HandlerError};
 use shared_events::{RawEvent, RentalEvent, ReturnReason};
 use sqlx::PgConnection;
 

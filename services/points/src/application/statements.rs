@@ -1,4 +1,4 @@
-use service_kit::auth::Reader;
+use fleet_auth::Reader;
 use uuid::Uuid;
 
 use super::ports::{Page, PointsStore, Statement, StoreError};

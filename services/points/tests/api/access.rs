@@ -63,7 +63,7 @@ async fn without_a_valid_token_nothing_is_answered() {
     let (ursula, _) = two_customers(&world).await;
     let expired = world.identity.sign(json!({
         "sub": ursula.to_string(), "roles": ["customer"],
-        "iss": service_kit::testing::TEST_ISSUER, "aud": service_kit::testing::TEST_AUDIENCE,
+        "iss": fleet_testing::TEST_ISSUER, "aud": fleet_testing::TEST_AUDIENCE,
         "iat": 1_000, "exp": 2_000,
     }));
     // Not even a malformed id or query is looked at before the token.

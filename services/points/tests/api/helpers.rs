@@ -1,16 +1,16 @@
 use std::ops::Deref;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use fleet_testing::{TestWorld, env_of};
 use points::{Config, build};
 use reqwest::Response;
 use serde_json::Value;
-use service_kit::testing::{TestWorld, env_of};
 use shared_events::{
     BookRented, BookReturned, CloudEvent, DomainEvent, RentalCancelled, ReturnReason, Topic,
 };
 use uuid::Uuid;
 
-pub use service_kit::testing::{TestApp as App, WAIT, assert_problem, eventually, sample};
+pub use fleet_testing::{TestApp as App, WAIT, assert_problem, eventually, sample};
 
 pub const MY_POINTS: &str = "/api/v1/points/me";
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use service_kit::testing::ServiceProcess;
+use fleet_testing::ServiceProcess;
 
 use crate::helpers::*;
 
@@ -76,7 +76,7 @@ async fn health_metrics_and_the_api_document_are_served() {
 
 #[tokio::test]
 async fn invalid_configuration_is_reported_at_once() {
-    service_kit::testing::assert_refuses_to_start(
+    fleet_testing::assert_refuses_to_start(
         points_binary(),
         &[("POINTS_PERCENT", "101"), ("HTTP_PORT", "x")],
         &[

@@ -6,10 +6,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use fleet_auth::Caller;
+use fleet_database::DatabaseProblem;
+use fleet_http::api::{Json, Path};
+use fleet_http::problem::{InvalidParam, Problem};
 use serde::{Deserialize, Serialize};
-use service_kit::auth::Caller;
-use service_kit::http::{Json, Path};
-use service_kit::problem::{InvalidParam, Problem};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 

@@ -1,6 +1,6 @@
 //! Keeps the catalogue replica from `book.events`, so renting never needs book-management.
 
-use service_kit::inbox::{EventHandler, HandlerError};
+use fleet_messaging::inbox::{EventHandler, HandlerError};
 use shared_events::{BookEvent, RawEvent};
 use sqlx::PgConnection;
 

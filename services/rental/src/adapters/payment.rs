@@ -21,12 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use fleet_auth::{ClientCredentials, ServiceToken};
+use fleet_telemetry::trace::{call_span, propagate};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 use serde::Deserialize;
-use service_kit::auth::{ClientCredentials, ServiceToken};
-use service_kit::trace::{call_span, propagate};
 use tower::retry::Policy;
 use tower::timeout::error::Elapsed;
 use tower::util::BoxCloneSyncService;
@@ -238,7 +238,7 @@ impl PaymentClient {
     pub fn new(settings: PaymentSettings, registry: &Registry) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout.max(Duration::from_secs(5)))
-            .pool_idle_timeout(service_kit::server::CLIENT_POOL_IDLE_TIMEOUT)
+            .pool_idle_timeout(fleet_http::server::CLIENT_POOL_IDLE_TIMEOUT)
             .build()?;
         let metrics = PaymentMetrics::register(registry)?;
         let replicas = Arc::new(Replicas::new(settings.base_urls));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use service_kit::outbox;
+use fleet_messaging::outbox;
 use shared_events::BookRented;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

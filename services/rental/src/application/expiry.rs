@@ -24,7 +24,7 @@ impl<S: RentalStore> Expiry<S> {
         loop {
             if let Err(e) = self.pass().await {
                 // Nothing is lost: a rental past its due date stays RENTED until a pass succeeds.
-                match service_kit::db::transient_cause(&e) {
+                match fleet_database::transient_cause(&e) {
                     Some(cause) => {
                         tracing::warn!(error = %cause, "database unavailable; rentals expire on the next pass")
                     }

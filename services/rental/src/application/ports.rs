@@ -15,7 +15,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// The store's own error, not its wrapper: the transparent `source()` would hide the
-    /// database error from [`service_kit::db::transient_cause`].
+    /// database error from [`fleet_database::transient_cause`].
     pub fn into_cause(self) -> anyhow::Error {
         match self {
             StoreError::Unavailable(e) => e,

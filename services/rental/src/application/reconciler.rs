@@ -21,7 +21,7 @@ impl<S: RentalStore, P: PaymentGateway> Reconciler<S, P> {
             if let Err(e) = self.pass().await {
                 // A database away (restarting, failing over) leaves every rental as it was: the
                 // next pass takes them up again.
-                match service_kit::db::transient_cause(&e) {
+                match fleet_database::transient_cause(&e) {
                     Some(cause) => {
                         tracing::warn!(error = %cause, "database unavailable; the reconciler tries again on its next pass")
                     }

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use fleet_testing::{ServiceProcess, eventually};
 use serde_json::Value;
-use service_kit::testing::{ServiceProcess, eventually};
 
 use crate::helpers::*;
 
@@ -339,7 +339,7 @@ async fn rental_is_not_ready_until_it_holds_the_signing_keys() {
     let mut env = fleet.rental_env(&payment.address, &[]);
     env.retain(|(name, _)| name != "JWKS_URL");
     env.push(("JWKS_URL".into(), jwks_url));
-    let config = rental::Config::from_env(service_kit::testing::env_of(&env)).unwrap();
+    let config = rental::Config::from_env(fleet_testing::env_of(&env)).unwrap();
     let rental = App::start(rental::build(config).await.unwrap());
 
     let client = reqwest::Client::new();
@@ -372,7 +372,7 @@ async fn rental_is_not_ready_until_it_holds_the_signing_keys() {
         axum::routing::get(move || async move { axum::Json(keys) }),
     );
     tokio::spawn(async move { axum::serve(listener, jwks).await });
-    service_kit::testing::wait_ready(&rental.address, WAIT).await;
+    fleet_testing::wait_ready(&rental.address, WAIT).await;
     let rented = fleet.customer().rents(&rental, book).await;
     assert_eq!(rented["status"], "RENTED");
 }

@@ -1,11 +1,9 @@
-use reqwest::Response;
-use serde_json::{Value, json};
-pub use service_kit::testing::{
-    TestApp as App, WAIT, assert_problem, assert_rentals_and_payments_agree, sample,
-};
-use service_kit::testing::{
+pub use fleet_testing::{TestApp as App, WAIT, assert_problem, assert_settles, sample};
+use fleet_testing::{
     TestDatabase, TestIdentity, TestKafka, env_of, eventually, init_logs, service_env,
 };
+use reqwest::Response;
+use serde_json::{Value, json};
 use shared_events::Topic;
 use uuid::Uuid;
 
@@ -161,7 +159,13 @@ impl Fleet {
     }
 
     pub async fn agree(&self) {
-        assert_rentals_and_payments_agree(&self.db.admin, WAIT).await;
+        assert_settles(
+            &self.db.admin,
+            "rental and payment disagree",
+            include_str!("../rentals-and-payments-disagree.sql"),
+            WAIT,
+        )
+        .await;
     }
 }
 
@@ -240,8 +244,8 @@ impl Customer {
 }
 
 /// A port held for this test, for a service that must come back at the same address.
-pub fn free_port() -> service_kit::testing::ReservedPort {
-    service_kit::testing::ReservedPort::new()
+pub fn free_port() -> fleet_testing::ReservedPort {
+    fleet_testing::ReservedPort::new()
 }
 
 pub fn id_of(value: &Value) -> &str {

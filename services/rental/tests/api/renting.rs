@@ -6,7 +6,7 @@ use shared_events::Topic;
 use crate::helpers::*;
 
 async fn book_becomes(books: &App, id: uuid::Uuid, status: &str, times: u64) {
-    service_kit::testing::eventually(&format!("book {status} x{times}"), WAIT, || async {
+    fleet_testing::eventually(&format!("book {status} x{times}"), WAIT, || async {
         (book_status(books, id).await == (status.to_owned(), times)).then_some(())
     })
     .await

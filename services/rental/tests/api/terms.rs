@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use fleet_testing::eventually;
 use rental::application::Clock;
 use serde_json::Value;
-use service_kit::testing::eventually;
 use shared_events::Topic;
 use uuid::Uuid;
 

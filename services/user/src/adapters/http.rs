@@ -10,9 +10,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use fleet_database::DatabaseProblem;
+use fleet_http::api::{InvalidFields, Json, Path};
+use fleet_http::problem::{InvalidParam, Problem};
 use serde::{Deserialize, Serialize};
-use service_kit::http::{InvalidFields, Json, Path};
-use service_kit::problem::{InvalidParam, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -22,7 +23,7 @@ use crate::application::{
     ServiceClients, StoreError, TokenIssuer,
 };
 use crate::domain::{Account, Email, Name, Password, Role, UserId};
-use service_kit::auth::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
+use fleet_auth::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
 
 pub const USERS: &str = "/api/v1/users";
 pub const TOKEN: &str = "/api/v1/auth/token";

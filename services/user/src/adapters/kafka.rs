@@ -1,6 +1,6 @@
 //! Keeps each account's active-rental count from `rental.events`.
 
-use service_kit::inbox::{EventHandler, HandlerError};
+use fleet_messaging::inbox::{EventHandler, HandlerError};
 use shared_events::{RawEvent, RentalEvent};
 use sqlx::PgConnection;
 

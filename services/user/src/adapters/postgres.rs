@@ -1,7 +1,7 @@
 //! The account store on Postgres. A new account and its outbox event share one transaction.
 
 use chrono::{DateTime, Utc};
-use service_kit::outbox;
+use fleet_messaging::outbox;
 use shared_events::UserRegistered;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

@@ -1,6 +1,6 @@
 //! Signing access tokens: the RSA key (from configuration, or generated for local development),
 //! its public half as a JWK, and the [`TokenIssuer`] that signs RS256 JWTs with it. The key work
-//! itself (PEM, generation, the JWK) is the kit's [`service_kit::auth::keys`].
+//! itself (PEM, generation, the JWK) is the kit's [`fleet_auth::keys`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::application::{AccessToken, TokenIssuer};
 use crate::domain::{Account, ServiceClient};
-use service_kit::auth::keys::RsaPrivateKey;
-use service_kit::auth::{Claims, Jwk, JwkSet};
+use fleet_auth::keys::RsaPrivateKey;
+use fleet_auth::{Claims, Jwk, JwkSet};
 
 /// An RSA private key that signs access tokens, and its public half as published.
 #[derive(Clone)]
@@ -154,7 +154,7 @@ impl TokenIssuer for JwtIssuer {
 mod tests {
     use super::*;
     use crate::domain::{Email, Name};
-    use service_kit::auth::{TokenError, TokenVerifier};
+    use fleet_auth::{TokenError, TokenVerifier};
 
     // How PEM keys are read, and which are refused, is tested with the kit's `auth::keys`; here,
     // what this service adds: the escaped single-line form, and errors that never quote the key.

@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
+use fleet_testing::{PUBLISHED_DEV_KEY, sign_with_published_key};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Response;
 use serde_json::{Value, json};
-use service_kit::testing::{PUBLISHED_DEV_KEY, sign_with_published_key};
 
 use crate::helpers::*;
 
@@ -108,7 +108,7 @@ async fn wrong_client_credentials_get_invalid_client_and_no_token() {
 
 #[tokio::test]
 async fn the_published_key_and_password_and_a_short_client_secret_are_refused_at_start() {
-    service_kit::testing::assert_refuses_to_start(
+    fleet_testing::assert_refuses_to_start(
         Path::new(env!("CARGO_BIN_EXE_user")),
         &[
             ("JWT_SIGNING_KEY", PUBLISHED_DEV_KEY),

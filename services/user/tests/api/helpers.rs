@@ -3,17 +3,17 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fleet_auth::keys::RsaPrivateKey;
+use fleet_testing::{TestWorld, TopicReader, env_of};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use reqwest::Response;
 use serde_json::{Value, json};
-use service_kit::auth::keys::RsaPrivateKey;
-use service_kit::testing::{TestWorld, TopicReader, env_of};
 use sha2::{Digest, Sha256};
 use shared_events::{BookRented, BookReturned, DomainEvent, RentalCancelled, Topic};
 use user::{Config, build};
 use uuid::Uuid;
 
-pub use service_kit::testing::{TestApp as App, WAIT, assert_problem, eventually, sample};
+pub use fleet_testing::{TestApp as App, WAIT, assert_problem, eventually, sample};
 
 pub const ISSUER: &str = "book-rental-fleet";
 pub const AUDIENCE: &str = "book-rental-api";

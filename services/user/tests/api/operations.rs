@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use fleet_testing::ServiceProcess;
 use serde_json::{Value, json};
-use service_kit::testing::ServiceProcess;
 
 use crate::helpers::*;
 
@@ -67,7 +67,7 @@ async fn health_metrics_and_the_api_document_are_served() {
 
 #[tokio::test]
 async fn without_a_signing_key_the_binary_refuses_to_start() {
-    service_kit::testing::assert_refuses_to_start(
+    fleet_testing::assert_refuses_to_start(
         std::path::Path::new(env!("CARGO_BIN_EXE_user")),
         &[("MANAGER_EMAIL", "boss@example.org")],
         &[

@@ -3,10 +3,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fleet_auth::keys::RsaPrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Response;
 use serde_json::{Value, json};
-use service_kit::auth::keys::RsaPrivateKey;
 
 use crate::helpers::*;
 

@@ -1,7 +1,7 @@
 //! The projection: every topic's events merged into the boards, inside the inbox transaction
 //! (once per event id, whatever is redelivered).
 
-use service_kit::inbox::{EventHandler, HandlerError};
+use fleet_messaging::inbox::{EventHandler, HandlerError};
 use shared_events::{BookEvent, PaymentEvent, RawEvent, RentalEvent, UserEvent};
 use sqlx::PgConnection;
 

@@ -115,7 +115,7 @@ async fn without_a_valid_token_nothing_is_answered() {
     let anonymous = reqwest::Client::new();
     let expired = world.identity.sign(serde_json::json!({
         "sub": story.ursula.to_string(), "roles": ["customer"],
-        "iss": service_kit::testing::TEST_ISSUER, "aud": service_kit::testing::TEST_AUDIENCE,
+        "iss": fleet_testing::TEST_ISSUER, "aud": fleet_testing::TEST_AUDIENCE,
         "iat": 1_000, "exp": 2_000,
     }));
     for path in [

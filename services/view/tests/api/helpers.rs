@@ -2,10 +2,10 @@ use std::ops::Deref;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use fleet_testing::{TestWorld, env_of};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::Response;
 use serde_json::Value;
-use service_kit::testing::{TestWorld, env_of};
 use shared_events::{
     BookRegistered, BookRented, BookRetired, BookReturned, BookUpdated, CloudEvent, DomainEvent,
     PaymentApproved, PaymentRefunded, RentalCancelled, Topic, UserRegistered,
@@ -13,7 +13,7 @@ use shared_events::{
 use uuid::Uuid;
 use view::{Config, build};
 
-pub use service_kit::testing::{TestApp as App, WAIT, assert_problem, eventually, sample};
+pub use fleet_testing::{TestApp as App, WAIT, assert_problem, eventually, sample};
 
 /// One published event, ready to be sent (again, with the same id, to replay it).
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use service_kit::testing::ServiceProcess;
+use fleet_testing::ServiceProcess;
 
 use crate::helpers::*;
 
@@ -68,7 +68,7 @@ async fn health_metrics_and_the_api_document_are_served() {
 
 #[tokio::test]
 async fn missing_configuration_is_reported_clearly() {
-    service_kit::testing::assert_refuses_to_start(
+    fleet_testing::assert_refuses_to_start(
         view_binary(),
         &[("HTTP_PORT", "x")],
         &[
