@@ -188,24 +188,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_problem_is_reported_at_once() {
-        let mut env = Env::from_pairs([("HTTP_PORT", "eighty")]);
-        let _: String = env.required("DATABASE_URL");
-        let _: u16 = env.or("HTTP_PORT", 8080);
-        env.invalid("OUTBOX_BATCH_SIZE must be at least 1");
-        let err = env.finish().unwrap_err().to_string();
-        assert!(
-            err.contains("DATABASE_URL is required but not set"),
-            "{err}"
-        );
-        assert!(err.contains("HTTP_PORT=\"eighty\" is invalid"), "{err}");
-        assert!(
-            err.contains("OUTBOX_BATCH_SIZE must be at least 1"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn env_listing_names_every_variable_read_once_and_marks_the_required() {
         let listing = env_listing(|mut env| {
             let _: String = env.or("HTTP_HOST", String::new());
