@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of the fleet: formatting, lints, unit, integration and doc tests, against a
-# real PostgreSQL (see scripts/lib/postgres.sh for which one) and a real Apache Kafka broker
-# (see scripts/lib/kafka.sh: the one in KAFKA_BROKERS, else one this script starts), then the
-# load runner once from a clean environment (siege/run baseline --quick --debug).
+# real PostgreSQL and a real Apache Kafka broker (the ones DATABASE_ADMIN_URL and KAFKA_BROKERS
+# name, else the private ones the fleet's supervisor runs for the tests: `fleet infra`,
+# tools/fleet), then the load runner once from a clean environment (siege/run baseline --quick
+# --debug).
 #
 # usage: scripts/test.sh [--quick] [--kafka real|mock] [-- ARGS...]
 #   --quick        skip cargo fmt, clippy, the deployment checks' self-test, the supply-chain
@@ -20,6 +21,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
 # shellcheck source=scripts/lib/kafka.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"
+# shellcheck source=scripts/lib/tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/tls.sh"
 
 usage() {
     sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -52,10 +55,14 @@ done
 
 started_at=$SECONDS
 
+infra_pid=""
 on_exit() {
     local rc=$?
-    stop_private_kafka
-    stop_private_postgres
+    if [[ -n "$infra_pid" ]]; then
+        # The supervisor stops the broker, then the database, and exits.
+        kill -TERM "$infra_pid" 2>/dev/null || true
+        wait "$infra_pid" 2>/dev/null || true
+    fi
     local took
     took="$(format_elapsed $((SECONDS - started_at)))"
     if [[ $rc -eq 0 ]]; then
@@ -73,15 +80,44 @@ trap 'exit 129' HUP
 cd "$FLEET_REPO"
 ensure_build_prereqs
 
-# The Rust test harness creates a fresh database per test through DATABASE_ADMIN_URL.
-ensure_postgres
-export DATABASE_ADMIN_URL
-
 # TLS (crates/service/tests/tls.rs): a CA made for this run; the private PostgreSQL serves TLS
 # with a certificate it signed, and the broker started below gets a SASL_SSL listener.
 tls_dir="$FLEET_REPO/target/tls"
 make_test_pki "$tls_dir"
-if [[ -n "$FLEET_PG_DATA" ]]; then
+
+# PostgreSQL and Kafka: run by the fleet's supervisor (tools/fleet) until this script ends,
+# however it ends. The Rust test harness creates a fresh database per test through
+# DATABASE_ADMIN_URL; every test shares the one real broker behind topic prefixes of its own,
+# and a test that kills a broker starts one of its own (crates/testing/src/kafka.rs).
+export FLEET_KAFKA="$kafka"
+ensure_postgres_installed
+infra=(infra --env-file "$FLEET_REPO/target/test-infra.env" --exit-with-parent)
+if [[ "$kafka" == real ]]; then
+    rm -rf "$FLEET_REPO/target/kafka/test" "$FLEET_REPO/target/kafka/own"
+    if [[ -z "${KAFKA_BROKERS:-}" ]]; then
+        kafka_classpath >/dev/null # the broker's jars, fetched before its start is timed
+        infra+=(--kafka-data "$FLEET_REPO/target/kafka/test" --tls-dir "$tls_dir")
+    fi
+else
+    unset KAFKA_BROKERS
+fi
+log "cargo build -p fleet"
+cargo build --quiet -p fleet --bin fleet
+"$CARGO_TARGET_DIR/debug/fleet" "${infra[@]}" &
+infra_pid=$!
+until [[ -f "$FLEET_REPO/target/test-infra.env" ]]; do
+    kill -0 "$infra_pid" 2>/dev/null || die "the fleet's supervisor could not start PostgreSQL and Kafka (see above)"
+    sleep 0.2
+done
+while IFS='=' read -r name value; do
+    export "$name=$value"
+done <"$FLEET_REPO/target/test-infra.env"
+if [[ "$kafka" == real ]]; then
+    log "Kafka: Apache Kafka at $KAFKA_BROKERS"
+else
+    log "Kafka: each test hosts its own in-process Kafka-protocol mock broker (--kafka mock)"
+fi
+if [[ -n "${FLEET_PG_DATA:-}" ]]; then
     enable_postgres_tls "$tls_dir"
 else
     warn "PostgreSQL is not this clone's private cluster: the TLS tests will fail unless" \
@@ -103,18 +139,6 @@ WHERE d.datname LIKE 'test\_%'
 SQL
 fi
 
-# Kafka: every test shares one real broker behind topic prefixes of its own; a test that kills
-# a broker starts one of its own (crates/testing/src/kafka.rs). Its data is the run's alone.
-export FLEET_KAFKA="$kafka"
-if [[ "$kafka" == real ]]; then
-    rm -rf "$FLEET_REPO/target/kafka/test" "$FLEET_REPO/target/kafka/own"
-    [[ -z "${KAFKA_BROKERS:-}" ]] && export FLEET_KAFKA_TLS_DIR="$tls_dir"
-    ensure_kafka "$FLEET_REPO/target/kafka/test"
-    log "Kafka: Apache Kafka at $KAFKA_BROKERS"
-else
-    unset KAFKA_BROKERS
-    log "Kafka: each test hosts its own in-process Kafka-protocol mock broker (--kafka mock)"
-fi
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 if [[ $quick -eq 0 ]]; then

@@ -6,14 +6,12 @@
 #                             into a cache beside the build directory and print the classpath.
 # kafka_exec DATA PORT CPORT  format DATA if it is new, then exec the broker on 127.0.0.1:PORT
 #                             (controller on CPORT). Never returns.
-# ensure_kafka DATA           KAFKA_BROKERS when set (used as it is); else start a broker of this
-#                             clone with its data in DATA, on FLEET_KAFKA_PORT (default 59092,
-#                             the next free one when taken), wait until it answers, and export
-#                             KAFKA_BROKERS. stop_private_kafka stops it again. With
-#                             FLEET_KAFKA_TLS_DIR (scripts/lib/tls.sh's make_test_pki) the broker
-#                             also has a SASL_SSL listener (PLAIN) for localhost, whose address
-#                             and credentials it exports as FLEET_TLS_KAFKA_*.
-# stop_private_kafka          stop the broker, only if ensure_kafka started it.
+#                             With FLEET_KAFKA_SASL_SSL_PORT and FLEET_KAFKA_TLS_DIR
+#                             (scripts/lib/tls.sh's make_test_pki) the broker also has a SASL_SSL
+#                             listener (PLAIN) for localhost.
+#
+# scripts/kafka.sh runs kafka_exec; the fleet's supervisor (tools/fleet) runs scripts/kafka.sh,
+# waits for the broker and stops it.
 #
 # Java 17 or newer and Maven are needed; both are installed from Debian's packages when missing.
 
@@ -28,8 +26,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
 
 FLEET_KAFKA_POM="$FLEET_REPO/scripts/kafka/pom.xml"
-FLEET_KAFKA_PID=""
-FLEET_KAFKA_LOG=""
 
 # The cache of broker jars, outside the clone beside the build directory (as the other tools'),
 # one folder per version of the pom so that a change of version fetches afresh.
@@ -164,66 +160,4 @@ _kafka_cluster_id() {
         [[ "$id" == -* ]] || break
     done
     printf '%s\n' "$id"
-}
-
-ensure_kafka() {
-    local data="$1"
-    if [[ -n "${KAFKA_BROKERS:-}" ]]; then
-        export KAFKA_BROKERS
-        return 0
-    fi
-    kafka_classpath >/dev/null # fetch before timing the start
-    local port cport started_at
-    port="$(next_free_port "${FLEET_KAFKA_PORT:-59092}")"
-    cport="$(next_free_port $((port + 1)))"
-    mkdir -p "$data"
-    # This broker's alone: not exported, so that brokers tests start of their own (through
-    # scripts/kafka.sh) do not take the same listener.
-    local sasl_ssl_port=""
-    if [[ -n "${FLEET_KAFKA_TLS_DIR:-}" ]]; then
-        sasl_ssl_port="$(next_free_port $((cport + 1)))"
-        head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$FLEET_KAFKA_TLS_DIR/kafka-password"
-    fi
-    FLEET_KAFKA_LOG="$data/broker.log"
-    log "starting Apache Kafka on 127.0.0.1:$port (log: $FLEET_KAFKA_LOG)"
-    started_at=$SECONDS
-    local detach=()
-    command -v setsid >/dev/null 2>&1 && detach=(setsid)
-    FLEET_KAFKA_SASL_SSL_PORT="$sasl_ssl_port" FLEET_KAFKA_TLS_DIR="${FLEET_KAFKA_TLS_DIR:-}" \
-        "${detach[@]}" "$FLEET_REPO/scripts/kafka.sh" --data "$data" --port "$port" \
-        --controller-port "$cport" >"$FLEET_KAFKA_LOG" 2>&1 &
-    FLEET_KAFKA_PID=$!
-    local deadline=$((SECONDS + ${FLEET_KAFKA_START_TIMEOUT:-120}))
-    # The broker logs this line once its listeners accept clients and it has joined the quorum.
-    until grep -q 'Kafka Server started' "$FLEET_KAFKA_LOG" 2>/dev/null && port_in_use "$port"; do
-        if ! kill -0 "$FLEET_KAFKA_PID" 2>/dev/null; then
-            tail -n 30 "$FLEET_KAFKA_LOG" >&2 || true
-            FLEET_KAFKA_PID=""
-            die "Kafka exited during startup (log: $FLEET_KAFKA_LOG)"
-        fi
-        ((SECONDS < deadline)) || die "Kafka did not start within ${FLEET_KAFKA_START_TIMEOUT:-120}s (log: $FLEET_KAFKA_LOG)"
-        sleep 0.2
-    done
-    KAFKA_BROKERS="127.0.0.1:$port"
-    export KAFKA_BROKERS
-    if [[ -n "$sasl_ssl_port" ]]; then
-        kafka_tls_env "$FLEET_KAFKA_TLS_DIR" "$sasl_ssl_port"
-    fi
-    log "Kafka answers at $KAFKA_BROKERS (ready in $(format_elapsed $((SECONDS - started_at))))"
-}
-
-stop_private_kafka() {
-    [[ -n "$FLEET_KAFKA_PID" ]] || return 0
-    local pid="$FLEET_KAFKA_PID" deadline=$((SECONDS + 30))
-    FLEET_KAFKA_PID=""
-    log "stopping Kafka"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        warn "Kafka did not stop within 30s; killing it"
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
 }

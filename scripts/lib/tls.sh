@@ -9,8 +9,9 @@
 #                             that signs nothing (DIR/other-ca.pem)
 # enable_postgres_tls DIR     the private cluster serves TLS with DIR's server certificate, and
 #                             role fleet_tls may connect over TLS alone; exports FLEET_TLS_PG_URL
-# kafka_tls_env DIR PORT      exports what the tests need to reach the broker's SASL_SSL
-#                             listener on PORT (started with FLEET_KAFKA_TLS_DIR=DIR)
+#
+# The broker's SASL_SSL listener is the supervisor's (`fleet infra --tls-dir DIR`), which writes
+# its address and credentials (FLEET_TLS_KAFKA_*) into the tests' environment.
 
 if [[ -n "${FLEET_TLS_SH_LOADED:-}" ]]; then
     return 0
@@ -88,12 +89,4 @@ SQL
         sleep 0.2
     done
     export FLEET_TLS_PG_URL="postgres://fleet_tls:$password@localhost:$FLEET_PG_PORT/postgres"
-}
-
-kafka_tls_env() {
-    local dir="$1" port="$2"
-    export FLEET_TLS_KAFKA_BROKERS="localhost:$port"
-    FLEET_TLS_KAFKA_USERNAME=fleet
-    FLEET_TLS_KAFKA_PASSWORD="$(cat "$dir/kafka-password")"
-    export FLEET_TLS_KAFKA_USERNAME FLEET_TLS_KAFKA_PASSWORD
 }

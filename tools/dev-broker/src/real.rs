@@ -1,13 +1,14 @@
-//! A real Apache Kafka broker of one caller's own, run by `scripts/kafka.sh` (a JVM, KRaft, one
-//! node), that can be killed with SIGKILL and started again on its data and ports, as a crashed
-//! broker comes back. The test harness uses it for the faults that a shared broker cannot take.
+//! A real Apache Kafka broker of one caller's own (the supervisor's [`fleet::kafka::Broker`]),
+//! that can be killed with SIGKILL and started again on its data and ports, as a crashed broker
+//! comes back. The test harness uses it for the faults that a shared broker cannot take.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
+use fleet::kafka::Broker;
+use fleet::process::Process;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -15,15 +16,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct RealBroker {
-    data: PathBuf,
-    port: u16,
-    controller_port: u16,
-    process: Mutex<Option<Child>>,
-}
-
-/// `scripts/kafka.sh` of this repository.
-fn kafka_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/kafka.sh")
+    broker: Broker,
+    process: Mutex<Option<Process>>,
 }
 
 /// Two ports nothing listens on (both held while the second is chosen, so they differ).
@@ -41,9 +35,7 @@ impl RealBroker {
             .with_context(|| format!("cannot create {}", data.display()))?;
         let (port, controller_port) = free_ports()?;
         let broker = Self {
-            data: data.to_owned(),
-            port,
-            controller_port,
+            broker: Broker::new(data, port, controller_port),
             process: Mutex::new(None),
         };
         broker.come_back().await?;
@@ -52,19 +44,23 @@ impl RealBroker {
 
     /// `127.0.0.1:port` for `bootstrap.servers`.
     pub fn bootstrap_servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.broker.bootstrap_servers()
     }
 
     /// The broker's own log (its standard output).
     pub fn log(&self) -> PathBuf {
-        self.data.join("broker.log")
+        self.broker.log()
     }
 
     /// SIGKILL, as a crash: nothing is flushed or handed over. Returns once the process is gone.
     pub fn kill(&self) {
-        if let Some(mut child) = self.process.lock().unwrap().take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(process) = self.process.lock().unwrap().take() {
+            process.signal(libc::SIGKILL);
+            // Reaped by the runtime; gone once its port is closed.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while fleet::process::alive(process.pid()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -72,23 +68,13 @@ impl RealBroker {
     /// the metadata of every topic it had.
     pub async fn come_back(&self) -> anyhow::Result<()> {
         self.kill();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .context("cannot open the broker's log")?;
-        let child = Command::new(kafka_script())
-            .arg("--data")
-            .arg(&self.data)
-            .args(["--port", &self.port.to_string()])
-            .args(["--controller-port", &self.controller_port.to_string()])
-            .args(["--exit-with", &std::process::id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot run {}", kafka_script().display()))?;
-        *self.process.lock().unwrap() = Some(child);
+        // Its threads come and go: it dies with the test process rather than with a thread.
+        let process = self
+            .broker
+            .start(false, Some(std::process::id()))
+            .await
+            .context("start Kafka")?;
+        *self.process.lock().unwrap() = Some(process);
         let brokers = self.bootstrap_servers();
         let started = Instant::now();
         loop {
@@ -116,7 +102,7 @@ impl RealBroker {
 
     fn exited(&self) -> Option<std::process::ExitStatus> {
         let mut process = self.process.lock().unwrap();
-        process.as_mut()?.try_wait().ok().flatten()
+        process.as_mut()?.exited()
     }
 }
 
