@@ -42,6 +42,7 @@ KAFKA = "kafka broker (JVM)"
 STEADY = {"users": 25, "delay": 0.5, "seconds": 20}
 PGBENCH_SECONDS = 20
 
+
 def rss_now(fleet, kafka_pid):
     """Every process's RSS in MB, the broker's JVM (when there is one) under KAFKA."""
     rss = {name: fleet.rss_mb(name) for name, _ in fleet.instances()}
@@ -244,7 +245,8 @@ def traced_cycle(fleet, load, url):
     say("one more cycle through the gateway, its statements traced (log_statement = all)")
     captured = statements.trace_cycle(fleet, load, url)
     common.WORK.mkdir(parents=True, exist_ok=True)
-    (common.WORK / "captured-cycle.json").write_text(json.dumps(captured, indent=1) + "\n")
+    (common.WORK / "captured-cycle.json").write_text(
+        json.dumps(captured, indent=1, ensure_ascii=False) + "\n")
     by = {}
     for unit in captured["cycle"]:
         by[unit["service"]] = by.get(unit["service"], 0) + 1
@@ -345,7 +347,7 @@ def main(args):
         "build": Fleet.profile, "broker": broker,
         "kafka_version": kafka_version() if broker == "real" else None,
         "gateway": {k: v for k, v in gateway.items() if k not in ("rent", "return", "statements")},
-        "direct": {k: v for k, v in direct.items() if k not in ("rent", "return")},
+        "direct": {k: v for k, v in direct.items() if k not in ("rent", "return", "statements")},
         "steady_rents_per_s": steady_rate, "steady_board_lag_ms": steady[:2],
         "pgbench_cycles_per_s": ceiling and ceiling[0], "pgbench_latency_ms": ceiling and ceiling[1],
         "pgbench_statements_per_cycle": ceiling and ceiling[2],
@@ -354,7 +356,8 @@ def main(args):
         "kafka_start_to_ready_s": kafka_ready if broker == "real" else None,
         "mock_broker": mock and {
             "broker": mock["broker"],
-            "gateway": {k: v for k, v in mock["gateway"].items() if k not in ("rent", "return")},
+            "gateway": {k: v for k, v in mock["gateway"].items()
+                        if k not in ("rent", "return", "statements")},
             "steady_rents_per_s": mock["steady_rents_per_s"],
             "steady_board_lag_ms": mock["steady"][:2],
         },

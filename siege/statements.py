@@ -301,6 +301,9 @@ def capture(traced, schemas, ids, tables):
     units = transactions(traced, schemas)
     cycle = of_the_cycle(by_event(units), {ids["book_id"], ids["rental_id"]})
     return {
+        "about": "One rent → return cycle through the gateway, traced from PostgreSQL's log by "
+                 "siege.statements: the cycle's transactions (a consumer's one event each) and a "
+                 "publishing pass of each outbox relay, every statement with its parameters.",
         "ids": ids,
         "tables": tables,
         "cycle": [{"service": u["service"], "schema": u["schema"], "statements": u["statements"]}
@@ -624,16 +627,16 @@ class Replay:
                 if name == key:
                     values.append(CLIENT_ROWS[who])
                 elif kind == "uuid":
-                    values.append(f"CASE src.{name} WHEN {quote(self.ids['book_id'])} THEN {CLIENT_ROWS['book_id']} "
-                                  f"WHEN {quote(self.ids['user_id'])} THEN {CLIENT_ROWS['user_id']} "
-                                  f"ELSE src.{name} END")
+                    values.append(
+                        f"CASE src.{name} WHEN {quote(self.ids['book_id'])} THEN {CLIENT_ROWS['book_id']} "
+                        f"WHEN {quote(self.ids['user_id'])} THEN {CLIENT_ROWS['user_id']} ELSE src.{name} END")
                 elif kind in ("text", "character varying") and re.search(rf"\b{name}\b", unique):
                     values.append(f"src.{name} || '-' || n")
                 else:
                     values.append(f"src.{name}")
             out.append(f"INSERT INTO {copy_of(schema)}.{table} ({', '.join(names)}) "
-                       f"SELECT {', '.join(values)} FROM {relation} AS src, generate_series(0, {clients}) AS n "
-                       f"WHERE src.{key} = {quote(self.ids[who])};")
+                       f"SELECT {', '.join(values)} FROM {relation} AS src, "
+                       f"generate_series(0, {clients}) AS n WHERE src.{key} = {quote(self.ids[who])};")
         return out
 
     def drop(self):
