@@ -254,7 +254,7 @@ def abuse(spec, load, fleet, quick):
             worker.start()
         mine = books[n * per_phase:(n + 1) * per_phase]
         rents = siege(f"abuse-{name.replace(' ', '-')}", load.rent_lines(mine), load.token,
-                          concurrency, seconds=seconds, delay=spec["delay"])
+                      concurrency, seconds=seconds, delay=spec["delay"])
         stop.set()
         if worker:
             worker.join()

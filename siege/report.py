@@ -29,7 +29,7 @@ import subprocess
 import threading
 import time
 
-from siege import ceilings, common, statements
+from siege import ceilings, common, cpu_profile, statements
 from siege.common import LOGS, REPO, percentile, say, wait_for
 from siege.fleet import LOCAL_GATEWAY, PORTS, Fleet, build, metrics, rss_of, sample
 from siege.plot import plot
@@ -149,10 +149,10 @@ def steady_lag(load, fleet, quick):
     books = load.books(books_for(STEADY, seconds, STEADY["users"]), fleet)
     since = fleet.log_offset("view")
     steady = siege("report-steady", load.rent_lines(books), load.token, STEADY["users"],
-                       seconds=seconds, delay=STEADY["delay"])
+                   seconds=seconds, delay=STEADY["delay"])
     rented = sum(1 for _, s, _ in steady["answers"] if s == 201)
     wait_for("the board to list the steady rents",
-                 lambda: len(load.api.board(load.token, status="RENTED")) >= rented, timeout=120)
+             lambda: len(load.api.board(load.token, status="RENTED")) >= rented, timeout=120)
     return steady["siege"]["transaction_rate"], board_lag(fleet, since)
 
 
@@ -204,16 +204,15 @@ def on_mock_broker(reps, quick):
 
 
 def profiled(args, reps):
-    """--profile-cpu: the gateway's 50-user cycles alone, under perf (siege/profile.py); the
+    """--profile-cpu: the gateway's 50-user cycles alone, under perf (siege.cpu_profile); the
     report's other figures are not measured, as perf would skew them."""
-    import cpu_profile as profile
-    profile.ensure_tools()
+    cpu_profile.ensure_tools()
     fleet = Fleet()
     try:
         fleet.start()
         time.sleep(3)
         load = Load(LOCAL_GATEWAY)
-        profiler = profile.Profiler(fleet, fleet.kafka_pid())
+        profiler = cpu_profile.Profiler(fleet, fleet.kafka_pid())
         profiler.start()
         try:
             gateway = through(load, fleet, LOCAL_GATEWAY, "gateway", reps, [])
@@ -222,7 +221,7 @@ def profiled(args, reps):
     finally:
         fleet.stop()
     say(f"under perf: {gateway['rents_per_s']:.0f} rents/s, rent p99 "
-            f"{fmt(gateway['rent_p99_ms'])} ms (gateway's log), {gateway['cycles_per_s']:.0f} cycles/s")
+        f"{fmt(gateway['rent_p99_ms'])} ms (gateway's log), {gateway['cycles_per_s']:.0f} cycles/s")
     say("CPU: " + ", ".join(f"{k} {v} %" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])))
     return 0
 
@@ -370,7 +369,7 @@ def main(args):
     if mock:
         series.append(("gateway, mock broker", mock["gateway"]["rent"], mock["gateway"]["return"]))
     plot("latest", "report: rent, then return, 50 users: through the gateway and straight to rental"
-             + (", and through the gateway on the mock broker" if mock else ""), series, [])
+         + (", and through the gateway on the mock broker" if mock else ""), series, [])
     g, d = gateway, direct
     lag50, lag99, lag_events = g["lag"]
     rows = [

@@ -40,7 +40,7 @@ import sys
 import time
 import tomllib
 
-from siege import common
+from siege import abuse, cluster, common, report
 from siege.api import Unexpected
 from siege.common import SCENARIOS, per_second, percentile, say, wait_for
 from siege.fleet import LOCAL_GATEWAY, BROKERS, Fleet, build, metrics, sample
@@ -254,7 +254,6 @@ def drive(args):
         print(f"{'report':16} the benchmark report: siege/results/latest.md")
         return 0 if args.list else 2
     if args.scenario == "report":
-        from siege import report
         return report.main(args)
     if args.scenario not in names:
         raise SystemExit(f"unknown scenario {args.scenario!r}; one of: {', '.join(names)}, report")
@@ -262,7 +261,6 @@ def drive(args):
     if spec["workload"].startswith("kubernetes"):
         if args.url:
             raise SystemExit(f"{args.scenario} drives the cluster kubectl reaches: run it without --url")
-        from siege import cluster
         if spec["workload"] == "kubernetes":
             ensure_gnuplot()
         scenario = {"kubernetes": cluster.autoscale, "kubernetes-rollout": cluster.rollout,
@@ -285,7 +283,7 @@ def drive(args):
             fleet.start()
         load = Load(args.url or LOCAL_GATEWAY)
         if spec["workload"] == "abuse":
-            from siege.abuse import abuse as scenario
+            scenario = abuse.abuse
         else:
             scenario = {"rent": circuit_breaker if args.scenario == "circuit-breaker" else rolling_restart,
                         "cycles": baseline}[spec["workload"]]
