@@ -2,8 +2,8 @@
 that work as pgbench scripts: the statements the report's ceilings replay.
 
 Two captures, both made by the database while the fleet runs:
-- **counts** (`Counter`): pg_stat_statements (loaded by the private PostgreSQL that
-  scripts/lib/postgres.sh starts) over the gateway's cycles, each statement's calls and rows by
+- **counts** (`Counter`): pg_stat_statements (preloaded by the private PostgreSQL the fleet's
+  supervisor starts, tools/fleet) over the gateway's cycles, each statement's calls and rows by
   role: how often the fleet ran each statement a cycle, what its outbox relays published a pass.
   pg_stat_statements normalises constants to $n, so it cannot be replayed by itself;
 - **one cycle traced** (`trace_cycle`): `log_statement = all` while one rent and its return go
@@ -26,7 +26,7 @@ import time
 import urllib.parse
 import uuid
 
-# The fleet's schemas and the services that own them (scripts/lib/postgres.sh, FLEET_DB_ROLES).
+# The fleet's schemas and the services that own them (tools/fleet/src/layout.rs).
 SERVICES = {"rental": "rental", "payment": "payment", "book": "book-management", "users": "user",
             "points": "points", "view": "view"}
 # Every pgbench client rents its own book as its own customer: these ids, made from its number.
