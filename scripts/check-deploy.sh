@@ -169,8 +169,8 @@ check_repository_files() {
     (cd "$FLEET_REPO" && "$venv/bin/actionlint" -no-color) >&2 || fail "actionlint: .github/workflows"
     log "kind steps: docs/deploy.md and the workflow's kind job run the same scripts/kind.sh steps"
     kind_steps || fail "docs/deploy.md's kind steps and the workflow's kind job differ (scripts/check-kind-steps.py)"
-    log "siege/hpa.py --self-test: the hpa scenario's verdict and plot"
-    "$venv/bin/python" "$FLEET_REPO/siege/hpa.py" --self-test >&2 || fail "siege/hpa.py --self-test"
+    log "python3 -m siege.hpa --self-test: the hpa scenario's verdict and plot"
+    (cd "$FLEET_REPO" && "$venv/bin/python" -m siege.hpa --self-test) >&2 || fail "siege.hpa --self-test"
     # The in-cluster database set-up runs a copy of the SQL that dev.sh runs.
     cmp -s "$FLEET_REPO/scripts/sql/fleet-roles.sql" "$FLEET_REPO/kubernetes/base/postgres/fleet-roles.sql" ||
         fail "kubernetes/base/postgres/fleet-roles.sql differs from scripts/sql/fleet-roles.sql: copy it again"
@@ -213,6 +213,9 @@ expect_kind_steps_rejected() {
 self_test_run() {
     local work
     work="$(mktemp -d)"
+    # The copies below sit in $work/<case>/ as kubernetes/ sits in the repository: kubernetes/siege
+    # includes ../../siege (the package's ConfigMap), which is $work/siege for them.
+    ln -s "$FLEET_REPO/siege" "$work/siege"
     # 1. An HPA whose minReplicas is a string: the schemas reject it.
     cp -R "$k8s_dir" "$work/hpa-string"
     sed -i 's/^  minReplicas: \([0-9]*\)$/  minReplicas: "\1"/' "$work/hpa-string/base/services/rental.yaml"

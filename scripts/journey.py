@@ -9,17 +9,21 @@ The manager's credentials: FLEET_MANAGER_EMAIL (default manager@fleet.example) a
 FLEET_MANAGER_PASSWORD (required: scripts/kind.sh journey reads it from the cluster's
 user-manager Secret; dev.sh writes its own to target/dev-secrets/manager.env). The boards are
 built from events, so what they show is waited for (JOURNEY_TIMEOUT seconds, default 120).
-Exits 1 with the step that failed and the answer it got. Python's standard library only.
+Exits 1 with the step that failed and the answer it got. Python's standard library and the
+repository's API client (siege.api) only.
 """
 
-import json
+import http.client
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
+from pathlib import Path
+
+# The repository's root, where the siege package lives: this script runs from any directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from siege.api import Api, Unexpected  # noqa: E402
 
 TIMEOUT = float(os.environ.get("JOURNEY_TIMEOUT", "120"))
 
@@ -32,56 +36,20 @@ def step(message):
     print(f"journey: {message}", flush=True)
 
 
-class Api:
-    def __init__(self, base):
-        self.base = base.rstrip("/")
+class Journey(Api):
+    """The API, each answer checked: a wrong one fails the journey with what it was for."""
 
-    def call(self, method, path, body=None, token=None, form=None):
-        """(status, parsed JSON body or text); never raises for an HTTP status."""
-        headers = {"Accept": "application/json"}
-        data = None
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if form is not None:
-            data = urllib.parse.urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+    def expect(self, status, method, path, what=None, **kwargs):
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, raw = error.code, error.read()
-        text = raw.decode(errors="replace")
-        try:
-            return status, json.loads(text) if text else None
-        except ValueError:
-            return status, text
-
-    def expect(self, status, method, path, what, **kwargs):
-        got, body = self.call(method, path, **kwargs)
-        if got != status:
-            raise Failed(f"{what}: {method} {path} answered {got}, expected {status}: {body}")
-        return body
+            return super().expect(status, method, path, what=what, **kwargs)
+        except Unexpected as answer:
+            raise Failed(str(answer)) from None
 
     def expect_eventually(self, status, method, path, what, retry_on=(404, 502, 503), **kwargs):
         """Like expect, but an answer in retry_on (the event has not arrived yet, a replica is
-        still starting) is asked again until TIMEOUT."""
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            got, body = self.call(method, path, **kwargs)
-            if got == status:
-                return body
-            if got not in retry_on or time.monotonic() > deadline:
-                raise Failed(f"{what}: {method} {path} answered {got}, expected {status}: {body}")
-            time.sleep(1)
-
-    def token(self, email, password, who):
-        body = self.expect(200, "POST", "/api/v1/auth/token", f"{who} signs in",
-                           form={"grant_type": "password", "username": email, "password": password})
-        return body["access_token"]
+        still starting) is asked again every second until TIMEOUT."""
+        return self.expect(status, method, path, what, patience=TIMEOUT, retry_on=retry_on,
+                           pause=1, **kwargs)
 
 
 def until(what, check):
@@ -105,11 +73,11 @@ def journey(api, manager_email, manager_password):
     deadline = time.monotonic() + TIMEOUT
     while api.call("GET", "/readyz")[0] != 200:
         if time.monotonic() > deadline:
-            raise Failed(f"the gateway at {api.base} is not ready after {TIMEOUT:.0f}s")
+            raise Failed(f"the gateway at {api.base_url} is not ready after {TIMEOUT:.0f}s")
         time.sleep(2)
-    step(f"the gateway at {api.base} is ready")
+    step(f"the gateway at {api.base_url} is ready")
 
-    manager = api.token(manager_email, manager_password, f"the manager ({manager_email})")
+    manager = api.token(manager_email, manager_password, who=f"the manager ({manager_email})")
     step("the manager signed in")
     fee = 450
     title = f"Journey {uuid.uuid4().hex[:8]}"
@@ -123,7 +91,7 @@ def journey(api, manager_email, manager_password):
     customer = api.expect(201, "POST", "/api/v1/users", "a customer registers",
                           body={"name": "Journey Reader", "email": email, "password": password})
     customer_id = customer["id"]
-    token = api.token(email, password, "the customer")
+    token = api.token(email, password, who="the customer")
     step(f"customer {email} registered and signed in")
 
     # Rental learns of the book from book.events: until then it does not know it (404).
@@ -217,11 +185,11 @@ def main():
         return 2
     email = os.environ.get("FLEET_MANAGER_EMAIL", "manager@fleet.example")
     try:
-        journey(Api(sys.argv[1]), email, password)
+        journey(Journey(sys.argv[1]), email, password)
     except Failed as failure:
         print(f"journey: FAILED: {failure}", file=sys.stderr)
         return 1
-    except (OSError, AttributeError, KeyError, TypeError, ValueError) as error:
+    except (OSError, http.client.HTTPException, AttributeError, KeyError, TypeError, ValueError) as error:
         print(f"journey: FAILED: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     return 0

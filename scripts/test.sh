@@ -170,6 +170,12 @@ python3 -m unittest discover -s scripts/checks
 # what up made (in namespaces of its own), and the docs give every step.
 log "local cluster: python3 -m unittest discover scripts/cluster/tests"
 python3 -m unittest discover -s scripts/cluster/tests
+# The load runner's parts that need no fleet (siege/tests): the API client against a stand-in
+# gateway, the in-cluster load from its ConfigMap's files alone, what the runner reads of siege
+# and pgbench, and the statements it captures from a run and replays, which agree with the cycle
+# written by hand.
+log "load runner: python3 -m unittest discover siege/tests"
+python3 -m unittest discover -s siege/tests -t .
 # The deployment: every kustomization rendered, validated against the Kubernetes schemas, scanned
 # with checkov; the Dockerfile and the workflows linted (tools from PyPI, pinned). Full runs also
 # prove the checks reject broken manifests. gateway/tests/deployment.rs then compares the

@@ -24,16 +24,13 @@ import json
 import random
 import socket
 import string
-import sys
 import threading
 import time
 import uuid
 
-from importlib.machinery import SourceFileLoader
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-run = sys.modules.get("siege_run") or SourceFileLoader("siege_run", str(HERE / "run")).load_module()
+from siege.common import say, wait_for
+from siege.fleet import metrics
+from siege.workload import books_for, check, siege, summary_of
 
 PAYMENT_INTERNAL = "/internal/v1/payments"
 
@@ -57,7 +54,7 @@ def count(statuses, status):
 
 
 def series_count(port):
-    return sum(1 for line in run.metrics(port).splitlines() if line and not line.startswith("#"))
+    return sum(1 for line in metrics(port).splitlines() if line and not line.startswith("#"))
 
 
 class Watch:
@@ -206,7 +203,7 @@ def internal_endpoints(spec, load, fleet, stop):
     # A payment the fleet made for a customer's rent: an attacker would like it refunded.
     rent = load.api.expect(201, "POST", "/api/v1/rentals", token=load.token,
                            body={"bookId": load.spare_book})
-    paid = run.wait_for("the rent's payment", lambda: load.api.call(
+    paid = wait_for("the rent's payment", lambda: load.api.call(
         "GET", f"/api/v1/payments?rentalId={rent['id']}", token=load.manager)[1]["items"], timeout=30)[0]
     tokens = {"no token": None, "garbage": "not.a.token", "customer": load.token, "manager": load.manager}
     statuses = {}
@@ -240,7 +237,7 @@ def abuse(spec, load, fleet, quick):
         raise SystemExit("abuse measures local processes' memory: run it without --url")
     seconds = spec["quick_seconds"] if quick else spec["seconds"]
     concurrency = spec["concurrency"]
-    per_phase = run.books_for(spec, seconds, concurrency)
+    per_phase = books_for(spec, seconds, concurrency)
     books = load.books(per_phase * len(ATTACKS) + 1, fleet)
     load.spare_book = books.pop()
     watched = ["user", "gateway"]
@@ -256,18 +253,18 @@ def abuse(spec, load, fleet, quick):
             worker = threading.Thread(target=work, daemon=True)
             worker.start()
         mine = books[n * per_phase:(n + 1) * per_phase]
-        rents = run.siege(f"abuse-{name.replace(' ', '-')}", load.rent_lines(mine), load.token,
-                          concurrency, seconds=seconds, delay=spec["delay"])
+        rents = siege(f"abuse-{name.replace(' ', '-')}", load.rent_lines(mine), load.token,
+                      concurrency, seconds=seconds, delay=spec["delay"])
         stop.set()
         if worker:
             worker.join()
         during = watch.stop()
         time.sleep(1)
         after = {i: round(fleet.rss_mb(i), 1) for i in watched}
-        run.check(f"customers' rents during {name}", rents, spec["expect"]["rent"], failures)
+        check(f"customers' rents during {name}", rents, spec["expect"]["rent"], failures)
         ok = sum(1 for _, s, _ in rents["answers"] if s == 201)
         elapsed = rents["siege"]["elapsed_time"]
-        phase = run.summary_of(f"rents during {name}", rents, {
+        phase = summary_of(f"rents during {name}", rents, {
             "goodput_per_s": ok / elapsed if elapsed else 0,
             "rss_mb": {i: {"before": before[i], "highest": during[i], "after": after[i]} for i in watched},
         } | seen)
@@ -311,4 +308,4 @@ def judge(name, phase, spec, failures):
 
 def say_phase(name, phase):
     rss = ", ".join(f"{i} {r['before']}→{r['highest']}→{r['after']} MB" for i, r in phase["rss_mb"].items())
-    run.say(f"{name}: {phase['goodput_per_s']:.1f} rents/s, p99 {phase['p99_ms']:.0f} ms; RSS {rss}")
+    say(f"{name}: {phase['goodput_per_s']:.1f} rents/s, p99 {phase['p99_ms']:.0f} ms; RSS {rss}")

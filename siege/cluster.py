@@ -1,7 +1,10 @@
 """The fleet on a Kubernetes cluster under load, for the scenarios that drive the cluster kubectl
 reaches (siege/run hpa, cluster-rollout, cluster-faults): the siege pod of kubernetes/siege
-running rent → return cycles through the gateway Service, and what is checked around it.
+running rent → return cycles through the gateway Service (siege.cluster_load), and what is
+checked around it.
 
+- hpa: the autoscalers sampled while the load runs, until gateway, rental and payment have grown
+  and, after it, shrunk back (siege.hpa judges the timeline and draws it).
 - cluster-rollout: `kubectl rollout restart` of gateway, rental and payment while the load runs;
   every request must succeed, in each of `runs` runs in a row.
 - cluster-faults: a rental pod, the Kafka pod and the PostgreSQL pod deleted in turn while the
@@ -14,11 +17,11 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from siege import common, hpa
+from siege.common import REPO
 
-# What a successful request of load.py answers; anything else is a failed request.
+# What a successful request of the load (siege.cluster_load) answers; anything else is a failed request.
 SUCCESS = {"book 201", "register 201", "rent 201", "return 200"}
 
 
@@ -62,8 +65,8 @@ class Cluster:
 
 
 class SiegePod:
-    """The siege pod as kubernetes/siege renders it, with this run's load: load.py prints a
-    JSON progress line every `progress_every` seconds and a summary at the end."""
+    """The siege pod as kubernetes/siege renders it, with this run's load: siege.cluster_load
+    prints a JSON progress line every `progress_every` seconds and a summary at the end."""
 
     def __init__(self, cluster, concurrency, seconds, progress_every=10):
         self.cluster, self.seconds = cluster, seconds
@@ -136,6 +139,98 @@ class SiegePod:
     def delete(self):
         self.cluster.run("delete", "pod", self.name, "--ignore-not-found", "--wait=false",
                          check=False)
+
+
+def autoscale(spec, quick, out):
+    """The hpa scenario: the siege pod's rent → return load (kubernetes/siege) in the cluster
+    kubectl reaches, the autoscalers sampled every few seconds, until every one that must scale
+    has wanted more replicas than its minimum (then `hold` seconds more, to show it) or the load
+    ends. Writes results/hpa.json (the timeline, the verdict, the load's figures) and hpa.png."""
+    k8s = Cluster(spec["namespace"])
+    if not k8s.metrics_api_available():
+        raise SystemExit("hpa: the metrics API is not available: install the metrics server "
+                         "(on kind: scripts/kind.sh metrics-server; AKS has it)")
+    seconds = spec["quick_seconds"] if quick else spec["seconds"]
+    siege = SiegePod(k8s, spec["concurrency"], seconds)
+    siege.start()
+    k = k8s.run
+    common.say(f"the siege pod runs: {spec['concurrency']} rent → return workers for up to {seconds} s; "
+        f"sampling the autoscalers every {spec['sample_every']} s")
+
+    started, timeline, grown_at, phase = time.monotonic(), [], None, "Running"
+    while True:
+        t = time.monotonic() - started
+        point = hpa.sample(json.loads(k("get", "hpa", "-o", "json")), t)
+        timeline.append(point)
+        common.say("  " + "  ".join(f"{name} {h['current']}→{h['desired']} ({h['cpu_percent']} %)"
+                             for name, h in sorted(point["hpa"].items()) if name in spec["must_scale"]))
+        if grown_at is None and hpa.all_grew(timeline, spec["must_scale"]):
+            grown_at = t
+            common.say(f"every autoscaler of {', '.join(spec['must_scale'])} has grown; {spec['hold']} s more")
+        phase = siege.phase()
+        if phase in ("Succeeded", "Failed") or (grown_at is not None and t - grown_at >= spec["hold"]) \
+                or t > seconds + 60:
+            break
+        time.sleep(spec["sample_every"])
+    load = (siege.lines("summary") or siege.lines("progress") or [{}])[-1]
+    logs = k("logs", siege.name, check=False)
+    # The replicas the autoscalers added must be Ready and answer requests, while the load runs.
+    serving = pods_taking_requests(k8s, spec["must_scale"]) if phase == "Running" else {}
+    siege.delete()
+    load_stopped = round(time.monotonic() - started, 1)
+    if spec.get("scale_in_seconds"):
+        common.say(f"the load stopped; the autoscalers have {spec['scale_in_seconds']} s to come back to their minima")
+        deadline = time.monotonic() + spec["scale_in_seconds"]
+        while time.monotonic() < deadline:
+            time.sleep(spec["sample_every"])
+            point = hpa.sample(json.loads(k("get", "hpa", "-o", "json")), time.monotonic() - started)
+            timeline.append(point)
+            if all(point["hpa"].get(n, {}).get("current") == point["hpa"].get(n, {}).get("min") ==
+                   point["hpa"].get(n, {}).get("desired") for n in spec["must_scale"]):
+                break
+    judged = hpa.verdict(timeline, spec["must_scale"], load_stopped if spec.get("scale_in_seconds") else None)
+    failures = list(judged["broken"])
+    for name, pods in serving.items():
+        minimum = judged["autoscalers"].get(name, {}).get("min", 0)
+        if pods["taking_requests"] is not None and pods["ready"] > minimum \
+                and pods["taking_requests"] <= minimum:
+            failures.append(f"{name}: {pods['ready']} pods Ready but only {pods['taking_requests']} answered requests")
+    if phase == "Failed":
+        failures.append("the load pod failed: " + logs[-500:])
+    if not load.get("cycles"):
+        failures.append("the load completed no rent → return cycle")
+    out.mkdir(parents=True, exist_ok=True)
+    context = k8s.context()
+    png = hpa.plot(timeline, out / "hpa.png", f"hpa: {spec['description']}", common.WORK,
+                   load_stopped if spec.get("scale_in_seconds") else None)
+    result = {
+        "scenario": "hpa",
+        "description": spec["description"],
+        "target": f"kubectl context {context or 'unknown'}, namespace {k8s.namespace}",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load": load,
+        "load_stopped_s": load_stopped,
+        "pods_taking_requests": serving,
+        "verdict": judged,
+        "timeline": timeline,
+        "promise_kept": not failures,
+        "broken": failures,
+    }
+    (out / "hpa.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nhpa: {spec['description']}")
+    print(f"  {result['target']}; load: {load.get('cycles', 0)} cycles, {load.get('cycles_per_s', 0)}/s, "
+          f"answers {load.get('answers', {})}")
+    for name, v in sorted(judged["autoscalers"].items()):
+        grew = f"above its minimum from {v['first_above_min_s']} s" if v["first_above_min_s"] is not None \
+            else "never above its minimum"
+        back = f"; back at its minimum at {v['back_to_min_s']} s" if v.get("back_to_min_s") else ""
+        print(f"  {name:16} min {v['min']}, peak desired {v['peak_desired']}, peak current {v['peak_current']}, "
+              f"peak CPU {v['peak_cpu_percent']} %: {grew}{back}")
+    for name, pods in sorted(serving.items()):
+        print(f"  {name:16} {pods['ready']} pods Ready, {pods['taking_requests']} answering requests")
+    print(f"  results: {out / 'hpa.json'}" + (f", {png}" if png else " (no plot: gnuplot missing)"))
+    print("  PROMISE BROKEN:\n    " + "\n    ".join(failures) if failures else "  promise kept")
+    return not failures
 
 
 def failed_answers(load):
@@ -224,7 +319,7 @@ def invariants(cluster, wait):
 
 
 def recovery(progress, fault_at):
-    """From load.py's progress lines (one a second): when renting stopped after the fault, and
+    """From the load's progress lines (one a second): when renting stopped after the fault, and
     how long after the fault it succeeded again (None: it never stopped)."""
     ticks = [(p["at"], p["answers"].get("rent 201", 0)) for p in progress]
     stalled = None

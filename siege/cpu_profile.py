@@ -4,9 +4,10 @@ perf samples every CPU of the machine (`perf record -a -g`, frame pointers) whil
 50-user rent → return cycles run through the gateway. The samples are split by process: each
 fleet process by its pid file, PostgreSQL's backends, the broker's JVM, siege, the kernel's idle
 loop and the rest. It writes under siege/results/profile/: one flame graph per process
-(<name>.svg, drawn by inferno, installed with cargo when missing) and profile.md, the machine's
-CPU by process and, for each fleet process, the functions holding the most samples (self and
-inclusive), which is what a change quotes as the line it removed.
+(<name>.svg, drawn by inferno, installed with cargo when missing; build artefacts, not
+committed) and profile.md, the machine's CPU by process and, for each fleet process, the
+functions holding the most samples (self and inclusive), which is what a change quotes as the
+line it removed.
 
 The fleet runs a build of its own for this (scripts/dev.sh --profiling: the release profile with
 symbols, line tables and frame pointers), so perf can walk every stack without DWARF unwinding.
@@ -20,7 +21,8 @@ import signal
 import subprocess
 import time
 
-from siege_run import OUT, say
+from siege import common
+from siege.common import say
 
 INFERNO_VERSION = "0.12.3"
 # Samples per second and CPU: enough for a 30 s phase to give every process thousands, little
@@ -44,8 +46,8 @@ class Profiler:
 
     def __init__(self, fleet, kafka_pid):
         self.fleet, self.kafka_pid = fleet, kafka_pid
-        self.dir = OUT / "profile"
-        self.work = OUT / "work"
+        self.dir = common.OUT / "profile"
+        self.work = common.WORK
         self.data = self.work / "perf.data"
         self.process = None
 
@@ -99,7 +101,8 @@ class Profiler:
             f"`siege/run report --profile-cpu`: perf sampling every CPU at {FREQUENCY} Hz for "
             f"{seconds:.0f} s while 50 siege users ran rent → return cycles through the gateway "
             f"({os.cpu_count()} cores; profiling build: release with symbols and frame pointers). "
-            "Flame graphs: one SVG per process beside this file.",
+            "Flame graphs: one SVG per process, written beside this file by the run (build "
+            "artefacts: the repository keeps this file only).",
             "",
             "| process | share of the machine's CPU time | samples |",
             "|---|---|---|",
@@ -123,7 +126,7 @@ class Profiler:
             fleet_kinds.update(kinds)
             lines += ["", f"## {group}", "",
                       f"{totals[group]:,} samples, {100 * totals[group] / everything:.1f} % of the "
-                      f"machine; flame graph: [{svg.name}]({svg.name})", "",
+                      f"machine; flame graph: `{svg.name}`", "",
                       "| what | share of the process | | our function (inclusive) | share |",
                       "|---|---|---|---|---|"]
             rows = max(len(kinds), len(inclusive))

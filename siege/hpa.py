@@ -1,6 +1,7 @@
-"""The hpa scenario's timeline, verdict and plot (siege/run hpa drives the cluster; this module
-only reads what it recorded, so it can be checked without a cluster: `python3 siege/hpa.py
---self-test` runs on siege/hpa-sample.json, a timeline in kubectl's shape written by hand).
+"""The hpa scenario's timeline, verdict and plot (siege/run hpa drives the cluster, siege.cluster;
+this module only reads what it recorded, so it can be checked without a cluster: `python3 -m
+siege.hpa --self-test` runs on siege/hpa-sample.json, a timeline in kubectl's shape written by
+hand).
 
 A timeline is a list of samples, one every few seconds while the load runs:
   {"t": seconds since the load started, "hpa": {name: {"min", "max", "current", "desired",
@@ -183,5 +184,5 @@ def self_test():
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--self-test"]:
-        raise SystemExit("usage: siege/hpa.py --self-test")
+        raise SystemExit("usage: python3 -m siege.hpa --self-test")
     sys.exit(self_test())

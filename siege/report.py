@@ -5,16 +5,20 @@ mock) is started; then, in order:
 1. idle RSS of every process, the Kafka broker's JVM included;
 2. rent → return cycles through the gateway with siege (50 users): rents/s, returns/s, cycles/s,
    p50/p99 as siege saw them (10 ms steps) and as the gateway logged them (microseconds), and
-   the event → board lag the view logged for every event those cycles made;
-3. the same cycles straight against rental: the gateway's cost as ratios;
-4. the same Postgres work as bare SQL with pgbench (prepared, 50 clients), twice: rental's and
-   payment's main statements of a rent and a return (the ceiling), and every statement the fleet
-   runs for a cycle, outbox relays and consumers included (the fair ceiling); each as a ratio;
-5. loaded RSS (the highest seen during 2 and 3);
-6. the event → board lag again under a steady load the machine keeps up with (about 100 rents/s);
-7. each process restarted (SIGTERM) and timed from its start to ready.
+   the event → board lag the view logged for every event those cycles made; meanwhile
+   pg_stat_statements counts every statement the fleet runs (siege.statements);
+3. one more cycle through the gateway, traced: every statement the fleet runs for it, with its
+   parameters, from PostgreSQL's log (siege.statements);
+4. the same cycles straight against rental: the gateway's cost as ratios;
+5. the same Postgres work as bare SQL with pgbench (prepared, 50 clients), replaying the traced
+   cycle's statements (siege.ceilings), twice: rental's and payment's own transactions (the
+   ceiling), and every statement the fleet runs for a cycle, outbox relays and consumers included
+   (the fair ceiling); each as a ratio;
+6. loaded RSS (the highest seen during 2 and 4);
+7. the event → board lag again under a steady load the machine keeps up with (about 100 rents/s);
+8. each process restarted (SIGTERM) and timed from its start to ready.
 Then that fleet stops and a second one starts on librdkafka's mock broker, where 2 (through the
-gateway only) and 6 run again: what real Kafka costs, side by side with the mock.
+gateway only) and 7 run again: what real Kafka costs, side by side with the mock.
 """
 
 import datetime
@@ -22,17 +26,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
-import urllib.parse
 
-from importlib.machinery import SourceFileLoader
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-# The runner (siege/run) imports this module after registering itself as siege_run.
-run = sys.modules.get("siege_run") or SourceFileLoader("siege_run", str(HERE / "run")).load_module()
+from siege import ceilings, common, cpu_profile, statements
+from siege.common import LOGS, REPO, percentile, say, wait_for
+from siege.fleet import LOCAL_GATEWAY, PORTS, Fleet, build, metrics, rss_of, sample
+from siege.plot import plot
+from siege.workload import Load, books_for, cycles, ensure_siege, server_latencies, siege
 
 USERS = 50
 # The Kafka broker's row in the RSS tables.
@@ -40,565 +41,13 @@ KAFKA = "kafka broker (JVM)"
 # The steady load for the event → board lag: 25 users who think 0–0.5 s, about 100 rents/s.
 STEADY = {"users": 25, "delay": 0.5, "seconds": 20}
 PGBENCH_SECONDS = 20
-# A rent and a return as rental and payment run them (see their adapters/postgres.rs), on copies
-# of their tables: the book lookup, the rental opened, the payment and its event, the rental
-# marked rented with its event; the ownership check and the return with its event.
-PGBENCH_SCRIPT = """\
--- pgbench: the cycle's ids (not a statement of the fleet's)
-SELECT gen_random_uuid() AS rental_id, gen_random_uuid() AS payment_id, gen_random_uuid() AS user_id \\gset
--- rental and payment: a rent and a return
-SELECT book_id, title, rental_fee, retired FROM pgbench_rent.catalogue WHERE book_id = ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid;
-INSERT INTO pgbench_rent.rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at) VALUES (:rental_id, ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid, :user_id, 300, 'PAYMENT_PENDING', now(), now());
-BEGIN;
-INSERT INTO pgbench_rent.payments (id, rental_id, user_id, amount, status, created_at) VALUES (:payment_id, :rental_id, :user_id, 300, 'APPROVED', now()) ON CONFLICT (rental_id) DO NOTHING;
-INSERT INTO pgbench_rent.payment_outbox (event_id, topic, key, payload, traceparent) VALUES (gen_random_uuid(), 'payment.events', :rental_id, '{PAYLOAD}', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
-COMMIT;
-BEGIN;
-UPDATE pgbench_rent.rentals SET status = 'RENTED', payment_id = :payment_id, rented_at = now(), due_at = now() + interval '14 days', updated_at = now() WHERE id = :rental_id AND status = 'PAYMENT_PENDING';
-INSERT INTO pgbench_rent.rental_outbox (event_id, topic, key, payload, traceparent) VALUES (gen_random_uuid(), 'rental.events', :rental_id, '{PAYLOAD}', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
-COMMIT;
-SELECT * FROM pgbench_rent.rentals WHERE id = :rental_id;
-BEGIN;
-SELECT * FROM pgbench_rent.rentals WHERE id = :rental_id FOR UPDATE;
-UPDATE pgbench_rent.rentals SET status = 'RETURNED', cancelled_at = NULL, returned_at = now(), updated_at = now() WHERE id = :rental_id;
-INSERT INTO pgbench_rent.rental_outbox (event_id, topic, key, payload, traceparent) VALUES (gen_random_uuid(), 'rental.events', :rental_id, '{PAYLOAD}', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
-COMMIT;
-"""
-# About the size of a BookRented CloudEvent.
-PAYLOAD = json.dumps({
-    "specversion": "1.0", "id": "5d0c9f5e-6b1a-4c8e-9d52-3f1f0c6f7a10", "type": "BookRented",
-    "source": "rental", "subject": "8a3e2b44-9d6f-4d1e-a5c0-1f2b3c4d5e6f",
-    "time": "2026-11-22T10:00:00.000000Z", "datacontenttype": "application/json",
-    "correlationid": "8a3e2b44-9d6f-4d1e-a5c0-1f2b3c4d5e6f",
-    "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-    "data": {"rentalId": "8a3e2b44-9d6f-4d1e-a5c0-1f2b3c4d5e6f",
-             "bookId": "00000000-0000-4000-8000-000000000001",
-             "userId": "6f1e2d3c-4b5a-4968-8776-655443322110", "rentalFee": 300,
-             "paymentId": "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d",
-             "rentedAt": "2026-11-22T10:00:00Z", "dueAt": "2026-12-06T10:00:00Z"}})
-
-
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-# One rental's ids, for events of the right size.
-RENTAL, BOOK, CUSTOMER, PAYMENT = ("0193a6f2-7c4e-7b1d-9f3a-2c5e8d1b4a60", "0193a6e1-2a3b-7c4d-9e5f-60718293a4b5",
-                                   "0193a6e0-1b2c-7d3e-8f40-5a6b7c8d9e0f", "0193a6f2-7d10-7e2a-8b4c-5d6e7f809a1b")
-AT, DUE = "2026-11-22T10:00:00.123456Z", "2026-12-06T10:00:00.123456Z"
-
-
-def cloud_event(event_type, source, subject, data):
-    """An event as `outbox::enqueue` writes it: `data` in its CloudEvent envelope."""
-    return json.dumps({
-        "specversion": "1.0", "id": "5d0c9f5e-6b1a-4c8e-9d52-3f1f0c6f7a10", "type": event_type,
-        "source": source, "subject": subject, "time": AT, "datacontenttype": "application/json",
-        "correlationid": RENTAL, "traceparent": TRACEPARENT, "data": data})
-
-
-# The fair ceiling: every statement the fleet runs against Postgres for one rent and one return
-# made through the gateway (the gateway gives the rent an Idempotency-Key), on copies of the
-# tables they touch, in the same transactions, order and locking:
-# - rental (adapters/postgres.rs): the catalogue lookup; the rental opened in a transaction that
-#   takes the customer's turn (an advisory lock) and inserts with the active-rentals count as the
-#   limit and the Idempotency-Key as the ON CONFLICT arbiter; the payment outcome with BookRented;
-#   the ownership check, then the return (row locked) with BookReturned;
-# - payment: the lookup by rental (a retry is answered from it), then the payment with
-#   PaymentApproved;
-# - the consumers (kit/src/inbox.rs: the inbox row and the effect in one transaction, the inbox
-#   row also for an event the handler ignores): rental.events reach payment (inbox only: it acts
-#   on cancels), book-management (the book locked and saved), user (the account locked and its
-#   count saved), points (the rental remembered; on return locked, completed and credited) and
-#   view (the book noted, the rental row inserted, locked and saved); payment.events reach view
-#   alone;
-# - the outbox relays, in scripts of their own (FAIR_RELAY_SCRIPT).
-# The services bind their values; constants are written in, as the first script does. Each
-# pgbench client rents its own book as its own customer, so the ceiling is not bound by locks of
-# the script's making. Times the services' clocks give are the cycle's start here.
-FAIR_CYCLE_SCRIPT = """\
--- pgbench: the cycle's ids and times, which the services make themselves (rentals and
--- payments UUIDv7, events and the gateway's Idempotency-Key UUIDv4); not a statement of the fleet's
-\\set max_active 1000000
-SELECT (substr(ms, 1, 8) || '-' || substr(ms, 9, 4) || '-7' || substr(gen_random_uuid()::text, 16))::uuid AS rental_id,
-    (substr(ms, 1, 8) || '-' || substr(ms, 9, 4) || '-7' || substr(gen_random_uuid()::text, 16))::uuid AS payment_id,
-    gen_random_uuid()::text AS idempotency_key, gen_random_uuid() AS approved_event,
-    gen_random_uuid() AS rented_event, gen_random_uuid() AS returned_event,
-    ('00000000-0000-4000-8000-' || lpad(:client_id::text, 12, '0'))::uuid AS book_id,
-    ('00000000-0000-4000-9000-' || lpad(:client_id::text, 12, '0'))::uuid AS user_id,
-    'Siege ' || :client_id AS title, now() AS at, now() + interval '14 days' AS due_at
-    FROM (SELECT lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') AS ms) AS t \\gset
--- rental: rent, the catalogue lookup
-SELECT book_id, title, rental_fee, retired FROM {rental}.catalogue WHERE book_id = :book_id;
--- rental: rent, the rental opened (the customer's turn, the limit, the Idempotency-Key)
-BEGIN;
-SELECT pg_advisory_xact_lock(1, hashtext(:user_id::uuid::text));
-INSERT INTO {rental}.rentals (id, book_id, user_id, rental_fee, status, created_at, updated_at, idempotency_key)
-    SELECT :rental_id::uuid, :book_id::uuid, :user_id::uuid, 300, 'PAYMENT_PENDING', :at::timestamptz, now(), :idempotency_key::text
-    WHERE (SELECT count(*) FROM {rental}.rentals
-           WHERE user_id = :user_id AND status IN ('PAYMENT_PENDING', 'RENTED')) < :max_active
-    ON CONFLICT (user_id, idempotency_key)
-       WHERE idempotency_key IS NOT NULL AND status <> 'PAYMENT_FAILED' DO NOTHING;
-COMMIT;
--- payment: the payment call, a retry looked up first
-SELECT id, rental_id, user_id, amount, status, created_at, refunded_at FROM {payment}.payments WHERE rental_id = :rental_id;
--- payment: the payment call, the payment and PaymentApproved
-BEGIN;
-INSERT INTO {payment}.payments (id, rental_id, user_id, amount, status, created_at)
-    VALUES (:payment_id, :rental_id, :user_id, 300, 'APPROVED', :at) ON CONFLICT (rental_id) DO NOTHING;
-INSERT INTO {payment}.outbox (event_id, topic, key, payload, traceparent)
-    VALUES (:approved_event, 'payment.events', :rental_id, :approved_payload, :traceparent);
-COMMIT;
--- rental: rent, the payment outcome and BookRented
-BEGIN;
-UPDATE {rental}.rentals SET status = 'RENTED', payment_id = :payment_id, rented_at = :at, due_at = :due_at, updated_at = now()
-    WHERE id = :rental_id AND status = 'PAYMENT_PENDING';
-INSERT INTO {rental}.outbox (event_id, topic, key, payload, traceparent)
-    VALUES (:rented_event, 'rental.events', :book_id, :rented_payload, :traceparent);
-COMMIT;
--- view: PaymentApproved
-BEGIN;
-INSERT INTO {view}.inbox (event_id, topic, event_type) VALUES (:approved_event, 'payment.events', 'PaymentApproved') ON CONFLICT DO NOTHING;
-INSERT INTO {view}.rentals (id, customer_id) VALUES (:rental_id, :user_id) ON CONFLICT DO NOTHING;
-SELECT {view_rental_columns} FROM {view}.rentals r WHERE r.id = :rental_id FOR UPDATE;
-UPDATE {view}.rentals SET book_id = NULL, rental_fee = NULL, payment_id = :payment_id, status = NULL,
-    payment_status = 'APPROVED', rented_at = NULL, due_at = NULL, returned_at = NULL, cancelled_at = NULL,
-    refunded_at = NULL WHERE id = :rental_id;
-COMMIT;
--- payment: BookRented (ignored: the inbox row alone)
-BEGIN;
-INSERT INTO {payment}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
-COMMIT;
--- book-management: BookRented
-BEGIN;
-INSERT INTO {book}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
-SELECT {book_columns} FROM {book}.books WHERE id = :book_id FOR UPDATE \\gset book_
-\\set times_rented :book_times_rented + 1
-UPDATE {book}.books SET title = :title, author = 'Load', rental_fee = 300, status = 'RENTED', current_rental_id = :rental_id,
-    times_rented = :times_rented, updated_at = :at WHERE id = :book_id;
-COMMIT;
--- user: BookRented
-BEGIN;
-INSERT INTO {users}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
-SELECT {account_columns} FROM {users}.accounts WHERE id = :user_id FOR UPDATE \\gset account_
-\\set active_rentals :account_active_rentals + 1
-UPDATE {users}.accounts SET active_rentals = :active_rentals WHERE id = :user_id;
-COMMIT;
--- points: BookRented
-BEGIN;
-INSERT INTO {points}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
-INSERT INTO {points}.rentals (rental_id, user_id, rental_fee, state) VALUES (:rental_id, :user_id, 300, 'RENTED')
-    ON CONFLICT (rental_id) DO NOTHING;
-COMMIT;
--- view: BookRented
-BEGIN;
-INSERT INTO {view}.inbox (event_id, topic, event_type) VALUES (:rented_event, 'rental.events', 'BookRented') ON CONFLICT DO NOTHING;
-INSERT INTO {view}.books (id) VALUES (:book_id) ON CONFLICT DO NOTHING;
-INSERT INTO {view}.rentals (id, customer_id) VALUES (:rental_id, :user_id) ON CONFLICT DO NOTHING;
-SELECT {view_rental_columns} FROM {view}.rentals r WHERE r.id = :rental_id FOR UPDATE;
-UPDATE {view}.rentals SET book_id = :book_id, rental_fee = 300, payment_id = :payment_id, status = 'RENTED',
-    payment_status = 'APPROVED', rented_at = :at, due_at = :due_at, returned_at = NULL, cancelled_at = NULL,
-    refunded_at = NULL WHERE id = :rental_id;
-COMMIT;
--- rental: return, the ownership check
-SELECT {rental_columns} FROM {rental}.rentals WHERE id = :rental_id;
--- rental: return, the rental locked and returned, and BookReturned
-BEGIN;
-SELECT {rental_columns} FROM {rental}.rentals WHERE id = :rental_id FOR UPDATE;
-UPDATE {rental}.rentals SET status = 'RETURNED', cancelled_at = NULL, returned_at = :at, updated_at = now() WHERE id = :rental_id;
-INSERT INTO {rental}.outbox (event_id, topic, key, payload, traceparent)
-    VALUES (:returned_event, 'rental.events', :book_id, :returned_payload, :traceparent);
-COMMIT;
--- payment: BookReturned (ignored: the inbox row alone)
-BEGIN;
-INSERT INTO {payment}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
-COMMIT;
--- book-management: BookReturned
-BEGIN;
-INSERT INTO {book}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
-SELECT {book_columns} FROM {book}.books WHERE id = :book_id FOR UPDATE \\gset book_
-UPDATE {book}.books SET title = :title, author = 'Load', rental_fee = 300, status = 'AVAILABLE', current_rental_id = NULL,
-    times_rented = :book_times_rented, updated_at = :at WHERE id = :book_id;
-COMMIT;
--- user: BookReturned
-BEGIN;
-INSERT INTO {users}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
-SELECT {account_columns} FROM {users}.accounts WHERE id = :user_id FOR UPDATE \\gset account_
-\\set active_rentals :account_active_rentals - 1
-UPDATE {users}.accounts SET active_rentals = :active_rentals WHERE id = :user_id;
-COMMIT;
--- points: BookReturned
-BEGIN;
-INSERT INTO {points}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
-SELECT rental_id, user_id, rental_fee, state FROM {points}.rentals WHERE rental_id = :rental_id FOR UPDATE;
-UPDATE {points}.rentals SET state = 'COMPLETED' WHERE rental_id = :rental_id;
-WITH credited AS (
-        INSERT INTO {points}.ledger (rental_id, user_id, book_id, rental_fee, points, reason, earned_at)
-        VALUES (:rental_id, :user_id, :book_id, 300, 30, 'RETURNED', :at) ON CONFLICT (rental_id) DO NOTHING
-        RETURNING user_id, points)
-    INSERT INTO {points}.balances (user_id, points) SELECT user_id, points FROM credited
-    ON CONFLICT (user_id) DO UPDATE SET points = balances.points + EXCLUDED.points;
-COMMIT;
--- view: BookReturned
-BEGIN;
-INSERT INTO {view}.inbox (event_id, topic, event_type) VALUES (:returned_event, 'rental.events', 'BookReturned') ON CONFLICT DO NOTHING;
-INSERT INTO {view}.books (id) VALUES (:book_id) ON CONFLICT DO NOTHING;
-INSERT INTO {view}.rentals (id, customer_id) VALUES (:rental_id, :user_id) ON CONFLICT DO NOTHING;
-SELECT {view_rental_columns} FROM {view}.rentals r WHERE r.id = :rental_id FOR UPDATE;
-UPDATE {view}.rentals SET book_id = :book_id, rental_fee = 300, payment_id = :payment_id, status = 'RETURNED',
-    payment_status = 'APPROVED', rented_at = :at, due_at = :due_at, returned_at = :at, cancelled_at = NULL,
-    refunded_at = NULL WHERE id = :rental_id;
-COMMIT;
-"""
-# One pass of a service's outbox relay (kit/src/outbox.rs `Relay::relay_batch`): its turn (an
-# advisory lock per schema, kit/src/db.rs `take_turn`; another pass holding it makes this one
-# roll back, as a second replica's would), the pending events, up to OUTBOX_BATCH_SIZE (500),
-# marked sent, and the backlog left, in one transaction; a pass that finds nothing rolls back.
-# The fleet marks the ids it published (`id = ANY($1)`); pgbench cannot carry a result set into
-# the next statement, so here the pass marks what is pending up to the last id it read (the same
-# rows). The turn's key is made as the service's (`current_schema()` its schema), from the copy's
-# schema: a fleet still running keeps its own turns.
-FAIR_RELAY_SCRIPT = """\
--- outbox relay: {service}
-\\set outbox_batch_size 500
-\\set pending_id 0
-BEGIN;
-SELECT pg_try_advisory_xact_lock(hashtext('{copy}' || '.' || 'outbox-relay')) AS turn \\gset
-\\if :turn
-SELECT id, topic, key, payload, traceparent FROM {copy}.outbox WHERE sent_at IS NULL ORDER BY id LIMIT :outbox_batch_size \\aset pending_
-\\endif
-\\if :pending_id > 0
-UPDATE {copy}.outbox SET sent_at = now() WHERE sent_at IS NULL AND id <= :pending_id;
-SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM {copy}.outbox WHERE sent_at IS NULL;
-COMMIT;
-\\else
-ROLLBACK;
-\\endif
-"""
-# How many events a relay pass publishes, which is what a cycle's share of the passes follows
-# from: the report weighs the passes as the fleet's relays made them in the gateway's cycles
-# (outbox_pass_events); this is the fallback when a relay's metrics say nothing.
-RELAY_EVENTS_PER_PASS = 32
-# The fleet's schemas (scripts/lib/postgres.sh) and the tables of each that a cycle touches,
-# copied empty into pgbench_fair_<schema>; the services that own them.
-FAIR_TABLES = {
-    "rental": ["catalogue", "rentals", "outbox"],
-    "payment": ["payments", "outbox", "inbox"],
-    "book": ["books", "inbox"],
-    "users": ["accounts", "inbox"],
-    "points": ["rentals", "ledger", "balances", "inbox"],
-    "view": ["books", "rentals", "inbox"],
-}
-SERVICES = {"rental": "rental", "payment": "payment", "book": "book-management", "users": "user",
-            "points": "points", "view": "view"}
-# An Argon2id PHC string of the usual length, for user's accounts.
-PASSWORD_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2llZ2Vfc2FsdF9zYWx0$VGhlIGZsZWV0J3MgaGFzaCwgYWJvdXQgaXRzIGxlbmd0aA"
-FAIR_PAYLOADS = {
-    "approved_payload": cloud_event("PaymentApproved", "payment", PAYMENT, {
-        "paymentId": PAYMENT, "rentalId": RENTAL, "userId": CUSTOMER, "amount": 300, "approvedAt": AT}),
-    "rented_payload": cloud_event("BookRented", "rental", RENTAL, {
-        "rentalId": RENTAL, "bookId": BOOK, "userId": CUSTOMER, "rentalFee": 300, "paymentId": PAYMENT,
-        "rentedAt": AT, "dueAt": DUE}),
-    "returned_payload": cloud_event("BookReturned", "rental", RENTAL, {
-        "rentalId": RENTAL, "bookId": BOOK, "userId": CUSTOMER, "returnedAt": AT, "reason": "RETURNED"}),
-    "traceparent": TRACEPARENT,
-}
-
-
-def copy_of(schema):
-    return f"pgbench_fair_{schema}"
-
-
-# Values the fair cycle makes afresh for each cycle: a script of several cycles gives each its own.
-PER_CYCLE = ("rental_id", "payment_id", "idempotency_key", "approved_event", "rented_event",
-             "returned_event", "at", "due_at")
-
-
-def batched_cycles(script, cycles):
-    """`cycles` fair cycles in one pgbench script whose consumers apply them together, as the
-    fleet's consumers do under load (several events a transaction, consumer_batch_events): every
-    cycle's rental and payment work in turn, as the one-cycle script has it, then each consumer's
-    work for all of them in one transaction of its own. With 1, the script as it is."""
-    if cycles == 1:
-        return script
-    sections, current = [], None
-    for line in script.splitlines():
-        if line.startswith("-- "):
-            current = [line]
-            sections.append(current)
-        elif current is not None:
-            current.append(line)
-    head = script[:script.index(sections[0][0])] if sections else ""
-
-    def consumer(section):
-        return any(re.search(r"\}\.inbox\b", line) for line in section)
-
-    def of_cycle(text, k):
-        text = re.sub(r"\bAS (" + "|".join(PER_CYCLE) + r")\b", rf"AS \1_{k}", text)
-        return re.sub(r":(" + "|".join(PER_CYCLE) + r")\b", rf":\1_{k}", text)
-
-    out = [head.rstrip("\n")]
-    for k in range(cycles):
-        for section in sections:
-            if not consumer(section):
-                out.append(of_cycle("\n".join(section), k))
-    # One transaction per consumer for every cycle's events, in the order the events came.
-    by_consumer = {}
-    for section in sections:
-        if consumer(section):
-            by_consumer.setdefault(section[0].split(":")[0], []).append(section)
-    for who, parts in by_consumer.items():
-        out += [f"{who}: {cycles} cycles' events in one transaction", "BEGIN;"]
-        for k in range(cycles):
-            for section in parts:
-                body = [line for line in section[1:] if line not in ("BEGIN;", "COMMIT;")]
-                out.append(of_cycle("\n".join(body), k))
-        out.append("COMMIT;")
-    return "\n".join(out) + "\n"
-
-
-def fair_cycle_script(cycles=1):
-    return batched_cycles(FAIR_CYCLE_SCRIPT, cycles).format(
-        **{schema: copy_of(schema) for schema in FAIR_TABLES},
-        rental_columns="id, book_id, user_id, rental_fee, status, payment_id, created_at, rented_at, "
-                       "due_at, cancelled_at, returned_at",
-        book_columns="id, title, author, rental_fee, status, current_rental_id, times_rented, "
-                     "registered_at, updated_at",
-        account_columns="id, name, email, role, active_rentals, created_at",
-        view_rental_columns="r.id, r.customer_id, r.book_id, r.rental_fee, r.payment_id, r.status, "
-                            "r.payment_status, r.rented_at, r.due_at, r.returned_at, r.cancelled_at, "
-                            "r.refunded_at")
-
-
-def statements(script):
-    """(who, statements, transactions) for each party of a pgbench script, in order of
-    appearance: who is the service a `-- <service>: …` comment names (`pgbench` for the script's
-    own); a statement outside BEGIN … COMMIT is a transaction of its own; an `\\else` branch is
-    left out."""
-    counts, who, open_tx, sql, skipped = {}, "", False, "", False
-    for line in script.splitlines():
-        named = re.match(r"-- ([a-z][a-z -]*): ", line)
-        if named:
-            who = named[1]
-        # The branch a pass that does its work does not take.
-        skipped = (skipped or line.startswith("\\else")) and not line.startswith("\\endif")
-        if skipped or line.startswith(("--", "\\")) or not line.strip():
-            continue
-        sql += line
-        if not (line.rstrip().endswith(";") or re.search(r"\\[ag]set\b", line)):
-            continue
-        word = re.match(r"\w+", sql.strip())[0].upper()
-        entry = counts.setdefault(who, [0, 0])
-        entry[0] += 1
-        if word == "BEGIN":
-            open_tx = True
-            entry[1] += 1
-        elif word in ("COMMIT", "ROLLBACK"):
-            open_tx = False
-        elif not open_tx:
-            entry[1] += 1
-        sql = ""
-    return [(who, n, tx) for who, (n, tx) in counts.items()]
-
-
-def outbox_events(script):
-    """Events a cycle writes to each schema's outbox."""
-    return {schema: len(re.findall(rf"INSERT INTO {copy_of(schema)}\.outbox\b", script))
-            for schema in FAIR_TABLES}
-
-
-def fair_statements(per_pass_events=None, cycles=1):
-    """What one fair cycle runs, [(who, statements, transactions)] (the script's own statement
-    that makes the cycle's ids left out), with each relay's share of passes (a pass: BEGIN, its
-    turn, the pending events, the update, the backlog, COMMIT) at `per_pass_events` {schema:
-    events a pass} (RELAY_EVENTS_PER_PASS where it names none), the consumers applying
-    `cycles` cycles' events in a transaction; and the totals."""
-    cycle = fair_cycle_script(cycles)
-    rows = [(who, n / cycles, tx / cycles) for who, n, tx in statements(cycle) if who != "pgbench"]
-    per_pass = sum(n for _, n, _ in statements(FAIR_RELAY_SCRIPT.format(service="x", copy="x")))
-    for schema, events in outbox_events(cycle).items():
-        if events:
-            passes = events / cycles / (per_pass_events or {}).get(schema, RELAY_EVENTS_PER_PASS)
-            rows.append((f"{SERVICES[schema]}'s outbox relay", per_pass * passes, passes))
-    return rows, sum(n for _, n, _ in rows), sum(tx for _, _, tx in rows)
-
-
-def psql(url, sql, *extra):
-    return subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", *extra, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout
-
-
-def pg_url(fleet):
-    admin = urllib.parse.urlsplit(fleet.settings["DATABASE_ADMIN_URL"])
-    return urllib.parse.urlunsplit(admin._replace(path="/" + fleet.settings["FLEET_DB_NAME"]))
-
-
-def run_pgbench(url, clients, seconds, scripts, variables=None):
-    """Runs pgbench (prepared statements, two threads) over `scripts` ([(path, weight)]) and
-    returns its figures: {"tps", "latency_ms", "failed", "scripts": [{"tps", "count",
-    "latency_ms"}] in the order given}."""
-    command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds)]
-    for name, value in (variables or {}).items():
-        command += ["-D", f"{name}={value}"]
-    for path, weight in scripts:
-        command += ["-f", f"{path}@{weight}" if len(scripts) > 1 else str(path)]
-    done = subprocess.run(command + [url], capture_output=True, text=True)
-    if done.returncode:
-        # A client that met an error other than a serialization failure or a deadlock aborts.
-        raise RuntimeError(f"pgbench exited with {done.returncode}: "
-                           + " / ".join(done.stderr.strip().splitlines()[-3:]))
-    out = done.stdout
-
-    def number(pattern, text):
-        found = re.search(pattern, text, re.M)
-        return found and float(found[1])
-
-    # Each script's section, when there are several.
-    sections = re.split(r"^SQL script \d+: .*$", out, flags=re.M)
-    figures = {
-        "tps": number(r"^tps = ([\d.]+)", sections[0]),
-        "latency_ms": number(r"^latency average = ([\d.]+) ms", sections[0]),
-        "failed": int(number(r"^number of failed transactions: (\d+)", sections[0]) or 0),
-        "scripts": [{
-            "tps": number(r"tps = ([\d.]+)\)", section),
-            "count": int(number(r"- (\d+) transactions", section)),
-            "latency_ms": number(r"- latency average = ([\d.]+) ms", section),
-        } for section in sections[1:]],
-    }
-    return figures
-
-
-def pgbench(url, clients, seconds):
-    """Rent → return cycles per second as bare SQL, rental's and payment's main statements, and
-    ms a cycle."""
-    tables = [("catalogue", "rental.catalogue"), ("rentals", "rental.rentals"),
-              ("rental_outbox", "rental.outbox"), ("payments", "payment.payments"),
-              ("payment_outbox", "payment.outbox")]
-    setup = "DROP SCHEMA IF EXISTS pgbench_rent CASCADE; CREATE SCHEMA pgbench_rent;\n" + "".join(
-        f"CREATE TABLE pgbench_rent.{name} (LIKE {source} INCLUDING ALL);\n" for name, source in tables
-    ) + ("INSERT INTO pgbench_rent.catalogue (book_id, title, rental_fee, updated_at) "
-         "SELECT ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'Siege', 300, now() "
-         f"FROM generate_series(0, {clients}) AS n;\n")
-    psql(url, setup)
-    work = run.RESULTS / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    script = work / "rent-return.pgbench.sql"
-    script.write_text(PGBENCH_SCRIPT.replace("{PAYLOAD}", PAYLOAD.replace("'", "''")))
-    run.say(f"pgbench -M prepared -c {clients} -T {seconds}: a rent and a return as bare SQL")
-    try:
-        out = run_pgbench(url, clients, seconds, [(script, 1)])
-    finally:
-        psql(url, "DROP SCHEMA pgbench_rent CASCADE")
-    return out["tps"], out["latency_ms"]
-
-
-def fair_setup(url, clients):
-    """Empty copies of the tables a fair cycle touches, with the rows each client's cycles need
-    already there."""
-    copies = [(schema, table) for schema, tables in FAIR_TABLES.items() for table in tables]
-    setup = [f"DROP SCHEMA IF EXISTS {copy_of(s)} CASCADE; CREATE SCHEMA {copy_of(s)};" for s in FAIR_TABLES]
-    setup += [f"CREATE TABLE {copy_of(s)}.{t} (LIKE {s}.{t} INCLUDING ALL);" for s, t in copies]
-    # LIKE copies no foreign key: the copies get the originals' among themselves (rental's
-    # rentals → catalogue), whose checks are part of the work.
-    keys = psql(url, "SET search_path = ''; SELECT n.nspname, c.relname, pg_get_constraintdef(k.oid) "
-                "FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE k.contype = 'f'",
-                "-A", "-t", "-F", "\t")
-    for line in keys.splitlines():
-        schema, table, definition = line.split("\t")
-        target = re.search(r"REFERENCES (\w+)\.(\w+)", definition)
-        if (schema, table) in copies and target and (target[1], target[2]) in copies:
-            definition = definition.replace(f"REFERENCES {target[1]}.", f"REFERENCES {copy_of(target[1])}.")
-            setup.append(f"ALTER TABLE {copy_of(schema)}.{table} ADD {definition};")
-    # Each client's book, in every service that knows it (rental's replica, book-management,
-    # view's board from BookRegistered), and its customer (user's account, a points balance as
-    # after their first credit).
-    book = "('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid"
-    customer = "('00000000-0000-4000-9000-' || lpad(n::text, 12, '0'))::uuid"
-    each = f"FROM generate_series(0, {clients}) AS n"
-    setup += [
-        f"INSERT INTO {copy_of('rental')}.catalogue (book_id, title, rental_fee, updated_at) "
-        f"SELECT {book}, 'Siege ' || n, 300, now() {each};",
-        f"INSERT INTO {copy_of('book')}.books (id, title, author, rental_fee, status, times_rented, "
-        f"registered_at, updated_at) SELECT {book}, 'Siege ' || n, 'Load', 300, 'AVAILABLE', 0, "
-        f"now(), now() {each};",
-        f"INSERT INTO {copy_of('view')}.books (id, title, author, rental_fee) "
-        f"SELECT {book}, 'Siege ' || n, 'Load', 300 {each};",
-        f"INSERT INTO {copy_of('users')}.accounts (id, name, email, password_hash, role, "
-        f"active_rentals, created_at) SELECT {customer}, 'Siege Reader', 'siege-' || n || "
-        f"'@fleet.example', '{PASSWORD_HASH}', 'CUSTOMER', 0, now() {each};",
-        f"INSERT INTO {copy_of('points')}.balances (user_id, points) SELECT {customer}, 0 {each};",
-    ]
-    setup += [f"ANALYZE {copy_of(s)}.{t};" for s, t in copies]
-    psql(url, "\n".join(setup))
-
-
-def consumer_events_per_cycle():
-    """Events each consumer applies in one fair cycle (its inbox rows), by service."""
-    counts = {}
-    for who, n, _ in statements("\n".join(
-            line for line in fair_cycle_script().splitlines()
-            if line.startswith("-- ") or re.search(r"\.inbox\b", line))):
-        counts[who] = n
-    return counts
-
-
-def cycles_a_batch(events_per_transaction):
-    """How many fair cycles the consumers apply in one transaction so that each applies about as
-    many events a transaction as the fleet's did ({service: events}): the median over consumers,
-    1 to 16."""
-    per_cycle = consumer_events_per_cycle()
-    ratios = sorted(events / per_cycle[who] for who, events in events_per_transaction.items()
-                    if per_cycle.get(who))
-    if not ratios:
-        return 1
-    return max(1, min(16, round(ratios[len(ratios) // 2])))
-
-
-def fair_pgbench(url, clients, seconds, per_pass_events=None, cycles=1):
-    """The fair ceiling: rent → return cycles per second with every statement the fleet runs
-    for one (FAIR_CYCLE_SCRIPT), the outbox relays' passes beside them (FAIR_RELAY_SCRIPT,
-    weighted to a pass per `per_pass_events[schema]` events, what the fleet's relays published
-    a pass in its cycles, else RELAY_EVENTS_PER_PASS), on copies of the tables, each pgbench
-    transaction of the script `cycles` cycles whose consumers apply their events together (as
-    the fleet's consumers batch what they have received); ms a cycle, its share of relay passes
-    included; what a cycle runs (fair_statements)."""
-    per_pass = {schema: (per_pass_events or {}).get(schema) or RELAY_EVENTS_PER_PASS
-                for schema in FAIR_TABLES}
-    fair_setup(url, clients)
-    work = run.RESULTS / "work"
-    work.mkdir(parents=True, exist_ok=True)
-    cycle = fair_cycle_script(cycles)
-    (work / "fair-cycle.pgbench.sql").write_text(cycle)
-    # pgbench weighs scripts with integers: a cycle 1,000, a relay pass 1,000 ÷ its events.
-    scripts = [(work / "fair-cycle.pgbench.sql", 1000)]
-    events = {schema: n for schema, n in outbox_events(cycle).items() if n}
-    for schema, n in events.items():
-        path = work / f"fair-relay-{schema}.pgbench.sql"
-        path.write_text(FAIR_RELAY_SCRIPT.format(service=SERVICES[schema], copy=copy_of(schema)))
-        scripts.append((path, max(1, round(1000 * n / per_pass[schema]))))
-    rows, total, transactions = fair_statements(per_pass, cycles)
-    run.say(f"pgbench -M prepared -c {clients} -T {seconds}: a rent and a return with every "
-            f"statement the fleet runs for them ({total:.1f} a cycle)")
-    try:
-        out = run_pgbench(url, clients, seconds, scripts, FAIR_PAYLOADS)
-    finally:
-        psql(url, "\n".join(f"DROP SCHEMA IF EXISTS {copy_of(s)} CASCADE;" for s in FAIR_TABLES))
-    script = out["scripts"][0]
-    # A client's time for a cycle: its own, and its share of relay passes.
-    latency = sum(s["count"] * s["latency_ms"] for s in out["scripts"]) / script["count"] / cycles \
-        if script["count"] else None
-    return {
-        "cycles_per_s": script["tps"] * cycles, "latency_ms": latency, "failed": out["failed"],
-        "cycles_a_consumer_transaction": cycles,
-        "statements_per_cycle": round(total, 2), "transactions_per_cycle": round(transactions, 2),
-        "by_service": {who: {"statements": round(n, 2), "transactions": round(tx, 3)}
-                       for who, n, tx in rows},
-        "relay_events_per_pass": {SERVICES[s]: per_pass[s] for s in events},
-    }
 
 
 def rss_now(fleet, kafka_pid):
     """Every process's RSS in MB, the broker's JVM (when there is one) under KAFKA."""
     rss = {name: fleet.rss_mb(name) for name, _ in fleet.instances()}
     if kafka_pid:
-        rss[KAFKA] = run.rss_of(kafka_pid)
+        rss[KAFKA] = rss_of(kafka_pid)
     return rss
 
 
@@ -626,9 +75,9 @@ class RssWatch:
 
 
 def board_lag(fleet, since):
-    lags = [run.field(line, "lag_ms") for line in fleet.log_lines("view", since)
-            if run.field(line, "message") == "event applied" and run.field(line, "lag_ms") is not None]
-    return run.percentile(lags, 0.5), run.percentile(lags, 0.99), len(lags)
+    lags = [common.field(line, "lag_ms") for line in fleet.log_lines("view", since)
+            if common.field(line, "message") == "event applied" and common.field(line, "lag_ms") is not None]
+    return percentile(lags, 0.5), percentile(lags, 0.99), len(lags)
 
 
 CONSUMERS = ("book-management", "payment", "user", "view", "points", "rental")
@@ -640,10 +89,10 @@ def batches():
     their passes (outbox_pass_events)."""
     counts = {}
     for name in CONSUMERS:
-        exposition = run.metrics(run.PORTS[name])
+        exposition = metrics(PORTS[name])
         for what in ("consumer_batch_events", "outbox_pass_events"):
-            counts[name, what] = (run.sample(exposition, f"{what}_sum"),
-                                  run.sample(exposition, f"{what}_count"))
+            counts[name, what] = (sample(exposition, f"{what}_sum"),
+                                  sample(exposition, f"{what}_count"))
     return counts
 
 
@@ -657,18 +106,27 @@ def per_batch(before, after, what):
     return per
 
 
-def through(load, fleet, base, who, reps, failures):
-    """Rent → return cycles against `base`; figures with the rent latencies `who` logged."""
+def through(load, fleet, base, who, reps, failures, counter=None):
+    """Rent → return cycles against `base`; figures with the rent latencies `who` logged. With a
+    statements.Counter, the statements the fleet ran from the first rent to the last return's
+    last event applied, as pg_stat_statements counted them ("statements")."""
     offsets = {name: fleet.log_offset(name) for name in (who, "view")}
     batches_before = batches()
-    rent, back, per_s = run.cycles(load, fleet, USERS, reps, {"rent": [201], "return": [200]},
-                                   failures, tag=f"-{who}", base=base)
-    run.wait_for("the board to show every return",
-                 lambda: not load.api.board(load.token, status="RENTED"), timeout=120)
+    rent, back, per_s = cycles(load, fleet, USERS, reps, {"rent": [201], "return": [200]},
+                               failures, tag=f"-{who}", base=base,
+                               books_ready=counter.reset if counter else None)
+    wait_for("the board to show every return",
+             lambda: not load.api.board(load.token, status="RENTED"), timeout=120)
+    counted = None
+    if counter:
+        statements.settle(counter.url, statements.SERVICES)
+        counted = {"cycles": sum(1 for _, status, _ in back["answers"] if status == 200),
+                   "counts": counter.read()}
     # Only rents are POSTs to exactly this path; a return's path names its rental.
-    rent_server = run.server_latencies(fleet, who, offsets[who], "/api/v1/rentals")
+    rent_server = server_latencies(fleet, who, offsets[who], "/api/v1/rentals")
     batches_after = batches()
     return {
+        "statements": counted,
         # Events each consumer applied in this phase, per transaction; each relay, per pass.
         "consumer_events_per_transaction": per_batch(batches_before, batches_after,
                                                      "consumer_batch_events"),
@@ -677,10 +135,10 @@ def through(load, fleet, base, who, reps, failures):
         "rents_per_s": rent["siege"]["transaction_rate"],
         "returns_per_s": back["siege"]["transaction_rate"],
         "cycles_per_s": per_s,
-        "rent_p50_ms": run.percentile(rent_server, 0.5),
-        "rent_p99_ms": run.percentile(rent_server, 0.99),
-        "client_rent_p50_ms": run.percentile([ms for _, _, ms in rent["answers"]], 0.5),
-        "client_rent_p99_ms": run.percentile([ms for _, _, ms in rent["answers"]], 0.99),
+        "rent_p50_ms": percentile(rent_server, 0.5),
+        "rent_p99_ms": percentile(rent_server, 0.99),
+        "client_rent_p50_ms": percentile([ms for _, _, ms in rent["answers"]], 0.5),
+        "client_rent_p99_ms": percentile([ms for _, _, ms in rent["answers"]], 0.99),
         "lag": board_lag(fleet, offsets["view"]),
     }
 
@@ -688,13 +146,13 @@ def through(load, fleet, base, who, reps, failures):
 def steady_lag(load, fleet, quick):
     """Event → board lag while customers rent at a steady pace the machine keeps up with."""
     seconds = 8 if quick else STEADY["seconds"]
-    books = load.books(run.books_for(STEADY, seconds, STEADY["users"]), fleet)
+    books = load.books(books_for(STEADY, seconds, STEADY["users"]), fleet)
     since = fleet.log_offset("view")
-    steady = run.siege("report-steady", load.rent_lines(books), load.token, STEADY["users"],
-                       seconds=seconds, delay=STEADY["delay"])
+    steady = siege("report-steady", load.rent_lines(books), load.token, STEADY["users"],
+                   seconds=seconds, delay=STEADY["delay"])
     rented = sum(1 for _, s, _ in steady["answers"] if s == 201)
-    run.wait_for("the board to list the steady rents",
-                 lambda: len(load.api.board(load.token, status="RENTED")) >= rented, timeout=120)
+    wait_for("the board to list the steady rents",
+             lambda: len(load.api.board(load.token, status="RENTED")) >= rented, timeout=120)
     return steady["siege"]["transaction_rate"], board_lag(fleet, since)
 
 
@@ -709,7 +167,7 @@ def ratio(a, b):
 def kafka_version():
     """The Apache Kafka version scripts/kafka/pom.xml pins, or None."""
     try:
-        pom = (run.REPO / "scripts" / "kafka" / "pom.xml").read_text()
+        pom = (REPO / "scripts" / "kafka" / "pom.xml").read_text()
     except OSError:
         return None
     found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
@@ -720,7 +178,7 @@ def kafka_ready_s():
     """Seconds from the broker's start to its first answer, as dev.sh logged them (whole
     seconds), or None."""
     try:
-        log = (run.LOGS / "dev.sh.log").read_text(errors="replace")
+        log = (LOGS / "dev.sh.log").read_text(errors="replace")
     except OSError:
         return None
     found = re.search(r"Kafka answers at \S+ \(ready in (?:(\d+)m )?(\d+)s\)", log)
@@ -731,13 +189,13 @@ def on_mock_broker(reps, quick):
     """The 50-user cycles through the gateway and the steady board lag again, on a fresh fleet
     with librdkafka's mock broker: what the same figures are without real Kafka."""
     failures = []
-    fleet = run.Fleet(kafka="mock")
+    fleet = Fleet(kafka="mock")
     try:
         fleet.start()
         # As long to settle as the first fleet had.
         time.sleep(3)
-        load = run.Load(run.LOCAL_GATEWAY)
-        gateway = through(load, fleet, run.LOCAL_GATEWAY, "gateway", reps, failures)
+        load = Load(LOCAL_GATEWAY)
+        gateway = through(load, fleet, LOCAL_GATEWAY, "gateway", reps, failures)
         steady_rate, steady = steady_lag(load, fleet, quick)
     finally:
         fleet.stop()
@@ -746,77 +204,123 @@ def on_mock_broker(reps, quick):
 
 
 def profiled(args, reps):
-    """--profile-cpu: the gateway's 50-user cycles alone, under perf (siege/profile.py); the
+    """--profile-cpu: the gateway's 50-user cycles alone, under perf (siege.cpu_profile); the
     report's other figures are not measured, as perf would skew them."""
-    import cpu_profile as profile
-    profile.ensure_tools()
-    fleet = run.Fleet()
+    cpu_profile.ensure_tools()
+    fleet = Fleet()
     try:
         fleet.start()
         time.sleep(3)
-        load = run.Load(run.LOCAL_GATEWAY)
-        profiler = profile.Profiler(fleet, fleet.kafka_pid())
+        load = Load(LOCAL_GATEWAY)
+        profiler = cpu_profile.Profiler(fleet, fleet.kafka_pid())
         profiler.start()
         try:
-            gateway = through(load, fleet, run.LOCAL_GATEWAY, "gateway", reps, [])
+            gateway = through(load, fleet, LOCAL_GATEWAY, "gateway", reps, [])
         finally:
             shares = profiler.stop()
     finally:
         fleet.stop()
-    run.say(f"under perf: {gateway['rents_per_s']:.0f} rents/s, rent p99 "
-            f"{fmt(gateway['rent_p99_ms'])} ms (gateway's log), {gateway['cycles_per_s']:.0f} cycles/s")
-    run.say("CPU: " + ", ".join(f"{k} {v} %" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])))
+    say(f"under perf: {gateway['rents_per_s']:.0f} rents/s, rent p99 "
+        f"{fmt(gateway['rent_p99_ms'])} ms (gateway's log), {gateway['cycles_per_s']:.0f} cycles/s")
+    say("CPU: " + ", ".join(f"{k} {v} %" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])))
     return 0
 
 
+def attempt(what, failures, work):
+    """work()'s result, or None when it failed: the report's other figures stand on their own,
+    so they are written, and what failed is said (in `failures`)."""
+    try:
+        return work()
+    except (RuntimeError, ValueError, KeyError, StopIteration, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", None) or error
+        say(f"{what} failed: {detail}")
+        failures.append(f"{what}: {str(detail).strip()}")
+        return None
+
+
+def traced_cycle(fleet, load, url):
+    """One rent → return cycle through the gateway traced (siege.statements), kept in
+    results/work/captured-cycle.json; its replay."""
+    say("one more cycle through the gateway, its statements traced (log_statement = all)")
+    captured = statements.trace_cycle(fleet, load, url)
+    common.WORK.mkdir(parents=True, exist_ok=True)
+    (common.WORK / "captured-cycle.json").write_text(
+        json.dumps(captured, indent=1, ensure_ascii=False) + "\n")
+    by = {}
+    for unit in captured["cycle"]:
+        by[unit["service"]] = by.get(unit["service"], 0) + 1
+    say("traced: " + ", ".join(f"{who} {n} transaction(s)" for who, n in by.items())
+        + f"; relay passes of {', '.join(captured['relays']) or 'none'}")
+    return statements.Replay(captured)
+
+
+def fair_ceiling(url, seconds, replay, gateway, failures):
+    """The fair ceiling (siege.ceilings.fair) in its two shapes, the better kept: consumers with
+    a transaction an event, and with as many events a transaction as the fleet's had (batching
+    need not win in bare SQL, where a COMMIT costs little). Relay passes weighted as the fleet's
+    relays made them in the gateway's cycles: pg_stat_statements' rows a marking statement,
+    else the relays' outbox_pass_events. With the counts, what the fleet ran a cycle that the
+    replay does not hold ("measured")."""
+    counted = gateway["statements"]
+    measured = statements.relay_events_per_pass(counted["counts"]) if counted else {}
+    per_pass = {schema: measured.get(service) or gateway["relay_events_per_pass"].get(service)
+                for schema, service in statements.SERVICES.items()}
+    batch = ceilings.cycles_a_batch(replay, gateway["consumer_events_per_transaction"])
+    shapes = [ceilings.fair(url, USERS, seconds, replay, per_pass, cycles)
+              for cycles in sorted({1, batch})]
+    fair = max(shapes, key=lambda shape: shape["cycles_per_s"])
+    fair["shapes"] = [{k: shape[k] for k in ("cycles_a_consumer_transaction", "cycles_per_s",
+                                             "statements_per_cycle", "transactions_per_cycle")}
+                      for shape in shapes]
+    if any(shape["failed"] for shape in shapes):
+        failures.append(f"fair ceiling: {sum(s['failed'] for s in shapes)} pgbench transactions failed")
+    if counted and counted["cycles"]:
+        ran = statements.per_cycle(counted["counts"], counted["cycles"])
+        lacking = statements.not_replayed(replay, ran)
+        for missing in lacking:
+            say(f"the fleet ran {missing['service']}'s `{missing['statement']}` "
+                f"{missing['per_cycle']:.2f} times a cycle; the replay has it not")
+        fair["measured"] = {"cycles": counted["cycles"],
+                            "statements_per_cycle": round(sum(ran.values()), 2),
+                            "not_replayed": lacking}
+    return fair
+
+
 def main(args):
-    run.ensure_siege()
+    ensure_siege()
     if not args.no_build:
-        run.build()
+        build()
     if args.profile_cpu:
         return profiled(args, 8 if args.quick else 40)
     reps = 8 if args.quick else 40
     failures = []
-    fleet = run.Fleet()
+    fleet = Fleet()
     try:
         fleet.start()
         broker, kafka_ready = fleet.broker, kafka_ready_s()
         kafka_pid = fleet.kafka_pid()
         if broker == "real" and not kafka_pid:
-            run.say("dev.sh wrote no kafka.pid: the broker's RSS is left out")
+            say("dev.sh wrote no kafka.pid: the broker's RSS is left out")
         time.sleep(3)
         idle = rss_now(fleet, kafka_pid)
-        load = run.Load(run.LOCAL_GATEWAY)
+        load = Load(LOCAL_GATEWAY)
+        url = statements.pg_url(fleet)
+        counter, why = statements.Counter.start(url)
+        if not counter:
+            say(f"pg_stat_statements is not loaded ({why[0]}): the relays' passes are weighted "
+                "from their metrics")
         watch = RssWatch(fleet, kafka_pid)
-        gateway = through(load, fleet, run.LOCAL_GATEWAY, "gateway", reps, failures)
-        direct = through(load, fleet, f"http://127.0.0.1:{run.PORTS['rental']}", "rental", reps,
+        gateway = through(load, fleet, LOCAL_GATEWAY, "gateway", reps, failures, counter)
+        replay = attempt("tracing a cycle's statements", failures, lambda: traced_cycle(fleet, load, url))
+        direct = through(load, fleet, f"http://127.0.0.1:{PORTS['rental']}", "rental", reps,
                          failures)
         loaded = watch.stop()
         steady_rate, steady = steady_lag(load, fleet, args.quick)
-        url, seconds = pg_url(fleet), 5 if args.quick else PGBENCH_SECONDS
-        ceiling, sql_latency = pgbench(url, USERS, seconds)
-        try:
-            # Relay passes weighted as the fleet's relays made them in the gateway's cycles;
-            # consumers with a transaction an event, and with as many events a transaction as
-            # theirs had: the ceiling is the better of the two (batching need not win in bare
-            # SQL, where a COMMIT costs little).
-            per_pass = {schema: gateway["relay_events_per_pass"].get(SERVICES[schema])
-                        for schema in FAIR_TABLES}
-            batch = cycles_a_batch(gateway["consumer_events_per_transaction"])
-            shapes = [fair_pgbench(url, USERS, seconds, per_pass, cycles)
-                      for cycles in sorted({1, batch})]
-            fair = max(shapes, key=lambda shape: shape["cycles_per_s"])
-            fair["shapes"] = [{k: shape[k] for k in ("cycles_a_consumer_transaction", "cycles_per_s",
-                                                     "statements_per_cycle", "transactions_per_cycle")}
-                              for shape in shapes]
-            if any(shape["failed"] for shape in shapes):
-                failures.append("fair ceiling: "
-                                f"{sum(s['failed'] for s in shapes)} pgbench transactions failed")
-        except (RuntimeError, subprocess.CalledProcessError) as error:
-            # The other figures stand on their own: write them, and say what failed.
-            run.say(f"the fair ceiling failed: {error}")
-            failures.append(f"fair ceiling: {error}")
-            fair = None
+        seconds = 5 if args.quick else PGBENCH_SECONDS
+        ceiling = replay and attempt("the ceiling", failures,
+                                     lambda: ceilings.ceiling(url, USERS, seconds, replay))
+        fair = replay and attempt("the fair ceiling", failures,
+                                  lambda: fair_ceiling(url, seconds, replay, gateway, failures))
         startup = {}
         # user last: its key is made at start here (dev.sh), so tokens die with it.
         for name in ("book-management", "rental", "payment", "view", "points", "gateway", "user"):
@@ -831,41 +335,41 @@ def main(args):
             failures += mock["broken"]
         except (Exception, SystemExit) as error:
             # The first fleet's figures stand on their own: write them, and say what failed.
-            run.say(f"the mock broker's fleet failed: {error}")
+            say(f"the mock broker's fleet failed: {error}")
             failures.append(f"mock broker: {error}")
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=run.REPO,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                             capture_output=True, text=True).stdout.strip()
     figures = {
         "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit, "cores": os.cpu_count(), "users": USERS, "cycles_each": USERS * reps,
-        "build": run.Fleet.profile, "broker": broker,
+        "build": Fleet.profile, "broker": broker,
         "kafka_version": kafka_version() if broker == "real" else None,
-        "gateway": {k: v for k, v in gateway.items() if k not in ("rent", "return")},
-        "direct": {k: v for k, v in direct.items() if k not in ("rent", "return")},
+        "gateway": {k: v for k, v in gateway.items() if k not in ("rent", "return", "statements")},
+        "direct": {k: v for k, v in direct.items() if k not in ("rent", "return", "statements")},
         "steady_rents_per_s": steady_rate, "steady_board_lag_ms": steady[:2],
-        "pgbench_cycles_per_s": ceiling, "pgbench_latency_ms": sql_latency,
-        "pgbench_statements_per_cycle": sum(n for who, n, _ in statements(PGBENCH_SCRIPT)
-                                            if who != "pgbench"),
+        "pgbench_cycles_per_s": ceiling and ceiling[0], "pgbench_latency_ms": ceiling and ceiling[1],
+        "pgbench_statements_per_cycle": ceiling and ceiling[2],
         "fair_pgbench": fair,
         "rss_idle_mb": idle, "rss_loaded_mb": loaded, "startup_to_ready_s": startup,
         "kafka_start_to_ready_s": kafka_ready if broker == "real" else None,
         "mock_broker": mock and {
             "broker": mock["broker"],
-            "gateway": {k: v for k, v in mock["gateway"].items() if k not in ("rent", "return")},
+            "gateway": {k: v for k, v in mock["gateway"].items()
+                        if k not in ("rent", "return", "statements")},
             "steady_rents_per_s": mock["steady_rents_per_s"],
             "steady_board_lag_ms": mock["steady"][:2],
         },
         "broken": failures,
     }
-    run.OUT.mkdir(parents=True, exist_ok=True)
-    (run.OUT / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
+    common.OUT.mkdir(parents=True, exist_ok=True)
+    (common.OUT / "latest.json").write_text(json.dumps(figures, indent=2) + "\n")
     series = [("through the gateway", gateway["rent"], gateway["return"]),
               ("straight to rental", direct["rent"], direct["return"])]
     if mock:
         series.append(("gateway, mock broker", mock["gateway"]["rent"], mock["gateway"]["return"]))
-    run.plot("latest", "report: rent, then return, 50 users: through the gateway and straight to rental"
-             + (", and through the gateway on the mock broker" if mock else ""), series, [])
+    plot("latest", "report: rent, then return, 50 users: through the gateway and straight to rental"
+         + (", and through the gateway on the mock broker" if mock else ""), series, [])
     g, d = gateway, direct
     lag50, lag99, lag_events = g["lag"]
     rows = [
@@ -876,10 +380,11 @@ def main(args):
         ("returns/s through the gateway", fmt(g["returns_per_s"], 0), "siege"),
         ("rent → return cycles/s through the gateway", fmt(g["cycles_per_s"], 0),
          "books ÷ (rent phase + return phase)"),
-        ("rent → return cycles/s as bare SQL (pgbench, 50 clients)", fmt(ceiling, 0),
-         f"the database's ceiling: rental's and payment's main statements "
-         f"({figures['pgbench_statements_per_cycle']} a cycle); {fmt(sql_latency, 2)} ms a cycle"),
-        ("fleet ÷ ceiling (cycles/s)", f"{g['cycles_per_s'] / ceiling:.2f}", "gateway cycles ÷ pgbench cycles"),
+        ("rent → return cycles/s as bare SQL (pgbench, 50 clients)", fmt(ceiling and ceiling[0], 0),
+         (f"the database's ceiling: rental's and payment's own statements, as the run traced them "
+          f"({ceiling[2]} a cycle); {fmt(ceiling[1], 2)} ms a cycle") if ceiling else "failed: see below"),
+        ("fleet ÷ ceiling (cycles/s)", ratio(g["cycles_per_s"], ceiling and ceiling[0]),
+         "gateway cycles ÷ pgbench cycles"),
         ("rent → return cycles/s, fair ceiling (pgbench, 50 clients)",
          fmt(fair and fair["cycles_per_s"], 0),
          (f"every statement the fleet runs for a cycle ({fair['statements_per_cycle']:.1f}, BEGIN "
@@ -910,7 +415,7 @@ def main(args):
         "# Benchmark report",
         "",
         f"`siege/run report` on {figures['when']}, commit `{commit}`, {figures['cores']} cores; "
-        f"one local fleet ({run.Fleet.profile} build, one replica each) {on}"
+        f"one local fleet ({Fleet.profile} build, one replica each) {on}"
         + ("; then a second one on librdkafka's mock broker (`dev-broker`) for the comparison "
            "below" if mock else "")
         + f"; {USERS} siege users, {USERS * reps} rent → return cycles per target. One run on a "
@@ -928,23 +433,22 @@ def main(args):
            + (f"{kafka_ready} s (its first start, as dev.sh logs it) |" if kafka_ready is not None
               else "– |")] if KAFKA in idle else []),
         "",
-        "![rent and return over time](latest.png)",
+        "The plot of rents and returns over time, `latest.png`, is written beside this file by "
+        "the run (a build artefact, not committed).",
         "",
         "Loaded RSS is the highest seen while the cycles above ran; start → ready is from the "
         "process's start (after SIGTERM, dev.sh starts it again) to its first 200 on `/readyz` (on its "
         "operations port). "
-        "The ceiling's pgbench cycle is rental's and payment's main statements of a rent and a "
-        "return on copies of their tables (`siege/report.py`); it leaves out the outbox relays and "
-        "the consumers, which the fleet also runs. The fair ceiling's cycle is every statement the fleet runs "
-        "against Postgres for a rent and a return through the gateway, in the same order "
-        "on copies of every table they touch: rental's (the catalogue lookup; the "
-        "rental opened under the customer's advisory lock, its insert counting their active "
-        "rentals and keyed by the gateway's Idempotency-Key; the payment outcome; the ownership "
-        "check; the return, row locked), payment's (the lookup by rental, the payment), each "
-        "with its outbox event (BookRented, PaymentApproved, BookReturned); every consumer's "
-        "inbox row and effect for each of them (payment's inbox rows for the two it ignores, "
-        "book-management's and user's counts, points' rental and credit, view's board rows, four "
-        "or five statements an event); and the outbox relays' passes (turn, pending events, "
+        "Both ceilings replay, on copies of the tables they touch, the statements the fleet ran "
+        "for one rent and its return through the gateway in this run: traced from PostgreSQL's log "
+        "(`log_statement = all`), each with the values it was bound to, the cycle's own ids made "
+        "afresh for each pgbench cycle (`siege/statements.py`). The ceiling's cycle is rental's "
+        "and payment's own transactions; it leaves out the outbox relays and the consumers, which "
+        "the fleet also runs. The fair ceiling's cycle is every transaction of the traced cycle ("
+        + (", ".join(f"{who} {v['statements']:g}" for who, v in fair["by_service"].items()
+                     if "relay" not in who) + " statements" if fair else "–")
+        + ", BEGIN and COMMIT counted: each service's own work, its outbox events, every "
+        "consumer's inbox row and effect) and the outbox relays' passes (turn, pending events, "
         "marked sent, backlog), weighted at one pass per as many events as the fleet's relays "
         "published a pass in the gateway's cycles ("
         + (", ".join(f"{who}'s {n:g}" for who, n in fair["relay_events_per_pass"].items())
@@ -960,7 +464,16 @@ def main(args):
                     f"{s['cycles_per_s']:,.0f} cycles/s, {s['statements_per_cycle']:.1f} statements "
                     f"and {s['transactions_per_cycle']:.1f} transactions a cycle"
                     for s in (fair or {}).get("shapes", []))
-        + "). Each pgbench client rents its own book as its own customer; siege's cycles are one "
+        + ")"
+        + (f". pg_stat_statements counted {fair['measured']['statements_per_cycle']:.1f} statements a "
+           "cycle in the gateway's cycles, what runs by the clock included"
+           + ("; of those that ran at least every other cycle, the replay lacks "
+              + ", ".join(f"{m['service']}'s `{m['statement']}` ({m['per_cycle']:.2f} a cycle)"
+                          for m in fair["measured"]["not_replayed"])
+              if fair["measured"]["not_replayed"] else "; the replay holds every statement that ran "
+              "at least every other cycle")
+           if fair and fair.get("measured") else "")
+        + ". Each pgbench client rents its own book as its own customer; siege's cycles are one "
         "customer's, so in the fleet that customer's rents also wait for one another's advisory "
         "lock and count all their active rentals, and the user and points consumers update one "
         "row: costs of the load's shape, left in the ratio. Left out of both: the connection "
@@ -1002,6 +515,6 @@ def main(args):
         ]
     if failures:
         lines += ["**Broken during this run:** " + "; ".join(failures), ""]
-    (run.OUT / "latest.md").write_text("\n".join(lines))
+    (common.OUT / "latest.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 1 if failures else 0

@@ -69,6 +69,19 @@ impl Installation {
         self.bin.join(name)
     }
 
+    /// Whether the installation has the extension library `name` (`pg_config --pkglibdir`, else
+    /// Debian's layout: `lib` beside `bin`).
+    pub fn has_library(&self, name: &str) -> bool {
+        let pkglibdir = std::process::Command::new(self.program("pg_config"))
+            .arg("--pkglibdir")
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+            .unwrap_or_else(|| self.bin.with_file_name("lib"));
+        pkglibdir.join(format!("{name}.so")).is_file()
+    }
+
     /// The major version the server reports (`postgres --version`).
     pub fn major_version(&self) -> Option<String> {
         let output = std::process::Command::new(self.program("postgres"))
@@ -260,6 +273,12 @@ impl Cluster {
             .dying_with_supervisor(dies_with_supervisor);
         for setting in SETTINGS {
             launch = launch.args(["-c", setting]);
+        }
+        // pg_stat_statements (PostgreSQL's contrib, in the server package) where the installation
+        // has it: the load runner's benchmark report counts the statements the fleet runs with it
+        // (siege/statements.py); the extension is created only where it is read.
+        if self.installation.has_library("pg_stat_statements") {
+            launch = launch.args(["-c", "shared_preload_libraries=pg_stat_statements"]);
         }
         let mut server = Process::spawn("postgres", &launch)?;
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,5 +1,6 @@
-#!/usr/bin/env python3
-"""Rent → return load through the gateway, from inside the cluster (the siege pod).
+"""Rent → return load through the gateway, from inside the cluster: what the siege pod runs
+(`python3 -m siege.cluster_load`, the package mounted from the ConfigMap siege/kustomization.yaml
+makes).
 
 Each of LOAD_CONCURRENCY workers has a book of its own (no two workers ever want the same
 book) and shares a customer with at most four others (rental allows five active rentals per
@@ -12,9 +13,10 @@ MANAGER_EMAIL and MANAGER_PASSWORD (the user-manager Secret: the manager registe
 LOAD_PROGRESS_EVERY (10). Every LOAD_PROGRESS_EVERY seconds it prints one JSON line
 {"progress": ...}, and at the end {"summary": ...}: answers by request and status, cycles done,
 cycles per second, and the wall-clock time of the line ("at", Unix seconds). siege/run's cluster
-scenarios read those lines (siege/cluster.py). A worker opens a new connection every RECONNECT_EVERY requests, so that gateway replicas the HPA
-adds get their share (kube-proxy balances connections, not requests). Python's standard library
-only (the siege image has no other).
+scenarios read those lines (siege.cluster). A worker opens a new connection every
+RECONNECT_EVERY requests, so that gateway replicas the HPA adds get their share (kube-proxy
+balances connections, not requests). Python's standard library only (the siege image has no
+other): this module and siege.api are all the pod needs of the package.
 """
 
 import http.client
@@ -24,10 +26,11 @@ import signal
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
 
-GATEWAY = urllib.parse.urlsplit(os.environ.get("GATEWAY_URL", "http://gateway:8080"))
+from siege.api import Api
+
+GATEWAY = os.environ.get("GATEWAY_URL", "http://gateway:8080")
 CONCURRENCY = int(os.environ.get("LOAD_CONCURRENCY", "40"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "180"))
 PROGRESS_EVERY = float(os.environ.get("LOAD_PROGRESS_EVERY", "10"))
@@ -46,50 +49,26 @@ def count(what, status):
         counts[key] = counts.get(key, 0) + 1
 
 
-class Client:
-    """One keep-alive connection, renewed every RECONNECT_EVERY requests and after an error."""
-
-    def __init__(self):
-        self.connection, self.used = None, 0
-
-    def call(self, method, path, body=None, token=None, form=None):
-        headers = {}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = None
-        if form is not None:
-            data = urllib.parse.urlencode(form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif body is not None:
-            data = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        if self.connection is None or self.used >= RECONNECT_EVERY:
-            if self.connection:
-                self.connection.close()
-            self.connection = http.client.HTTPConnection(GATEWAY.hostname, GATEWAY.port or 80, timeout=30)
-            self.used = 0
-        self.used += 1
-        try:
-            self.connection.request(method, path, body=data, headers=headers)
-            response = self.connection.getresponse()
-            raw = response.read()
-        except (http.client.HTTPException, OSError) as error:
-            self.connection.close()
-            self.connection = None
-            return f"error:{type(error).__name__}", None
-        try:
-            return response.status, json.loads(raw) if raw else None
-        except ValueError:
-            return response.status, None
+# Every thread its own connection, renewed every RECONNECT_EVERY requests; a request is not tried
+# again here: a failed one is counted, and the worker goes on.
+API = Api(GATEWAY, retries=0, reconnect_every=RECONNECT_EVERY)
 
 
-def token(client, email, password):
+def call(method, path, **request):
+    """(status, body); a request that got no answer is counted as "error:<what happened>"."""
+    try:
+        return API.call(method, path, **request)
+    except (http.client.HTTPException, OSError) as error:
+        return f"error:{type(error).__name__}", None
+
+
+def token(email, password):
     """A token; sign-ins have a budget of their own per client at the gateway (a burst of 5,
     then 20 a minute), so a 429 waits as long as it is told to."""
     deadline = time.monotonic() + 300
     while True:
-        status, body = client.call("POST", "/api/v1/auth/token",
-                                   form={"grant_type": "password", "username": email, "password": password})
+        status, body = call("POST", "/api/v1/auth/token",
+                            form={"grant_type": "password", "username": email, "password": password})
         if status == 200:
             return body["access_token"]
         if time.monotonic() > deadline:
@@ -101,48 +80,47 @@ class Customer:
     """A customer shared by up to five workers (rental allows five active rentals each), so
     that few sign-ins are needed; its token is renewed once when it expires."""
 
-    def __init__(self, client):
+    def __init__(self):
         self.email = f"load-{uuid.uuid4().hex[:12]}@example.org"
         self.password = f"load {uuid.uuid4().hex}"
         self.lock = threading.Lock()
-        status, body = client.call("POST", "/api/v1/users", body={"name": "Load Reader", "email": self.email,
-                                                                  "password": self.password})
+        status, body = call("POST", "/api/v1/users", body={"name": "Load Reader", "email": self.email,
+                                                           "password": self.password})
         count("register", status)
         if status != 201:
             raise SystemExit(f"could not register a customer: {status} {body}")
-        self.token = token(client, self.email, self.password)
+        self.token = token(self.email, self.password)
 
-    def renew(self, client, stale):
+    def renew(self, stale):
         with self.lock:
             if self.token == stale:
-                self.token = token(client, self.email, self.password)
+                self.token = token(self.email, self.password)
             return self.token
 
 
 def worker(customer, book_id):
-    client = Client()
     outstanding = None  # a rental whose return has not succeeded yet
     known = False  # rental knows the book (it learns of it from book.events)
     while not stop.is_set():
         bearer = customer.token
         if outstanding is None:
-            status, body = client.call("POST", "/api/v1/rentals", token=bearer, body={"bookId": book_id})
+            status, body = call("POST", "/api/v1/rentals", token=bearer, body={"bookId": book_id})
             if status == 404 and not known:
                 time.sleep(0.5)  # not yet: the event is on its way
                 continue
             known = True
             count("rent", status)
             if status == 401:
-                customer.renew(client, bearer)
+                customer.renew(bearer)
                 continue
             if status != 201:
                 time.sleep(0.2)
                 continue
             outstanding = body["id"]
-        status, _ = client.call("POST", f"/api/v1/rentals/{outstanding}/return", token=bearer)
+        status, _ = call("POST", f"/api/v1/rentals/{outstanding}/return", token=bearer)
         count("return", status)
         if status == 401:
-            customer.renew(client, bearer)
+            customer.renew(bearer)
         elif status in (200, 409):  # 409: it was returned already (an answer lost on the way)
             if status == 200:
                 with lock:
@@ -166,22 +144,21 @@ def main():
     email, password = os.environ.get("MANAGER_EMAIL"), os.environ.get("MANAGER_PASSWORD")
     if not email or not password:
         raise SystemExit("MANAGER_EMAIL and MANAGER_PASSWORD are required (the user-manager Secret)")
-    client = Client()
-    while client.call("GET", "/readyz")[0] != 200:
+    while call("GET", "/readyz")[0] != 200:
         print("waiting for the gateway", flush=True)
         time.sleep(2)
-    manager = token(client, email, password)
+    manager = token(email, password)
     books = []
     for n in range(CONCURRENCY):
-        status, body = client.call("POST", "/api/v1/books", token=manager,
+        status, body = call("POST", "/api/v1/books", token=manager,
                                    body={"title": f"Load {n} {uuid.uuid4().hex[:8]}", "author": "Load",
                                          "rentalFee": 100})
         count("book", status)
         if status != 201:
             raise SystemExit(f"could not register a book: {status} {body}")
         books.append(body["id"])
-    customers = [Customer(client) for _ in range((CONCURRENCY + 4) // 5)]
-    print(f"rent → return through {GATEWAY.geturl()}: {CONCURRENCY} workers, {len(customers)} customers, "
+    customers = [Customer() for _ in range((CONCURRENCY + 4) // 5)]
+    print(f"rent → return through {GATEWAY}: {CONCURRENCY} workers, {len(customers)} customers, "
           f"{SECONDS:.0f} s", flush=True)
     threads = [threading.Thread(target=worker, args=(customers[n // 5], books[n]), daemon=True)
                for n in range(CONCURRENCY)]
