@@ -167,7 +167,12 @@ async fn points_reads_rental_events_into_its_ledger() {
     );
     let (db, pool) = service_db("points_svc", "points", &points::MIGRATIONS).await;
     let earning = points::application::Earning::new(points::domain::EarningRate::DEFAULT);
-    handle_all(&builder, &pool, &points::adapters::kafka::Earnings(earning)).await;
+    handle_all(
+        &builder,
+        &pool,
+        &points::adapters::consumer::Earnings(earning),
+    )
+    .await;
     // The fee comes from BookRented; the rental was cancelled first, so its ends earn nothing.
     let (fee, state): (i64, String) =
         sqlx::query_as("SELECT rental_fee, state FROM points.rentals WHERE rental_id = $1")
