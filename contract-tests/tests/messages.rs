@@ -227,7 +227,12 @@ async fn rental_reads_book_events_into_its_catalogue() {
         ],
     );
     let (db, pool) = service_db("rental_svc", "rental", &rental::MIGRATIONS).await;
-    handle_all(&builder, &pool, &rental::adapters::kafka::CatalogueReplica).await;
+    handle_all(
+        &builder,
+        &pool,
+        &rental::adapters::consumer::CatalogueReplica,
+    )
+    .await;
     let retired: bool =
         sqlx::query_scalar("SELECT retired FROM rental.catalogue WHERE book_id = $1")
             .bind(id(example::BOOK))
