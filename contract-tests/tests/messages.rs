@@ -125,7 +125,7 @@ async fn payment_reads_rental_cancellations_and_refunds() {
     handle_all(
         &builder,
         &pool,
-        &payment::adapters::kafka::RentalCancellations,
+        &payment::adapters::consumer::RentalCancellations,
     )
     .await;
     let status: String =
