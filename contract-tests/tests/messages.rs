@@ -205,7 +205,7 @@ async fn view_reads_rental_events_into_the_rental_board() {
         ],
     );
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let customer: Uuid = sqlx::query_scalar("SELECT customer_id FROM view.rentals WHERE id = $1")
         .bind(id(example::RENTAL))
         .fetch_one(&db.admin)
@@ -255,7 +255,7 @@ async fn view_reads_book_events_into_the_book_board() {
         ],
     );
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let books: i64 = sqlx::query_scalar("SELECT count(*) FROM view.books WHERE id = $1")
         .bind(id(example::BOOK))
         .fetch_one(&db.admin)
@@ -273,7 +273,7 @@ async fn view_reads_payment_events_into_the_rental_board() {
         vec![expect::payment_approved(), expect::payment_refunded()],
     );
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let rentals: i64 = sqlx::query_scalar("SELECT count(*) FROM view.rentals WHERE id = $1")
         .bind(id(example::RENTAL))
         .fetch_one(&db.admin)
@@ -287,7 +287,7 @@ async fn view_reads_payment_events_into_the_rental_board() {
 async fn view_reads_user_events_into_its_customers() {
     let builder = consumer_pact::<UserEvent>("view", "user", vec![expect::user_registered()]);
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let name: String = sqlx::query_scalar("SELECT name FROM view.customers WHERE id = $1")
         .bind(id(example::CUSTOMER))
         .fetch_one(&db.admin)
