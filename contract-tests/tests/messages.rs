@@ -125,7 +125,7 @@ async fn payment_reads_rental_cancellations_and_refunds() {
     handle_all(
         &builder,
         &pool,
-        &payment::adapters::kafka::RentalCancellations,
+        &payment::adapters::consumer::RentalCancellations,
     )
     .await;
     let status: String =
@@ -167,7 +167,12 @@ async fn points_reads_rental_events_into_its_ledger() {
     );
     let (db, pool) = service_db("points_svc", "points", &points::MIGRATIONS).await;
     let earning = points::application::Earning::new(points::domain::EarningRate::DEFAULT);
-    handle_all(&builder, &pool, &points::adapters::kafka::Earnings(earning)).await;
+    handle_all(
+        &builder,
+        &pool,
+        &points::adapters::consumer::Earnings(earning),
+    )
+    .await;
     // The fee comes from BookRented; the rental was cancelled first, so its ends earn nothing.
     let (fee, state): (i64, String) =
         sqlx::query_as("SELECT rental_fee, state FROM points.rentals WHERE rental_id = $1")
@@ -200,7 +205,7 @@ async fn view_reads_rental_events_into_the_rental_board() {
         ],
     );
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let customer: Uuid = sqlx::query_scalar("SELECT customer_id FROM view.rentals WHERE id = $1")
         .bind(id(example::RENTAL))
         .fetch_one(&db.admin)
@@ -222,7 +227,12 @@ async fn rental_reads_book_events_into_its_catalogue() {
         ],
     );
     let (db, pool) = service_db("rental_svc", "rental", &rental::MIGRATIONS).await;
-    handle_all(&builder, &pool, &rental::adapters::kafka::CatalogueReplica).await;
+    handle_all(
+        &builder,
+        &pool,
+        &rental::adapters::consumer::CatalogueReplica,
+    )
+    .await;
     let retired: bool =
         sqlx::query_scalar("SELECT retired FROM rental.catalogue WHERE book_id = $1")
             .bind(id(example::BOOK))
@@ -245,7 +255,7 @@ async fn view_reads_book_events_into_the_book_board() {
         ],
     );
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let books: i64 = sqlx::query_scalar("SELECT count(*) FROM view.books WHERE id = $1")
         .bind(id(example::BOOK))
         .fetch_one(&db.admin)
@@ -263,7 +273,7 @@ async fn view_reads_payment_events_into_the_rental_board() {
         vec![expect::payment_approved(), expect::payment_refunded()],
     );
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let rentals: i64 = sqlx::query_scalar("SELECT count(*) FROM view.rentals WHERE id = $1")
         .bind(id(example::RENTAL))
         .fetch_one(&db.admin)
@@ -277,7 +287,7 @@ async fn view_reads_payment_events_into_the_rental_board() {
 async fn view_reads_user_events_into_its_customers() {
     let builder = consumer_pact::<UserEvent>("view", "user", vec![expect::user_registered()]);
     let (db, pool) = service_db("view_svc", "view", &view::MIGRATIONS).await;
-    handle_all(&builder, &pool, &view::adapters::kafka::Projection).await;
+    handle_all(&builder, &pool, &view::adapters::consumer::Projection).await;
     let name: String = sqlx::query_scalar("SELECT name FROM view.customers WHERE id = $1")
         .bind(id(example::CUSTOMER))
         .fetch_one(&db.admin)

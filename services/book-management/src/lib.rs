@@ -11,7 +11,7 @@ use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
-use adapters::{http, kafka::RentalActivity, postgres::PgBookStore};
+use adapters::{consumer::RentalActivity, http, postgres::PgBookStore};
 use application::Catalogue;
 
 /// The service name: event source and consumer group.

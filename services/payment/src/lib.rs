@@ -12,7 +12,7 @@ use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
-use adapters::{http, kafka::RentalCancellations, postgres::PgPaymentStore};
+use adapters::{consumer::RentalCancellations, http, postgres::PgPaymentStore};
 use application::{Latency, Payments, Settings};
 use domain::DeclineRule;
 

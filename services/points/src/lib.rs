@@ -19,7 +19,7 @@ use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
-use adapters::{http, kafka::Earnings, postgres::PgPoints};
+use adapters::{consumer::Earnings, http, postgres::PgPoints};
 use application::{Earning, Statements};
 use domain::EarningRate;
 

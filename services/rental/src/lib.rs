@@ -14,8 +14,8 @@ use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
+use adapters::consumer::CatalogueReplica;
 use adapters::http::{self, Api};
-use adapters::kafka::CatalogueReplica;
 use adapters::payment::{PaymentClient, PaymentSettings};
 use adapters::postgres::PgRentalStore;
 use application::{Clock, Expiry, Reconciler, Rentals};

@@ -17,8 +17,8 @@ use shared_events::Topic;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
+use adapters::consumer::RentalActivity;
 use adapters::http::{self, Api};
-use adapters::kafka::RentalActivity;
 use adapters::passwords::Argon2Hasher;
 use adapters::postgres::PgAccountStore;
 use adapters::signing::{JwtIssuer, SigningKey, TokenSettings};

@@ -16,7 +16,7 @@ use fleet_service::{KitConfig, Service, ServiceSpec};
 use shared_events::Topic;
 use utoipa::OpenApi;
 
-use adapters::{http, kafka::Projection, postgres, postgres::PgBoard};
+use adapters::{consumer::Projection, http, postgres, postgres::PgBoard};
 use application::Board;
 
 /// The service name: consumer group and metrics label.

@@ -1,3 +1,3 @@
+pub mod consumer;
 pub mod http;
-pub mod kafka;
 pub mod postgres;

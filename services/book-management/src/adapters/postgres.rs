@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{BookChange, BookStore, StoreError};
+use crate::application::{BookChange, BookStore, RentalActivityStore, StoreError};
 use crate::domain::{Author, Book, BookError, BookId, BookStatus, RentalFee, Title};
 
 #[derive(Clone)]
@@ -61,7 +61,7 @@ fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
 }
 
 /// Loads a book and locks it until the transaction ends.
-pub async fn lock(conn: &mut PgConnection, id: BookId) -> anyhow::Result<Option<Book>> {
+async fn lock(conn: &mut PgConnection, id: BookId) -> anyhow::Result<Option<Book>> {
     let row: Option<BookRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM books WHERE id = $1 FOR UPDATE"
     ))
@@ -72,7 +72,7 @@ pub async fn lock(conn: &mut PgConnection, id: BookId) -> anyhow::Result<Option<
 }
 
 /// Writes a book's mutable state back.
-pub async fn save(conn: &mut PgConnection, book: &Book) -> Result<(), sqlx::Error> {
+async fn save(conn: &mut PgConnection, book: &Book) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE books SET title = $2, author = $3, rental_fee = $4, status = $5, current_rental_id = $6, \
          times_rented = $7, updated_at = $8 WHERE id = $1",
@@ -88,6 +88,27 @@ pub async fn save(conn: &mut PgConnection, book: &Book) -> Result<(), sqlx::Erro
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Rental activity's store, on the connection of the inbox transaction.
+pub struct PgRentalActivity<'c> {
+    conn: &'c mut PgConnection,
+}
+
+impl<'c> PgRentalActivity<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        Self { conn }
+    }
+}
+
+impl RentalActivityStore for PgRentalActivity<'_> {
+    async fn book(&mut self, id: BookId) -> Result<Option<Book>, StoreError> {
+        lock(self.conn, id).await.map_err(unavailable)
+    }
+
+    async fn save(&mut self, book: &Book) -> Result<(), StoreError> {
+        save(self.conn, book).await.map_err(unavailable)
+    }
 }
 
 impl BookStore for PgBookStore {

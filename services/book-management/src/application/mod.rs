@@ -2,6 +2,8 @@
 
 mod catalogue;
 mod ports;
+mod rental_activity;
 
 pub use catalogue::{Catalogue, CatalogueError, Page};
-pub use ports::{BookChange, BookStore, StoreError};
+pub use ports::{BookChange, BookStore, RentalActivityStore, StoreError};
+pub use rental_activity::{RentalActivityError, RentalFact, record_rental};

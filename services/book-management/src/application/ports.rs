@@ -44,3 +44,15 @@ pub trait BookStore: Clone + Send + Sync + 'static {
     where
         F: FnOnce(&mut Book) -> Result<BookChange, BookError> + Send + 'static;
 }
+
+/// What rental activity reads and writes. An implementation works inside the transaction that
+/// records the event as applied, so an event's effect and its record commit together, or
+/// neither does.
+pub trait RentalActivityStore: Send {
+    /// The book, locked until the transaction ends.
+    fn book(&mut self, id: BookId)
+    -> impl Future<Output = Result<Option<Book>, StoreError>> + Send;
+
+    /// Writes the book's state back.
+    fn save(&mut self, book: &Book) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

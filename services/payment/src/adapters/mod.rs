@@ -1,5 +1,5 @@
+pub mod consumer;
 pub mod http;
-pub mod kafka;
 pub mod postgres;
 #[cfg(feature = "provider-states")]
 pub mod provider_states;

@@ -1,4 +1,5 @@
-//! The payment store on Postgres. Every write and its outbox event share one transaction.
+//! The payment store on Postgres. Every write and its outbox event share one transaction; a
+//! cancelled rental's refund shares the inbox's.
 
 use chrono::{DateTime, Utc};
 use fleet_messaging::outbox;
@@ -7,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{Added, PaymentStore, StoreError};
+use crate::application::{Added, PaymentStore, RefundStore, StoreError};
 use crate::domain::{Amount, Payment, PaymentError, PaymentId, PaymentStatus};
 
 #[derive(Clone)]
@@ -70,20 +71,12 @@ async fn fetch(
 }
 
 /// Loads a payment and locks it until the transaction ends.
-pub async fn lock(conn: &mut PgConnection, id: PaymentId) -> anyhow::Result<Option<Payment>> {
+async fn lock(conn: &mut PgConnection, id: PaymentId) -> anyhow::Result<Option<Payment>> {
     fetch(conn, "id = $1 FOR UPDATE", id.0).await
 }
 
-/// Loads a rental's payment and locks it until the transaction ends.
-pub async fn lock_for_rental(
-    conn: &mut PgConnection,
-    rental_id: Uuid,
-) -> anyhow::Result<Option<Payment>> {
-    fetch(conn, "rental_id = $1 FOR UPDATE", rental_id).await
-}
-
 /// Stores a refunded payment and its `PaymentRefunded`, in the caller's transaction.
-pub async fn refunded(
+async fn refunded(
     conn: &mut PgConnection,
     payment: &Payment,
     event: PaymentRefunded,
@@ -97,6 +90,35 @@ pub async fn refunded(
         .await?;
     outbox::enqueue(conn, SERVICE, event).await?;
     Ok(())
+}
+
+/// Refunds of cancelled rentals, on the connection of the inbox transaction.
+pub struct PgRefunds<'c> {
+    conn: &'c mut PgConnection,
+}
+
+impl<'c> PgRefunds<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        Self { conn }
+    }
+}
+
+impl RefundStore for PgRefunds<'_> {
+    async fn payment_of_rental(&mut self, rental_id: Uuid) -> Result<Option<Payment>, StoreError> {
+        fetch(self.conn, "rental_id = $1 FOR UPDATE", rental_id)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn save_refund(
+        &mut self,
+        payment: &Payment,
+        event: PaymentRefunded,
+    ) -> Result<(), StoreError> {
+        refunded(self.conn, payment, event)
+            .await
+            .map_err(unavailable)
+    }
 }
 
 impl PaymentStore for PgPaymentStore {

@@ -1,14 +1,8 @@
-use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::Latency;
 use super::ports::{Added, PaymentStore, StoreError};
+use super::{Latency, now};
 use crate::domain::{Amount, DeclineRule, Payment, PaymentError, PaymentId};
-
-/// Microseconds: what Postgres keeps, so an answer and a later read agree.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentsError {

@@ -50,3 +50,22 @@ pub trait PaymentStore: Clone + Send + Sync + 'static {
     where
         F: FnOnce(&mut Payment) -> Result<Option<PaymentRefunded>, PaymentError> + Send + 'static;
 }
+
+/// What refunding a cancelled rental reads and writes. An implementation works inside the
+/// transaction that records the cancel as applied, so a refund and that record commit together,
+/// or neither does.
+pub trait RefundStore: Send {
+    /// The rental's payment, locked until the transaction ends, so a refund through the API at
+    /// the same moment waits and then sees this one.
+    fn payment_of_rental(
+        &mut self,
+        rental_id: Uuid,
+    ) -> impl Future<Output = Result<Option<Payment>, StoreError>> + Send;
+
+    /// Stores the refunded payment and its event, both or neither.
+    fn save_refund(
+        &mut self,
+        payment: &Payment,
+        event: PaymentRefunded,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

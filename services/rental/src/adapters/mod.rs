@@ -1,4 +1,4 @@
+pub mod consumer;
 pub mod http;
-pub mod kafka;
 pub mod payment;
 pub mod postgres;

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{Opened, RentalChange, RentalStore, StoreError};
+use crate::application::{CatalogueStore, Opened, RentalChange, RentalStore, StoreError};
 use crate::domain::{CatalogueEntry, IdempotencyKey, Rental, RentalError, RentalStatus};
 
 #[derive(Clone)]
@@ -69,33 +69,47 @@ const CUSTOMER_RENTS_LOCK: i32 = 1;
 
 const COLUMNS: &str = "id, book_id, user_id, rental_fee, status, payment_id, created_at, rented_at, due_at, cancelled_at, returned_at";
 
-/// The catalogue replica, as `book.events` keep it.
-pub async fn upsert_book(
-    conn: &mut PgConnection,
-    book_id: Uuid,
-    title: &str,
-    rental_fee: u32,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO catalogue (book_id, title, rental_fee, updated_at) VALUES ($1, $2, $3, now()) \
-         ON CONFLICT (book_id) DO UPDATE SET title = $2, rental_fee = $3, updated_at = now()",
-    )
-    .bind(book_id)
-    .bind(title)
-    .bind(rental_fee as i32)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The catalogue replica's writes, on the connection of the inbox transaction.
+pub struct PgCatalogue<'c> {
+    conn: &'c mut PgConnection,
 }
 
-/// False when the book is not in the replica.
-pub async fn retire_book(conn: &mut PgConnection, book_id: Uuid) -> Result<bool, sqlx::Error> {
-    let retired =
-        sqlx::query("UPDATE catalogue SET retired = true, updated_at = now() WHERE book_id = $1")
-            .bind(book_id)
-            .execute(conn)
-            .await?;
-    Ok(retired.rows_affected() == 1)
+impl<'c> PgCatalogue<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        Self { conn }
+    }
+}
+
+impl CatalogueStore for PgCatalogue<'_> {
+    async fn list(
+        &mut self,
+        book_id: Uuid,
+        title: &str,
+        rental_fee: u32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO catalogue (book_id, title, rental_fee, updated_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (book_id) DO UPDATE SET title = $2, rental_fee = $3, updated_at = now()",
+        )
+        .bind(book_id)
+        .bind(title)
+        .bind(rental_fee as i32)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn retire(&mut self, book_id: Uuid) -> Result<bool, StoreError> {
+        let retired = sqlx::query(
+            "UPDATE catalogue SET retired = true, updated_at = now() WHERE book_id = $1",
+        )
+        .bind(book_id)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(retired.rows_affected() == 1)
+    }
 }
 
 impl RentalStore for PgRentalStore {

@@ -4,11 +4,13 @@ mod expiry;
 mod ports;
 mod reconciler;
 mod rentals;
+mod replica;
 
 pub use expiry::Expiry;
 pub use ports::{
-    Opened, PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable, RentalChange,
-    RentalStore, StoreError,
+    CatalogueStore, Opened, PaymentGateway, PaymentOutcome, PaymentRecord, PaymentUnavailable,
+    RentalChange, RentalStore, StoreError,
 };
 pub use reconciler::Reconciler;
 pub use rentals::{Clock, RentError, Rentals, RentalsError};
+pub use replica::{BookFact, ReplicaError, replicate};

@@ -112,6 +112,23 @@ pub trait RentalStore: Clone + Send + Sync + 'static {
     fn settle(&self, rental_id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Where the catalogue replica is kept from `book.events`. An implementation works inside the
+/// transaction that records the event as applied, so an event's effect and its record commit
+/// together, or neither does.
+pub trait CatalogueStore: Send {
+    /// Gives the book this title and fee, adding it to the replica if it is new; whether it is
+    /// retired stays as it was.
+    fn list(
+        &mut self,
+        book_id: Uuid,
+        title: &str,
+        rental_fee: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks the book retired; `false`, changing nothing, when the replica does not have it.
+    fn retire(&mut self, book_id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentOutcome {
     Approved { payment_id: Uuid },

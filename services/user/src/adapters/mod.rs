@@ -1,5 +1,5 @@
+pub mod consumer;
 pub mod http;
-pub mod kafka;
 pub mod passwords;
 pub mod postgres;
 pub mod signing;

@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{AccountStore, Added, SignInLimit, StoreError};
+use crate::application::{AccountStore, ActiveRentalStore, Added, SignInLimit, StoreError};
 use crate::domain::{Account, Email, Name, PasswordHash, Role, UserId};
 
 /// The unique index over `lower(email)`.
@@ -57,28 +57,38 @@ fn unavailable(e: impl Into<anyhow::Error>) -> StoreError {
     StoreError::Unavailable(e.into())
 }
 
-/// Loads an account and locks it until the transaction ends.
-pub async fn lock(conn: &mut PgConnection, id: UserId) -> anyhow::Result<Option<Account>> {
-    let row: Option<AccountRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(id.0)
-    .fetch_optional(conn)
-    .await?;
-    row.map(Account::try_from).transpose()
+/// Active-rental counts, on the connection of the inbox transaction.
+pub struct PgActiveRentals<'c> {
+    conn: &'c mut PgConnection,
 }
 
-/// Writes an account's active-rental count back, in the caller's transaction.
-pub async fn save_active_rentals(
-    conn: &mut PgConnection,
-    account: &Account,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE accounts SET active_rentals = $2 WHERE id = $1")
-        .bind(account.id.0)
-        .bind(i32::try_from(account.active_rentals).unwrap_or(i32::MAX))
-        .execute(conn)
-        .await?;
-    Ok(())
+impl<'c> PgActiveRentals<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        Self { conn }
+    }
+}
+
+impl ActiveRentalStore for PgActiveRentals<'_> {
+    async fn account(&mut self, id: UserId) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(id.0)
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        row.map(Account::try_from).transpose().map_err(unavailable)
+    }
+
+    async fn save_active_rentals(&mut self, account: &Account) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET active_rentals = $2 WHERE id = $1")
+            .bind(account.id.0)
+            .bind(i32::try_from(account.active_rentals).unwrap_or(i32::MAX))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 impl AccountStore for PgAccountStore {

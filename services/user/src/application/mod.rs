@@ -1,12 +1,14 @@
 //! Use cases of user, written against ports; the adapters implement the ports.
 
 mod accounts;
+mod active_rentals;
 mod clients;
 mod ports;
 
 pub use accounts::{Accounts, AccountsError, Bootstrap};
+pub use active_rentals::{Counted, RentalFact, count_rental};
 pub use clients::{ClientError, ServiceClients};
 pub use ports::{
-    AccessToken, AccountStore, Added, HashError, PasswordHasher, SignInLimit, StoreError,
-    TokenIssuer,
+    AccessToken, AccountStore, ActiveRentalStore, Added, HashError, PasswordHasher, SignInLimit,
+    StoreError, TokenIssuer,
 };

@@ -72,6 +72,23 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<(Account, PasswordHash)>, StoreError>> + Send;
 }
 
+/// What counting active rentals reads and writes. An implementation works inside the transaction
+/// that records the event as applied, so an event's effect and its record commit together, or
+/// neither does.
+pub trait ActiveRentalStore: Send {
+    /// The account, locked until the transaction ends.
+    fn account(
+        &mut self,
+        id: UserId,
+    ) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
+
+    /// Writes the account's active-rental count back.
+    fn save_active_rentals(
+        &mut self,
+        account: &Account,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Why a password could not be hashed or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {

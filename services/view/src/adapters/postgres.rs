@@ -5,29 +5,13 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::application::{BoardStore, Page, RentalFilter, StoreError};
+use crate::application::{BoardStore, Page, ProjectionStore, RentalFilter, StoreError};
 use crate::domain::{
     BookDetails, BookLine, BookRecord, PaymentStatus, RentalLine, RentalRecord, RentalStatus,
     Renter,
 };
 
 // --- the projection -------------------------------------------------------------------------
-
-/// A customer's name, from their `UserRegistered`.
-pub async fn record_customer(
-    conn: &mut PgConnection,
-    id: Uuid,
-    name: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
-    )
-    .bind(id)
-    .bind(name)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 #[derive(sqlx::FromRow)]
 struct BookRow {
@@ -56,43 +40,6 @@ impl TryFrom<BookRow> for BookRecord {
             retired: row.retired,
         })
     }
-}
-
-/// Makes sure the book has a row, so the book board lists a book as soon as anything names it.
-pub async fn note_book(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO books (id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// The book's record, locked until the transaction ends (a new one if the view has not heard
-/// of it).
-pub async fn lock_book(conn: &mut PgConnection, id: Uuid) -> anyhow::Result<BookRecord> {
-    note_book(conn, id).await?;
-    let row: BookRow = sqlx::query_as(
-        "SELECT id, title, author, rental_fee, retired FROM books WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_one(conn)
-    .await?;
-    row.try_into()
-}
-
-pub async fn save_book(conn: &mut PgConnection, book: &BookRecord) -> Result<(), sqlx::Error> {
-    let details = book.details.as_ref();
-    sqlx::query(
-        "UPDATE books SET title = $2, author = $3, rental_fee = $4, retired = $5 WHERE id = $1",
-    )
-    .bind(book.id)
-    .bind(details.map(|d| d.title.as_str()))
-    .bind(details.map(|d| d.author.as_str()))
-    .bind(details.map(|d| d.rental_fee as i32))
-    .bind(book.retired)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -147,50 +94,107 @@ impl TryFrom<RentalRow> for RentalRecord {
     }
 }
 
-/// The rental's record, locked until the transaction ends (a new one, for `customer_id`, if the
-/// view has not heard of it). Inserting first gives concurrent replicas a row to wait on.
-pub async fn lock_rental(
-    conn: &mut PgConnection,
-    id: Uuid,
-    customer_id: Uuid,
-) -> anyhow::Result<RentalRecord> {
-    sqlx::query("INSERT INTO rentals (id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .bind(customer_id)
-        .execute(&mut *conn)
-        .await?;
-    let row: RentalRow = sqlx::query_as(&format!(
-        "SELECT {RENTAL_COLUMNS} FROM rentals r WHERE r.id = $1 FOR UPDATE"
-    ))
-    .bind(id)
-    .fetch_one(conn)
-    .await?;
-    row.try_into()
+/// The projection's store, on the connection of the inbox transaction.
+pub struct PgProjection<'c> {
+    conn: &'c mut PgConnection,
 }
 
-pub async fn save_rental(
-    conn: &mut PgConnection,
-    rental: &RentalRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE rentals SET book_id = $2, rental_fee = $3, payment_id = $4, status = $5, \
-         payment_status = $6, rented_at = $7, due_at = $8, returned_at = $9, cancelled_at = $10, \
-         refunded_at = $11 WHERE id = $1",
-    )
-    .bind(rental.id)
-    .bind(rental.book_id)
-    .bind(rental.rental_fee.map(|f| f as i32))
-    .bind(rental.payment_id)
-    .bind(rental.status.map(RentalStatus::as_str))
-    .bind(rental.payment_status.map(PaymentStatus::as_str))
-    .bind(rental.rented_at)
-    .bind(rental.due_at)
-    .bind(rental.returned_at)
-    .bind(rental.cancelled_at)
-    .bind(rental.refunded_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+impl<'c> PgProjection<'c> {
+    pub fn new(conn: &'c mut PgConnection) -> Self {
+        Self { conn }
+    }
+}
+
+impl ProjectionStore for PgProjection<'_> {
+    async fn note_book(&mut self, id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO books (id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn book(&mut self, id: Uuid) -> Result<BookRecord, StoreError> {
+        self.note_book(id).await?;
+        let row: BookRow = sqlx::query_as(
+            "SELECT id, title, author, rental_fee, retired FROM books WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_one(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        row.try_into().map_err(unavailable)
+    }
+
+    async fn save_book(&mut self, book: &BookRecord) -> Result<(), StoreError> {
+        let details = book.details.as_ref();
+        sqlx::query(
+            "UPDATE books SET title = $2, author = $3, rental_fee = $4, retired = $5 WHERE id = $1",
+        )
+        .bind(book.id)
+        .bind(details.map(|d| d.title.as_str()))
+        .bind(details.map(|d| d.author.as_str()))
+        .bind(details.map(|d| d.rental_fee as i32))
+        .bind(book.retired)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn rental(&mut self, id: Uuid, customer_id: Uuid) -> Result<RentalRecord, StoreError> {
+        // Inserting first gives concurrent replicas a row to wait on.
+        sqlx::query("INSERT INTO rentals (id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(customer_id)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(unavailable)?;
+        let row: RentalRow = sqlx::query_as(&format!(
+            "SELECT {RENTAL_COLUMNS} FROM rentals r WHERE r.id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_one(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        row.try_into().map_err(unavailable)
+    }
+
+    async fn save_rental(&mut self, rental: &RentalRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE rentals SET book_id = $2, rental_fee = $3, payment_id = $4, status = $5, \
+             payment_status = $6, rented_at = $7, due_at = $8, returned_at = $9, cancelled_at = $10, \
+             refunded_at = $11 WHERE id = $1",
+        )
+        .bind(rental.id)
+        .bind(rental.book_id)
+        .bind(rental.rental_fee.map(|f| f as i32))
+        .bind(rental.payment_id)
+        .bind(rental.status.map(RentalStatus::as_str))
+        .bind(rental.payment_status.map(PaymentStatus::as_str))
+        .bind(rental.rented_at)
+        .bind(rental.due_at)
+        .bind(rental.returned_at)
+        .bind(rental.cancelled_at)
+        .bind(rental.refunded_at)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn name_customer(&mut self, id: Uuid, name: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+        )
+        .bind(id)
+        .bind(name)
+        .execute(&mut *self.conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
 }
 
 /// Empties the boards and the inbox (the kit's record of applied events), so that every event

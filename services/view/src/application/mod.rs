@@ -1,7 +1,9 @@
-//! The boards' use cases, written against a port; the adapters implement it.
+//! The projection and the boards' use cases, written against ports; the adapters implement them.
 
 mod board;
 mod ports;
+mod projection;
 
 pub use board::{Board, BoardError, Reader};
-pub use ports::{BoardStore, Page, RentalFilter, StoreError};
+pub use ports::{BoardStore, Page, ProjectionStore, RentalFilter, StoreError};
+pub use projection::{Fact, project};

@@ -1,6 +1,6 @@
 use uuid::Uuid;
 
-use crate::domain::{BookLine, RentalLine, RentalStatus};
+use crate::domain::{BookLine, BookRecord, RentalLine, RentalRecord, RentalStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -41,4 +41,41 @@ pub trait BoardStore: Clone + Send + Sync + 'static {
 
     /// Books in book id order, after `page.after`, at most `page.limit`.
     fn books(&self, page: Page) -> impl Future<Output = Result<Vec<BookLine>, StoreError>> + Send;
+}
+
+/// Where the projection keeps its records. An implementation works inside the transaction that
+/// records the event as applied, so an event's effect and its record commit together, or
+/// neither does.
+pub trait ProjectionStore: Send {
+    /// Makes sure the book has a record, so the book board lists it as soon as anything names it.
+    fn note_book(&mut self, id: Uuid) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The book's record, locked until the transaction ends (a new one if the view has not heard
+    /// of the book).
+    fn book(&mut self, id: Uuid) -> impl Future<Output = Result<BookRecord, StoreError>> + Send;
+
+    fn save_book(
+        &mut self,
+        book: &BookRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The rental's record, locked until the transaction ends (a new one, for `customer_id`, if
+    /// the view has not heard of the rental).
+    fn rental(
+        &mut self,
+        id: Uuid,
+        customer_id: Uuid,
+    ) -> impl Future<Output = Result<RentalRecord, StoreError>> + Send;
+
+    fn save_rental(
+        &mut self,
+        rental: &RentalRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives the customer this name, in place of any before it.
+    fn name_customer(
+        &mut self,
+        id: Uuid,
+        name: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
