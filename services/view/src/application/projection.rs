@@ -62,8 +62,7 @@ pub async fn project<S: ProjectionStore>(store: &mut S, fact: Fact) -> Result<()
 mod tests {
     use std::collections::HashMap;
 
-    use chrono::{DateTime, Duration, Utc};
-    use shared_events::{BookRegistered, BookRented, PaymentApproved, PaymentRefunded};
+    use shared_events::BookRegistered;
 
     use super::*;
     use crate::domain::{BookRecord, PaymentStatus, RentalRecord, RentalStatus};
@@ -117,77 +116,31 @@ mod tests {
         }
     }
 
-    struct Story {
-        rental: Uuid,
-        customer: Uuid,
-        book: Uuid,
-        payment: Uuid,
-        at: DateTime<Utc>,
+    impl From<RentalEvent> for Fact {
+        fn from(event: RentalEvent) -> Self {
+            Self::Rental(event)
+        }
     }
 
-    impl Story {
-        fn new() -> Self {
-            Self {
-                rental: Uuid::now_v7(),
-                customer: Uuid::now_v7(),
-                book: Uuid::now_v7(),
-                payment: Uuid::now_v7(),
-                at: "2026-03-01T10:00:00Z".parse().unwrap(),
+    impl From<PaymentEvent> for Fact {
+        fn from(event: PaymentEvent) -> Self {
+            Self::Payment(event)
+        }
+    }
+
+    type Story = crate::domain::story::Story<Fact>;
+
+    /// book-management's news that the story's book was registered as `title`.
+    fn registered(story: &Story, title: &str) -> Fact {
+        Fact::Book(
+            BookRegistered {
+                book_id: story.book,
+                title: title.into(),
+                author: "Octavia E. Butler".into(),
+                rental_fee: 450,
             }
-        }
-
-        fn rented(&self) -> Fact {
-            Fact::Rental(
-                BookRented {
-                    rental_id: self.rental,
-                    book_id: self.book,
-                    user_id: self.customer,
-                    rental_fee: 450,
-                    payment_id: self.payment,
-                    rented_at: self.at,
-                    due_at: self.at + Duration::days(14),
-                }
-                .into(),
-            )
-        }
-
-        fn approved(&self) -> Fact {
-            Fact::Payment(
-                PaymentApproved {
-                    payment_id: self.payment,
-                    rental_id: self.rental,
-                    user_id: self.customer,
-                    amount: 450,
-                    approved_at: self.at,
-                }
-                .into(),
-            )
-        }
-
-        fn refunded(&self) -> Fact {
-            Fact::Payment(
-                PaymentRefunded {
-                    payment_id: self.payment,
-                    rental_id: self.rental,
-                    user_id: self.customer,
-                    amount: 450,
-                    refunded_at: self.at + Duration::hours(1),
-                }
-                .into(),
-            )
-        }
-
-        fn registered(&self, title: &str) -> Fact {
-            Fact::Book(
-                BookRegistered {
-                    book_id: self.book,
-                    title: title.into(),
-                    author: "Octavia E. Butler".into(),
-                    rental_fee: 450,
-                }
-                .into(),
-            )
-        }
+            .into(),
+        )
     }
 
     #[tokio::test]
@@ -213,7 +166,7 @@ mod tests {
         let mut store = Memory::default();
         project(&mut store, story.rented()).await.unwrap();
         assert_eq!(store.books[&story.book], BookRecord::unknown(story.book));
-        project(&mut store, story.registered("Kindred"))
+        project(&mut store, registered(&story, "Kindred"))
             .await
             .unwrap();
         let details = store.books[&story.book].details.clone().unwrap();

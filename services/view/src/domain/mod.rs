@@ -9,6 +9,8 @@
 mod book;
 mod rental;
 mod status;
+#[cfg(test)]
+pub(crate) mod story;
 
 pub use book::{BookDetails, BookRecord};
 pub use rental::RentalRecord;

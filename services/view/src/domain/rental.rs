@@ -95,9 +95,6 @@ impl RentalRecord {
 #[cfg(test)]
 mod tests {
     use chrono::Duration;
-    use shared_events::{
-        BookRented, BookReturned, PaymentApproved, PaymentRefunded, RentalCancelled,
-    };
 
     use super::*;
 
@@ -106,115 +103,30 @@ mod tests {
         Payment(PaymentEvent),
     }
 
-    struct Story {
-        rental: Uuid,
-        customer: Uuid,
-        book: Uuid,
-        payment: Uuid,
-        at: DateTime<Utc>,
+    impl From<RentalEvent> for Event {
+        fn from(event: RentalEvent) -> Self {
+            Self::Rental(event)
+        }
     }
 
-    impl Story {
-        fn new() -> Self {
-            Self {
-                rental: Uuid::now_v7(),
-                customer: Uuid::now_v7(),
-                book: Uuid::now_v7(),
-                payment: Uuid::now_v7(),
-                at: "2026-03-01T10:00:00Z".parse().unwrap(),
+    impl From<PaymentEvent> for Event {
+        fn from(event: PaymentEvent) -> Self {
+            Self::Payment(event)
+        }
+    }
+
+    type Story = crate::domain::story::Story<Event>;
+
+    /// The record `events` make, merged in the order given.
+    fn merge<'a>(story: &Story, events: impl IntoIterator<Item = &'a Event>) -> RentalRecord {
+        let mut record = RentalRecord::new(story.rental, story.customer);
+        for event in events {
+            match event {
+                Event::Rental(e) => record.record(e),
+                Event::Payment(e) => record.record_payment(e),
             }
         }
-
-        fn rented(&self) -> Event {
-            Event::Rental(
-                BookRented {
-                    rental_id: self.rental,
-                    book_id: self.book,
-                    user_id: self.customer,
-                    rental_fee: 450,
-                    payment_id: self.payment,
-                    rented_at: self.at,
-                    due_at: self.at + Duration::days(14),
-                }
-                .into(),
-            )
-        }
-
-        fn cancelled(&self) -> Event {
-            Event::Rental(
-                RentalCancelled {
-                    rental_id: self.rental,
-                    book_id: self.book,
-                    user_id: self.customer,
-                    payment_id: self.payment,
-                    cancelled_at: self.at + Duration::hours(1),
-                }
-                .into(),
-            )
-        }
-
-        fn returned(&self) -> Event {
-            Event::Rental(
-                BookReturned {
-                    rental_id: self.rental,
-                    book_id: self.book,
-                    user_id: self.customer,
-                    returned_at: self.at + Duration::days(3),
-                    reason: shared_events::ReturnReason::Returned,
-                }
-                .into(),
-            )
-        }
-
-        fn expired(&self) -> Event {
-            Event::Rental(
-                BookReturned {
-                    rental_id: self.rental,
-                    book_id: self.book,
-                    user_id: self.customer,
-                    returned_at: self.at + Duration::days(14),
-                    reason: shared_events::ReturnReason::Expired,
-                }
-                .into(),
-            )
-        }
-
-        fn approved(&self) -> Event {
-            Event::Payment(
-                PaymentApproved {
-                    payment_id: self.payment,
-                    rental_id: self.rental,
-                    user_id: self.customer,
-                    amount: 450,
-                    approved_at: self.at,
-                }
-                .into(),
-            )
-        }
-
-        fn refunded(&self) -> Event {
-            Event::Payment(
-                PaymentRefunded {
-                    payment_id: self.payment,
-                    rental_id: self.rental,
-                    user_id: self.customer,
-                    amount: 450,
-                    refunded_at: self.at + Duration::hours(2),
-                }
-                .into(),
-            )
-        }
-
-        fn merge<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> RentalRecord {
-            let mut record = RentalRecord::new(self.rental, self.customer);
-            for event in events {
-                match event {
-                    Event::Rental(e) => record.record(e),
-                    Event::Payment(e) => record.record_payment(e),
-                }
-            }
-            record
-        }
+        record
     }
 
     /// Every order of `events`, by Heap's algorithm.
@@ -244,7 +156,7 @@ mod tests {
             story.cancelled(),
             story.refunded(),
         ];
-        let expected = story.merge(&events);
+        let expected = merge(&story, &events);
         assert_eq!(expected.status, Some(RentalStatus::Cancelled));
         assert_eq!(expected.payment_status, Some(PaymentStatus::Refunded));
         assert_eq!(expected.rental_fee, Some(450));
@@ -255,7 +167,7 @@ mod tests {
         let orders = orders(&events);
         assert_eq!(orders.len(), 24);
         for order in orders {
-            assert_eq!(story.merge(order), expected);
+            assert_eq!(merge(&story, order), expected);
         }
     }
 
@@ -263,12 +175,12 @@ mod tests {
     fn a_returned_rental_ends_the_same_in_every_order() {
         let story = Story::new();
         let events = [story.rented(), story.approved(), story.returned()];
-        let expected = story.merge(&events);
+        let expected = merge(&story, &events);
         assert_eq!(expected.status, Some(RentalStatus::Returned));
         assert_eq!(expected.payment_status, Some(PaymentStatus::Approved));
         assert!(expected.returned_at.is_some());
         for order in orders(&events) {
-            assert_eq!(story.merge(order), expected);
+            assert_eq!(merge(&story, order), expected);
         }
     }
 
@@ -276,7 +188,7 @@ mod tests {
     fn an_expired_rental_ends_the_same_in_every_order_and_is_not_overdue() {
         let story = Story::new();
         let events = [story.rented(), story.approved(), story.expired()];
-        let expected = story.merge(&events);
+        let expected = merge(&story, &events);
         assert_eq!(expected.status, Some(RentalStatus::Expired));
         assert_eq!(
             expected.returned_at, expected.due_at,
@@ -284,7 +196,7 @@ mod tests {
         );
         assert!(!expected.overdue(story.at + Duration::days(30)));
         for order in orders(&events) {
-            assert_eq!(story.merge(order), expected);
+            assert_eq!(merge(&story, order), expected);
         }
     }
 
@@ -297,15 +209,15 @@ mod tests {
             story.cancelled(),
             story.refunded(),
         ];
-        let once = story.merge(&events);
-        let twice = story.merge(events.iter().chain(&events));
+        let once = merge(&story, &events);
+        let twice = merge(&story, events.iter().chain(&events));
         assert_eq!(once, twice);
     }
 
     #[test]
     fn a_payment_known_before_its_rental_has_no_rental_status_yet() {
         let story = Story::new();
-        let record = story.merge(&[story.refunded()]);
+        let record = merge(&story, &[story.refunded()]);
         assert_eq!(record.status, None);
         assert_eq!(record.payment_status, Some(PaymentStatus::Refunded));
         assert_eq!(record.book_id, None);
@@ -315,13 +227,13 @@ mod tests {
     #[test]
     fn overdue_means_still_rented_after_the_due_date() {
         let story = Story::new();
-        let rented = story.merge(&[story.rented()]);
+        let rented = merge(&story, &[story.rented()]);
         let due = rented.due_at.unwrap();
         assert!(!rented.overdue(due - Duration::seconds(1)));
         assert!(rented.overdue(due + Duration::seconds(1)));
-        let returned = story.merge(&[story.rented(), story.returned()]);
+        let returned = merge(&story, &[story.rented(), story.returned()]);
         assert!(!returned.overdue(due + Duration::days(30)));
-        let unknown_due = story.merge(&[story.approved()]);
+        let unknown_due = merge(&story, &[story.approved()]);
         assert!(!unknown_due.overdue(due + Duration::days(30)));
     }
 }
