@@ -13,8 +13,8 @@ pub struct Service {
     pub database: Option<(&'static str, &'static str)>,
 }
 
-/// In start order: the user service before those that fetch its keys is not needed (they
-/// retry), but the gateway last means its upstreams are up when it first answers.
+/// In start order. Those that fetch the user service's keys may start before it (they retry);
+/// the gateway comes last, so that its upstreams are up when it first answers.
 pub const SERVICES: &[Service] = &[
     service("book-management", 8083, Some(("book_svc", "book"))),
     service("rental", 8081, Some(("rental_svc", "rental"))),

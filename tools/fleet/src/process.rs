@@ -184,6 +184,13 @@ impl Process {
     /// exit status and whether it had to be killed.
     pub async fn stop(&mut self, signal: libc::c_int, grace: Duration) -> (ExitStatus, bool) {
         self.signal(signal);
+        self.finish(grace).await
+    }
+
+    /// After a stop signal: waits up to `grace` for it to exit, then kills its group. Returns
+    /// its exit status and whether it had to be killed. (Signal several, then finish each, and
+    /// they stop together.)
+    pub async fn finish(&mut self, grace: Duration) -> (ExitStatus, bool) {
         match tokio::time::timeout(grace, self.wait()).await {
             Ok(status) => {
                 // Whatever of its group is left (a child that ignored the signal).

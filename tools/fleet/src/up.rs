@@ -669,7 +669,7 @@ impl Fleet {
                 running.process.signal(libc::SIGTERM);
             }
             for running in &mut self.services {
-                let (_, killed) = running.process.stop(libc::SIGTERM, grace).await;
+                let (_, killed) = running.process.finish(grace).await;
                 if killed {
                     log(&format!(
                         "WARNING: {} did not stop within {}s; killed it",
