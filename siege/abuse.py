@@ -7,12 +7,18 @@ phase; each attack runs beside them for that time:
    accounts and for unknown ones (the gateway's per-client sign-in budget is raised for the one
    load address, so the storm reaches the user service as a botnet's would); meanwhile a
    customer signs in with the right password from its own client;
-3. method scan: 1,000 distinct made-up methods at every process, then the series counts again;
-4. slow clients: SLOW connections to the gateway that send part of a request head and never
+3. registration storm: STORM_CLIENTS loopback addresses (127.0.0.2 and up, distinct clients to
+   the gateway) register an address that is already taken as fast as they can (the gateway's
+   per-client registration budget raised, as for a botnet); meanwhile a customer signs in every
+   second from a client of its own;
+4. third-party lockout: a stranger's client sends wrong passwords for a customer, again and
+   again past its hard stop, while the owner signs in every second from another client;
+5. method scan: 1,000 distinct made-up methods at every process, then the series counts again;
+6. slow clients: SLOW connections to the gateway that send part of a request head and never
    finish it, while a new client asks for /livez;
-5. internal endpoints: payment's internal API, which only rental may call, called without a
+7. internal endpoints: payment's internal API, which only rental may call, called without a
    token, with garbage, and with a customer's and a manager's token;
-6. after: no attack again.
+8. after: no attack again.
 For each phase it reports the customers' goodput (201s per second) and p99, the attack's
 answers, and the RSS of the user service and the gateway before, at the highest during, and
 after. The promise: customers are served in every phase, attackers get only the answers listed
@@ -26,6 +32,7 @@ import socket
 import string
 import threading
 import time
+import urllib.parse
 import uuid
 
 from siege.common import say, wait_for
@@ -35,9 +42,11 @@ from siege.workload import books_for, check, siege, summary_of
 PAYMENT_INTERNAL = "/internal/v1/payments"
 
 
-def request(port, method, path, headers=None, body=None, timeout=10):
-    """One request on a connection of its own: (status, headers, body) or (None, {}, error)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def request(port, method, path, headers=None, body=None, timeout=10, client="127.0.0.1"):
+    """One request on a connection of its own from address `client`: (status, headers, body) or
+    (None, {}, error)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                            source_address=(client, 0))
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -129,6 +138,83 @@ def sign_in_storm(spec, load, fleet, stop):
         thread.join()
     return {"attempts": sum(statuses.values()), "attack_statuses": dict(sorted(statuses.items())),
             "customer_sign_in_tries": tries, "customer_signed_in_after_s": signed_in}
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def sign_in_form(email, password):
+    return urllib.parse.urlencode({"grant_type": "password", "username": email, "password": password})
+
+
+def sign_ins_every_second(gateway, email, password, client, stop):
+    """A customer signing in once a second until `stop`: [(status, ms)]."""
+    outcomes = []
+    while not stop.wait(1.0):
+        at = time.monotonic()
+        status = request(gateway, "POST", "/api/v1/auth/token", headers=FORM, timeout=30,
+                         body=sign_in_form(email, password), client=client)[0]
+        outcomes.append((status, (time.monotonic() - at) * 1000))
+    return outcomes
+
+
+def sign_in_summary(outcomes):
+    ok = sorted(ms for status, ms in outcomes if status == 200)
+    return {"customer_sign_ins": len(outcomes), "customer_signed_in": len(ok),
+            "customer_sign_in_statuses": sorted({str(status) for status, _ in outcomes}),
+            "customer_sign_in_ms": {"p50": round(ok[len(ok) // 2], 1), "max": round(ok[-1], 1)} if ok else None}
+
+
+def registration_storm(spec, load, fleet, stop):
+    gateway = dict(fleet.instances())["gateway"]
+    email = f"taken-{uuid.uuid4().hex[:10]}@fleet.example"
+    password = "signs in during a registration storm"
+    load.api.expect(201, "POST", "/api/v1/users",
+                    body={"name": "Registered Once", "email": email, "password": password})
+    statuses, lock = {}, threading.Lock()
+    body = json.dumps({"name": "Storm", "email": email, "password": "a long storm password"})
+
+    def attacker(client):
+        while not stop.is_set():
+            status = request(gateway, "POST", "/api/v1/users", body=body, client=client,
+                             headers={"Content-Type": "application/json"}, timeout=30)[0]
+            with lock:
+                count(statuses, status)
+
+    clients = [f"127.0.0.{2 + n % spec['storm_clients']}" for n in range(spec["storm_connections"])]
+    threads = [threading.Thread(target=attacker, args=(c,), daemon=True) for c in clients]
+    for thread in threads:
+        thread.start()
+    outcomes = sign_ins_every_second(gateway, email, password, "127.0.0.99", stop)
+    for thread in threads:
+        thread.join()
+    return {"attempts": sum(statuses.values()), "attack_statuses": dict(sorted(statuses.items())),
+            "storm_clients": spec["storm_clients"]} | sign_in_summary(outcomes)
+
+
+def third_party_lockout(spec, load, fleet, stop):
+    gateway = dict(fleet.instances())["gateway"]
+    email = f"owner-{uuid.uuid4().hex[:10]}@fleet.example"
+    password = "the owner's own long password"
+    load.api.expect(201, "POST", "/api/v1/users",
+                    body={"name": "Owner", "email": email, "password": password})
+    statuses = {}
+    # The stranger strikes first, past the hard stop, and keeps striking as Retry-After allows.
+    for _ in range(8):
+        count(statuses, request(gateway, "POST", "/api/v1/auth/token", headers=FORM,
+                                body=sign_in_form(email, "a guess"), client="127.0.0.66")[0])
+
+    def stranger():
+        while not stop.wait(0.2):
+            count(statuses, request(gateway, "POST", "/api/v1/auth/token", headers=FORM,
+                                    body=sign_in_form(email, "a guess"), client="127.0.0.66")[0])
+
+    thread = threading.Thread(target=stranger, daemon=True)
+    thread.start()
+    outcomes = sign_ins_every_second(gateway, email, password, "127.0.0.98", stop)
+    thread.join()
+    return {"attempts": sum(statuses.values()), "attack_statuses": dict(sorted(statuses.items()))} \
+        | sign_in_summary(outcomes)
 
 
 def method_scan(spec, load, fleet, stop):
@@ -225,6 +311,8 @@ def internal_endpoints(spec, load, fleet, stop):
 ATTACKS = {
     "calm": None,
     "sign-in storm": sign_in_storm,
+    "registration storm": registration_storm,
+    "third-party lockout": third_party_lockout,
     "method scan": method_scan,
     "slow clients": slow_clients,
     "internal endpoints": internal_endpoints,
@@ -288,6 +376,14 @@ def judge(name, phase, spec, failures):
             failures.append(f"sign-in storm: answers other than {expect['storm']}: {wrong}")
         if phase["customer_signed_in_after_s"] is None:
             failures.append(f"sign-in storm: the customer could not sign in: {phase['customer_sign_in_tries']}")
+    if name in ("registration storm", "third-party lockout"):
+        wrong = {s: n for s, n in phase["attack_statuses"].items()
+                 if s == "None" or int(s) not in expect[name.split()[0].replace("-", "_")]}
+        if wrong:
+            failures.append(f"{name}: answers other than expected: {wrong}")
+        signed_in, tried = phase["customer_signed_in"], phase["customer_sign_ins"]
+        if tried == 0 or signed_in / tried < expect["customer_sign_ins"]:
+            failures.append(f"{name}: the customer signed in {signed_in} of {tried} times")
     if name == "method scan" and phase["series_grown"]:
         failures.append(f"method scan: series grew: {phase['series_grown']}")
     if name == "slow clients":

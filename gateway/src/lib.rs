@@ -36,13 +36,16 @@ pub const OPENAPI: &str = "/api/v1/openapi.json";
 pub const DOCS: &str = "/api/v1/docs";
 
 /// Each client's budget: `per_second` requests on average, `burst` at once; on the token
-/// endpoint also `sign_ins_per_minute`, `sign_in_burst` at once.
+/// endpoint also `sign_ins_per_minute`, `sign_in_burst` at once; on registration also
+/// `registrations_per_minute`, `registration_burst` at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
     pub per_second: u32,
     pub burst: u32,
     pub sign_ins_per_minute: u32,
     pub sign_in_burst: u32,
+    pub registrations_per_minute: u32,
+    pub registration_burst: u32,
     /// The proxies in front of the gateway. A request from one of them is the client's named
     /// in `X-Forwarded-For`: the right-most address there that is not a trusted proxy (the
     /// ones left of it may be made up by the client).
@@ -101,6 +104,8 @@ impl Config {
             burst: env.or("RATE_LIMIT_BURST", 200),
             sign_ins_per_minute: env.or("SIGN_IN_RATE_LIMIT_PER_MINUTE", 20),
             sign_in_burst: env.or("SIGN_IN_RATE_LIMIT_BURST", 5),
+            registrations_per_minute: env.or("REGISTRATION_RATE_LIMIT_PER_MINUTE", 10),
+            registration_burst: env.or("REGISTRATION_RATE_LIMIT_BURST", 3),
             trusted_proxies,
         };
         let origins: String = env.or("CORS_ALLOWED_ORIGINS", String::new());
@@ -133,6 +138,11 @@ impl Config {
                 "SIGN_IN_RATE_LIMIT_PER_MINUTE and SIGN_IN_RATE_LIMIT_BURST must be at least 1",
             );
         }
+        if rate_limit.registrations_per_minute == 0 || rate_limit.registration_burst == 0 {
+            env.invalid(
+                "REGISTRATION_RATE_LIMIT_PER_MINUTE and REGISTRATION_RATE_LIMIT_BURST must be at least 1",
+            );
+        }
         env.finish()?;
         Ok(Self {
             http,
@@ -151,6 +161,9 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// The OAuth2 token endpoint: sign-ins, each a password check.
 const TOKEN_PATH: &str = "/api/v1/auth/token";
+
+/// Registration: each new account a password hash.
+const REGISTRATION_PATH: &str = "/api/v1/users";
 
 /// What every forwarded request needs.
 struct Forwarding {
@@ -259,6 +272,17 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
                 sign_ins,
                 period,
                 limit.sign_in_burst,
+                &clients,
+            )?);
+        } else if path == REGISTRATION_PATH {
+            // And a budget of its own for registrations, so that a storm of them spends neither
+            // the client's sign-ins nor anyone else's.
+            let registrations = Router::new().route(path, methods);
+            let period = Duration::from_secs(60) / limit.registrations_per_minute;
+            api = api.merge(rate_limited(
+                registrations,
+                period,
+                limit.registration_burst,
                 &clients,
             )?);
         } else {
@@ -590,9 +614,12 @@ mod tests {
         .unwrap();
         assert_eq!(config.rate_limit.trusted_proxies.len(), 2);
         assert_eq!(config.rate_limit.sign_ins_per_minute, 20);
+        assert_eq!(config.rate_limit.registrations_per_minute, 10);
+        assert_eq!(config.rate_limit.registration_burst, 3);
         let refused = Config::from_env(env(&[
             ("RATE_LIMIT_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("SIGN_IN_RATE_LIMIT_PER_MINUTE", "0"),
+            ("REGISTRATION_RATE_LIMIT_BURST", "0"),
         ]))
         .err()
         .unwrap()
@@ -600,6 +627,10 @@ mod tests {
         assert!(refused.contains("RATE_LIMIT_TRUSTED_PROXIES"), "{refused}");
         assert!(
             refused.contains("SIGN_IN_RATE_LIMIT_PER_MINUTE"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("REGISTRATION_RATE_LIMIT_BURST"),
             "{refused}"
         );
     }

@@ -32,8 +32,12 @@ impl TestWorld {
 
     /// The same, with a broker the test controls (see [`TestKafka::own`]).
     pub async fn with_kafka(role: &str, schema: &str, kafka: TestKafka) -> Self {
+        Self::on(role, schema, TestDatabase::create().await, kafka).await
+    }
+
+    /// The same, on `db` (one with a locale of its own, say).
+    pub async fn on(role: &str, schema: &str, db: TestDatabase, kafka: TestKafka) -> Self {
         init_logs();
-        let db = TestDatabase::create().await;
         let database_url = db.add_service(role, schema).await;
         Self {
             identity: TestIdentity::start().await,

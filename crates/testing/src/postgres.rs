@@ -32,14 +32,28 @@ impl TestDatabase {
         Self::create_on(&admin_url()).await
     }
 
+    /// A database on the shared test cluster in UTF-8 with a UTF-8 locale (`C.utf8`, which
+    /// every glibc has), as deployments' servers are, where the cluster's own is `--no-locale`.
+    pub async fn create_utf8() -> Self {
+        Self::create_as(
+            &admin_url(),
+            "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.utf8' LC_CTYPE 'C.utf8'",
+        )
+        .await
+    }
+
     /// A database on the cluster of superuser URL `admin_url` (a [`TestPostgres`], say).
     pub async fn create_on(admin_url: &str) -> Self {
+        Self::create_as(admin_url, "").await
+    }
+
+    async fn create_as(admin_url: &str, options: &str) -> Self {
         let name = format!("test_{}", Uuid::new_v4().simple());
         let mut server = PgConnection::connect(admin_url)
             .await
             .unwrap_or_else(|e| panic!("cannot reach the test Postgres at DATABASE_ADMIN_URL ({admin_url}): {e}; run the tests through scripts/test.sh"));
         server
-            .execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+            .execute(format!(r#"CREATE DATABASE "{name}" {options}"#).as_str())
             .await
             .expect("create the test database");
         server.close().await.ok();

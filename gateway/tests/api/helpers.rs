@@ -133,6 +133,10 @@ impl Fleet {
                 ("MANAGER_EMAIL", MANAGER_EMAIL),
                 ("MANAGER_PASSWORD", PASSWORD),
                 ("RENTAL_CLIENT_SECRET", TEST_RENTAL_CLIENT_SECRET),
+                // The gateway, at 127.0.0.1, names each sign-in's client.
+                ("TRUSTED_PROXIES", "127.0.0.1"),
+                // Tests sign customers up as fast as they like.
+                ("REGISTRATIONS_PER_SECOND", "10000"),
             ]),
         )
         .await;
@@ -359,6 +363,8 @@ async fn spawn_gateway(base: &[(String, String)], extra: &[(&str, &str)]) -> Ser
         ("RATE_LIMIT_BURST".into(), "10000".into()),
         ("SIGN_IN_RATE_LIMIT_PER_MINUTE".into(), "100000".into()),
         ("SIGN_IN_RATE_LIMIT_BURST".into(), "10000".into()),
+        ("REGISTRATION_RATE_LIMIT_PER_MINUTE".into(), "100000".into()),
+        ("REGISTRATION_RATE_LIMIT_BURST".into(), "10000".into()),
     ];
     env.extend(base.iter().cloned());
     env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));

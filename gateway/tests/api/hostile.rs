@@ -277,3 +277,155 @@ async fn a_sign_in_storm_is_answered_fast_keeps_memory_bounded_and_others_sign_i
         rss_before / 1e6
     );
 }
+
+/// A client of its own: connections from `address` (127.0.0.2 and up reach the gateway on
+/// loopback as distinct clients).
+fn client_at(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_registration_storm_for_a_taken_address_leaves_sign_ins_alone() {
+    // The gateway's budget for registrations raised past reach, as a storm from many
+    // addresses would have it: all of it reaches the user service.
+    let fleet = Fleet::start().await;
+    let gateway = fleet.gateway.base_url.clone();
+    let customer = fleet.sign_up().await;
+    let email: String = sqlx::query_scalar("SELECT email FROM users.accounts WHERE id = $1")
+        .bind(customer.id)
+        .fetch_one(&fleet.db.admin)
+        .await
+        .unwrap();
+    let (_, rss_before) = series_and_rss(&fleet, &fleet.user).await;
+
+    let storm_for = Duration::from_secs(20);
+    let started = Instant::now();
+    // Four clients, eight connections each, registering the taken address back to back.
+    let storm = (0..32).map(|i| {
+        let client = client_at(&format!("127.0.0.{}", 2 + i % 4));
+        let url = format!("{gateway}/api/v1/users");
+        let email = email.clone();
+        async move {
+            let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+            while started.elapsed() < storm_for {
+                let status = match client
+                    .post(&url)
+                    .json(&serde_json::json!({
+                        "name": "Storm", "email": email, "password": "a long storm password",
+                    }))
+                    .send()
+                    .await
+                {
+                    Ok(answer) => answer.status().as_u16(),
+                    Err(_) => 0,
+                };
+                *answers.entry(status).or_default() += 1;
+            }
+            answers
+        }
+    });
+    // Meanwhile the customer signs in every half second from a client of its own.
+    let sign_ins = async {
+        let client = client_at("127.0.0.9");
+        let mut outcomes = Vec::new();
+        while started.elapsed() < storm_for {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let asked = Instant::now();
+            let status = client
+                .post(format!("{gateway}/api/v1/auth/token"))
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", email.as_str()),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .map_or(0, |answer| answer.status().as_u16());
+            outcomes.push((status, asked.elapsed()));
+        }
+        outcomes
+    };
+    let (storm, sign_ins) = tokio::join!(futures::future::join_all(storm), sign_ins);
+    let mut answers = std::collections::BTreeMap::<u16, usize>::new();
+    for client in storm {
+        for (status, count) in client {
+            *answers.entry(status).or_default() += count;
+        }
+    }
+    let signed_in = sign_ins.iter().filter(|(status, _)| *status == 200).count();
+    let mut took: Vec<Duration> = sign_ins.iter().map(|(_, took)| *took).collect();
+    took.sort();
+    let (_, rss_after) = series_and_rss(&fleet, &fleet.user).await;
+    eprintln!(
+        "registration storm of {} requests in {storm_for:?} by status {answers:?}; the customer \
+         signed in {signed_in} of {} times, median {:?}, slowest {:?}; user RSS {:.1} → {:.1} MB",
+        answers.values().sum::<usize>(),
+        sign_ins.len(),
+        took[took.len() / 2],
+        took[took.len() - 1],
+        rss_before / 1e6,
+        rss_after / 1e6,
+    );
+    assert!(
+        answers.get(&409).copied().unwrap_or(0) > 1000,
+        "the storm hardly ran: {answers:?}"
+    );
+    assert!(
+        answers
+            .keys()
+            .all(|status| [409, 429, 503].contains(status)),
+        "{answers:?}"
+    );
+    assert!(
+        signed_in * 10 >= sign_ins.len() * 8,
+        "{signed_in} of {} sign-ins succeeded during the storm",
+        sign_ins.len()
+    );
+    assert!(
+        rss_after / 1e6 < 120.0,
+        "the user service holds {:.0} MB after the storm",
+        rss_after / 1e6
+    );
+    assert_eq!(
+        fleet.count("users.accounts").await,
+        2,
+        "the manager and the customer"
+    );
+
+    // With the gateway's own budget, one client registers three new accounts at once and is
+    // then told to wait; another client is not.
+    let budgeted = fleet
+        .another_gateway(&[
+            ("REGISTRATION_RATE_LIMIT_PER_MINUTE", "10"),
+            ("REGISTRATION_RATE_LIMIT_BURST", "3"),
+        ])
+        .await;
+    let register = |client: reqwest::Client, n: usize| {
+        let url = format!("{}/api/v1/users", budgeted.base_url);
+        async move {
+            client
+                .post(url)
+                .json(&serde_json::json!({
+                    "name": "New", "email": format!("new-{n}-{}@fleet.example", uuid::Uuid::new_v4()),
+                    "password": "a long new password",
+                }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let answer = register(client_at("127.0.0.20"), n).await;
+        if answer.status() == 429 {
+            assert!(answer.headers().contains_key("retry-after"));
+        }
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 429]);
+    assert_eq!(register(client_at("127.0.0.21"), 9).await.status(), 201);
+}

@@ -19,13 +19,14 @@ use utoipa::OpenApi;
 
 use adapters::consumer::RentalActivity;
 use adapters::http::{self, Api};
-use adapters::passwords::Argon2Hasher;
+use adapters::passwords::{Argon2Hasher, HashingLimits};
 use adapters::postgres::PgAccountStore;
 use adapters::signing::{JwtIssuer, SigningKey, TokenSettings};
 use application::{
-    AccountStore, Accounts, Bootstrap, PasswordHasher, ServiceClients, SignInLimit, TokenIssuer,
+    AccountStore, Accounts, Bootstrap, PasswordHasher, RegistrationBudget, ServiceClients,
+    TokenIssuer,
 };
-use domain::{ClientSecret, Email, Name, Password, ServiceClient};
+use domain::{ClientSecret, Email, GuessingPolicy, Name, Password, ServiceClient};
 use fleet_auth::TokenVerifier;
 
 /// The service name: event source and consumer group.
@@ -73,7 +74,12 @@ pub struct Config {
     pub signing_key: KeySource,
     pub tokens: TokenSettings,
     pub manager: Option<ManagerAccount>,
-    pub sign_in_limit: SignInLimit,
+    pub guessing: GuessingPolicy,
+    pub registrations: RegistrationBudget,
+    /// The proxies (the gateway) whose `X-Forwarded-For` names a sign-in's client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Sign-ins that may wait for a hashing worker; `None` keeps four a CPU.
+    pub check_queue: Option<usize>,
     /// The services that may use the client credentials grant.
     pub clients: Vec<ServiceClient>,
 }
@@ -97,12 +103,35 @@ impl Config {
             env.invalid("TOKEN_TTL_SECS must be at least 1");
         }
         let manager = manager(&mut env);
-        let sign_in_limit = SignInLimit {
+        let guessing = GuessingPolicy {
             max_failures: env.or("SIGN_IN_MAX_FAILURES", 5),
             window: Duration::from_secs(env.or("SIGN_IN_LOCKOUT_SECS", 300)),
+            slow_after: env.or("SIGN_IN_SLOW_AFTER", 10),
+            first_delay: Duration::from_millis(100),
+            max_delay: env.millis("SIGN_IN_MAX_DELAY_MS", 2_000),
         };
-        if sign_in_limit.max_failures == 0 || sign_in_limit.window.is_zero() {
+        if guessing.max_failures == 0 || guessing.window.is_zero() {
             env.invalid("SIGN_IN_MAX_FAILURES and SIGN_IN_LOCKOUT_SECS must be at least 1");
+        }
+        let registrations = RegistrationBudget {
+            per_second: env.or("REGISTRATIONS_PER_SECOND", 20),
+        };
+        if registrations.per_second == 0 {
+            env.invalid("REGISTRATIONS_PER_SECOND must be at least 1");
+        }
+        let check_queue: Option<usize> = env.optional("PASSWORD_CHECK_QUEUE");
+        let proxies: String = env.or("TRUSTED_PROXIES", String::new());
+        let mut trusted_proxies = Vec::new();
+        for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match proxy
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| proxy.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(net) => trusted_proxies.push(net),
+                Err(_) => env.invalid(format!(
+                    "TRUSTED_PROXIES: {proxy:?} is not an address or a CIDR block such as 10.0.0.0/8"
+                )),
+            }
         }
         let clients = env
             .optional::<String>("RENTAL_CLIENT_SECRET")
@@ -121,7 +150,10 @@ impl Config {
             signing_key: signing_key.expect("no key only with a problem recorded"),
             tokens,
             manager,
-            sign_in_limit,
+            guessing,
+            registrations,
+            trusted_proxies,
+            check_queue,
             clients,
         })
     }
@@ -245,18 +277,20 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         );
     }
     let clients = ServiceClients::new(config.clients, issuer.clone());
-    let hasher = Argon2Hasher::new(None).await?;
-    let accounts = Accounts::new(
-        PgAccountStore::new(service.pool().clone()),
-        hasher,
-        issuer,
-        config.sign_in_limit,
-    );
+    let mut limits = HashingLimits::default();
+    if let Some(queue) = config.check_queue {
+        limits.queue = queue;
+    }
+    let hasher = Argon2Hasher::bounded(None, limits).await?;
+    let store = PgAccountStore::new(service.pool().clone());
+    let canonicalising = store.clone();
+    let accounts = Accounts::new(store, hasher, issuer, config.guessing, config.registrations);
     let api = Api {
         accounts: accounts.clone(),
         clients,
         verifier: Arc::new(verifier),
         jwks: Arc::new(jwks),
+        trusted_proxies: Arc::new(config.trusted_proxies),
     };
     let bootstraps = IntCounterVec::new(
         Opts::new(
@@ -273,7 +307,8 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     let mut service = service
         .with_routes(http::routes(api))
         .with_api_doc(http::ApiDoc::openapi())
-        .with_worker(move |stop| forget_old_sign_in_failures(forgetting, stop));
+        .with_worker(move |stop| forget_old_sign_in_failures(forgetting, stop))
+        .with_worker(move |stop| canonicalise_addresses(canonicalising, stop));
     if let Some(manager) = config.manager {
         service =
             service.with_worker(move |stop| bootstrap_manager(accounts, manager, bootstraps, stop));
@@ -303,6 +338,23 @@ async fn forget_old_sign_in_failures<S: AccountStore, H: PasswordHasher, I: Toke
             }
         }
     }
+}
+
+/// Once the migrations are done: gives accounts stored before the canonical form theirs.
+async fn canonicalise_addresses(store: PgAccountStore, stop: CancellationToken) {
+    match store.canonicalise_addresses().await {
+        Ok(0) => {}
+        Ok(rewritten) => {
+            tracing::info!(
+                rewritten,
+                "addresses stored before their canonical form have it now"
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot give stored addresses their canonical form")
+        }
+    }
+    stop.cancelled().await;
 }
 
 /// Creates the configured manager once (retrying while the database is away), then waits for

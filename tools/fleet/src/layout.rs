@@ -138,8 +138,12 @@ pub fn peers(service: &str, replicas: &Replicas, built: impl Fn(&str) -> bool) -
             format!("TOKEN_URL=http://127.0.0.1:{user}/api/v1/auth/token"),
         ],
         "book-management" | "payment" | "view" | "points" => vec![jwks],
-        // A signing key made at each start: tokens die with the process (local use only).
-        "user" => vec!["JWT_EPHEMERAL_KEY=true".to_owned()],
+        // A signing key made at each start: tokens die with the process (local use only). The
+        // gateway, on loopback, names each sign-in's client in X-Forwarded-For.
+        "user" => vec![
+            "JWT_EPHEMERAL_KEY=true".to_owned(),
+            "TRUSTED_PROXIES=127.0.0.1".to_owned(),
+        ],
         "gateway" => {
             let mut env = vec![jwks];
             env.extend(["user", "book-management", "rental", "payment"].map(upstream));

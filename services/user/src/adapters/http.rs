@@ -1,12 +1,13 @@
 //! user's REST API (docs/design.md §5): registration, the OAuth2 token endpoint (RFC 6749 §4.3),
 //! the JWKS (RFC 7517), the caller's profile; and its OpenAPI document.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +23,7 @@ use crate::application::{
     AccessToken, AccountStore, Accounts, AccountsError, ClientError, PasswordHasher,
     ServiceClients, StoreError, TokenIssuer,
 };
-use crate::domain::{Account, Email, Name, Password, Role, UserId};
+use crate::domain::{Account, ClientAddress, Email, Name, Password, Role, UserId};
 use fleet_auth::{Jwk, JwkSet, TokenError, TokenVerifier, Unauthorized};
 
 pub const USERS: &str = "/api/v1/users";
@@ -36,6 +37,44 @@ pub struct Api<S, H, I> {
     pub clients: ServiceClients<I>,
     pub verifier: Arc<TokenVerifier>,
     pub jwks: Arc<JwkSet>,
+    /// The proxies (the gateway) whose `X-Forwarded-For` names the client of a sign-in.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+}
+
+/// Who a request comes from: the connection's address, or from a trusted proxy the right-most
+/// address of `X-Forwarded-For` that is not one (those left of it may be made up by the
+/// client); when every hop is trusted, the left-most. Hops written `ip:port` or `[ip]:port`
+/// count by their address; a hop that is no address ends the walk.
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|hop| {
+            let hop = hop.trim();
+            hop.parse::<IpAddr>()
+                .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+                .ok()
+        })
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(address) => {
+                client = *address;
+                if !is_trusted(address) {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    client
 }
 
 pub fn routes<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(api: Api<S, H, I>) -> Router {
@@ -136,6 +175,10 @@ impl From<AccountsError> for Problem {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
                     .with_retry_after(wait.as_secs().max(1))
             }
+            AccountsError::RegistrationsBusy(wait) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                    .with_retry_after(wait.as_secs().max(1))
+            }
             AccountsError::Busy => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_retry_after(1)
             }
@@ -152,7 +195,7 @@ impl From<AccountsError> for Problem {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid values, missing or unknown fields; `errors` points at each", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Too many passwords being hashed at once, or the database away; try again after Retry-After", body = Problem, content_type = "application/problem+json",
+        (status = 503, description = "The service's registrations budget is spent, too many passwords are being hashed at once, or the database is away; try again after Retry-After", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
     ))]
 async fn register<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
@@ -455,13 +498,14 @@ fn grant(headers: &HeaderMap, body: &[u8]) -> Result<Grant, OAuthError> {
         (status = 400, description = "invalid_request, unsupported_grant_type or invalid_grant", body = OAuthError, headers(("Cache-Control" = String, description = "no-store"))),
         (status = 401, description = "invalid_client: a client credentials request whose client id or secret is wrong or missing", body = OAuthError,
             headers(("WWW-Authenticate" = String, description = "Basic realm=\"token\""), ("Cache-Control" = String, description = "no-store"))),
-        (status = 429, description = "Too many failed sign-ins with this address (whether an account has it or not): locked out until Retry-After", body = Problem, content_type = "application/problem+json",
+        (status = 429, description = "Too many failed sign-ins with this address from this client (whether an account has it or not): refused until Retry-After. Other clients are not", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64), ("Cache-Control" = String, description = "no-store"))),
         (status = 503, description = "Too many passwords being checked at once, or the database away; try again after Retry-After", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64))),
     ))]
 async fn token<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
     State(api): State<Api<S, H, I>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -480,7 +524,8 @@ async fn token<S: AccountStore, H: PasswordHasher, I: TokenIssuer>(
         Ok(Grant::ClientCredentials) => return client_credentials(&api.clients, &headers).await,
         Err(error) => return error.into_response(),
     };
-    match api.accounts.issue_token(&username, password).await {
+    let client = ClientAddress::of(client_of(peer.ip(), &headers, &api.trusted_proxies));
+    match api.accounts.issue_token(&username, password, client).await {
         Ok(token) => granted(token, None),
         Err(AccountsError::InvalidGrant) => OAuthError::new(
             OAuthErrorCode::InvalidGrant,
@@ -633,6 +678,38 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"error": "unsupported_grant_type", "error_description": "no"})
+        );
+    }
+
+    #[test]
+    fn the_client_is_the_last_untrusted_hop() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let client = |peer: &str, forwarded: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in forwarded {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            client_of(peer.parse().unwrap(), &headers, &trusted).to_string()
+        };
+        // A stranger's header is the stranger's word.
+        assert_eq!(client("192.0.2.1", &["198.51.100.7"]), "192.0.2.1");
+        // Behind the proxies: the right-most hop they do not vouch for, not the forged left.
+        assert_eq!(
+            client("10.0.0.2", &["203.0.113.9, 198.51.100.7, 10.0.0.5"]),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            client("10.0.0.2", &["203.0.113.9", "198.51.100.7:4711"]),
+            "198.51.100.7"
+        );
+        assert_eq!(client("10.0.0.2", &["[2001:db8::1]:443"]), "2001:db8::1");
+        // Every hop trusted: the left-most; nothing forwarded: the proxy itself.
+        assert_eq!(client("10.0.0.2", &["10.1.1.1, 10.2.2.2"]), "10.1.1.1");
+        assert_eq!(client("10.0.0.2", &[]), "10.0.0.2");
+        // Garbage ends the walk at the last good hop.
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.7, junk, 10.0.0.9"]),
+            "10.0.0.9"
         );
     }
 }

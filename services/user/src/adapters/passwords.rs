@@ -1,7 +1,7 @@
 //! Password hashes with Argon2id (RFC 9106), as PHC strings that carry their salt and cost.
 
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::Context;
 
@@ -16,18 +16,22 @@ use crate::domain::{Password, PasswordHash};
 /// Verifying uses the cost written in each hash.
 ///
 /// Each hash takes its memory for as long as it runs, so hashes run on `workers` threads of
-/// their own (one a CPU: more would only wait on each other), with at most `queue` more waiting;
+/// their own (one a CPU: more would only wait on each other), with a bounded queue in front;
 /// beyond that the answer is [`HashError::Busy`] at once. A hash's memory goes back to the
 /// system as the hash ends ([`return_large_blocks_on_free`]): the service holds `workers` ×
 /// 19 MiB only while that many hashes run, and idles as small as the other services.
+///
+/// Checks (sign-ins) and new hashes (registrations) wait in queues of their own. A free worker
+/// takes a check first, and at most `registration_workers` hash new passwords at once, so a
+/// storm of registrations leaves the other workers to sign-ins.
 #[derive(Clone)]
 pub struct Argon2Hasher {
     params: Params,
     /// A hash of a password nobody knows, verified when no account matches so that an unknown
     /// email takes as long as a wrong password.
     stand_in: Arc<PasswordHash>,
-    /// The hashing threads' queue, `queue` jobs long.
-    jobs: SyncSender<Job>,
+    pool: Arc<Pool>,
+    _closer: Arc<Closer>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -36,17 +40,139 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashingLimits {
     pub workers: usize,
+    /// Checks that may wait for a worker.
     pub queue: usize,
+    /// At most this many workers hash new passwords at once.
+    pub registration_workers: usize,
+    /// New passwords that may wait for a worker.
+    pub registration_queue: usize,
 }
 
 impl Default for HashingLimits {
-    /// One worker a CPU, and a queue of four a worker: a sign-in waits a few hashes at most.
+    /// One worker a CPU and a queue of four a worker for checks: a sign-in waits a few hashes
+    /// at most. Half the workers (at least one) for new passwords, with as long a queue (a
+    /// waiting job holds no hashing memory): with two CPUs, one always checks passwords,
+    /// however many register.
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             workers,
             queue: 4 * workers,
+            registration_workers: (workers / 2).max(1),
+            registration_queue: 4 * workers,
         }
+    }
+}
+
+/// The two queues and the workers that serve them.
+struct Pool {
+    lanes: Mutex<Lanes>,
+    work: Condvar,
+    limits: HashingLimits,
+}
+
+#[derive(Default)]
+struct Lanes {
+    checks: VecDeque<Job>,
+    registrations: VecDeque<Job>,
+    registrations_running: usize,
+    closed: bool,
+}
+
+/// Which queue a job waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Check,
+    Registration,
+}
+
+impl Pool {
+    fn start(limits: HashingLimits) -> anyhow::Result<Arc<Self>> {
+        let pool = Arc::new(Self {
+            lanes: Mutex::new(Lanes::default()),
+            work: Condvar::new(),
+            limits,
+        });
+        for worker in 0..limits.workers {
+            let pool = pool.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{worker}"))
+                .spawn(move || pool.serve())
+                .context("cannot start a password hashing thread")?;
+        }
+        Ok(pool)
+    }
+
+    /// A worker's life: the next check, else the next registration while fewer than the limit
+    /// run, until the hasher is dropped.
+    fn serve(&self) {
+        loop {
+            let (job, lane) = {
+                let Ok(mut lanes) = self.lanes.lock() else {
+                    return;
+                };
+                loop {
+                    if let Some(job) = lanes.checks.pop_front() {
+                        break (job, Lane::Check);
+                    }
+                    if lanes.registrations_running < self.limits.registration_workers
+                        && let Some(job) = lanes.registrations.pop_front()
+                    {
+                        lanes.registrations_running += 1;
+                        break (job, Lane::Registration);
+                    }
+                    if lanes.closed {
+                        return;
+                    }
+                    lanes = match self.work.wait(lanes) {
+                        Ok(lanes) => lanes,
+                        Err(_) => return,
+                    };
+                }
+            };
+            job();
+            if lane == Lane::Registration {
+                if let Ok(mut lanes) = self.lanes.lock() {
+                    lanes.registrations_running -= 1;
+                }
+                // A registration that waited for this slot may go now.
+                self.work.notify_all();
+            }
+        }
+    }
+
+    fn submit(&self, lane: Lane, job: Job) -> Result<(), HashError> {
+        let mut lanes = self
+            .lanes
+            .lock()
+            .map_err(|_| HashError::Failed(anyhow::anyhow!("the password hashing pool failed")))?;
+        let (queue, room) = match lane {
+            Lane::Check => (&mut lanes.checks, self.limits.queue),
+            Lane::Registration => (&mut lanes.registrations, self.limits.registration_queue),
+        };
+        if queue.len() >= room {
+            return Err(HashError::Busy);
+        }
+        queue.push_back(job);
+        drop(lanes);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    fn close(&self) {
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.closed = true;
+        }
+        self.work.notify_all();
+    }
+}
+
+/// Stops the workers once the last hasher is gone.
+struct Closer(Arc<Pool>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -58,61 +184,45 @@ impl Argon2Hasher {
 
     pub async fn bounded(memory_kib: Option<u32>, limits: HashingLimits) -> anyhow::Result<Self> {
         anyhow::ensure!(limits.workers > 0, "at least one password hashing worker");
+        anyhow::ensure!(
+            limits.registration_workers > 0,
+            "at least one worker for new passwords"
+        );
         return_large_blocks_on_free();
         let params = match memory_kib {
             Some(kib) => Params::new(kib, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST, None)
                 .map_err(|e| anyhow::anyhow!("invalid Argon2 memory cost {kib} KiB: {e}"))?,
             None => Params::default(),
         };
-        let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(limits.queue);
-        let queued = Arc::new(Mutex::new(queued));
-        for worker in 0..limits.workers {
-            let queued = queued.clone();
-            std::thread::Builder::new()
-                .name(format!("password-hash-{worker}"))
-                .spawn(move || {
-                    // Until every sender is gone, that is, until the service stops.
-                    loop {
-                        let job = queued.lock().map(|queue| queue.recv());
-                        match job {
-                            Ok(Ok(job)) => job(),
-                            _ => return,
-                        }
-                    }
-                })
-                .context("cannot start a password hashing thread")?;
-        }
+        let pool = Pool::start(limits)?;
         let mut hasher = Self {
             params,
             stand_in: Arc::new(PasswordHash::new(String::new())),
-            jobs,
+            _closer: Arc::new(Closer(pool.clone())),
+            pool,
         };
         // On a hashing thread too, so that its memory is one a worker keeps.
         let (params, secret) = (hasher.params.clone(), uuid::Uuid::new_v4().to_string());
         let stand_in = hasher
-            .run(move || hash(&params, &secret))
+            .run(Lane::Registration, move || hash(&params, &secret))
             .await
             .map_err(anyhow::Error::new)??;
         hasher.stand_in = Arc::new(stand_in);
         Ok(hasher)
     }
 
-    /// Runs `work` on a hashing thread once one is free, or answers `Busy` at once when the
-    /// queue is full.
+    /// Runs `work` on a hashing thread once one is free for `lane`, or answers `Busy` at once
+    /// when its queue is full.
     async fn run<T: Send + 'static>(
         &self,
+        lane: Lane,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = answer.send(work());
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => HashError::Busy,
-            TrySendError::Disconnected(_) => {
-                HashError::Failed(anyhow::anyhow!("the password hashing threads are gone"))
-            }
-        })?;
+        self.pool.submit(lane, job)?;
         answered
             .await
             .map_err(|_| HashError::Failed(anyhow::anyhow!("a password hashing job was lost")))
@@ -199,7 +309,9 @@ fn verify(attempt: &str, hash: &PasswordHash) -> bool {
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: Password) -> Result<PasswordHash, HashError> {
         let params = self.params.clone();
-        Ok(self.run(move || hash(&params, password.expose())).await??)
+        Ok(self
+            .run(Lane::Registration, move || hash(&params, password.expose()))
+            .await??)
     }
 
     async fn verify(&self, attempt: String, hash: Option<PasswordHash>) -> Result<bool, HashError> {
@@ -207,7 +319,9 @@ impl PasswordHasher for Argon2Hasher {
             Some(hash) => (hash, true),
             None => ((*self.stand_in).clone(), false),
         };
-        let matches = self.run(move || verify(&attempt, &hash)).await?;
+        let matches = self
+            .run(Lane::Check, move || verify(&attempt, &hash))
+            .await?;
         Ok(known && matches)
     }
 }
@@ -267,6 +381,8 @@ mod tests {
         let limits = HashingLimits {
             workers: 1,
             queue: 2,
+            registration_workers: 1,
+            registration_queue: 2,
         };
         // A cost high enough that 20 checks overlap.
         let hasher = Argon2Hasher::bounded(Some(8 * 1024), limits).await.unwrap();
@@ -281,6 +397,40 @@ mod tests {
         assert!(outcomes.iter().all(|o| !matches!(o, Ok(true))));
         // Once they are done, there is room again.
         assert!(!hasher.verify("attempt".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn registrations_cannot_take_the_workers_sign_ins_need() {
+        let limits = HashingLimits {
+            workers: 2,
+            queue: 8,
+            registration_workers: 1,
+            registration_queue: 5,
+        };
+        let hasher = Argon2Hasher::bounded(Some(8 * 1024), limits).await.unwrap();
+        let registrations: Vec<_> = (0..8)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash(password("correct horse battery")).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        // Six hash one after another on one worker (two more are refused at once, whatever
+        // the timing: five wait at most); the other worker checks the password meanwhile.
+        let check = hasher.verify("attempt".into(), None);
+        let all_registered = futures::future::join_all(registrations);
+        tokio::pin!(all_registered);
+        tokio::select! {
+            biased;
+            checked = check => assert!(!checked.unwrap()),
+            _ = &mut all_registered => panic!("the check waited for every registration"),
+        }
+        let outcomes = all_registered.await;
+        let busy = outcomes
+            .iter()
+            .filter(|o| matches!(o.as_ref().unwrap(), Err(HashError::Busy)))
+            .count();
+        assert!((2..=3).contains(&busy), "{busy} registrations refused");
     }
 
     #[tokio::test]

@@ -2,16 +2,25 @@
 
 use chrono::{DateTime, Utc};
 use fleet_messaging::outbox;
+use sha2::{Digest, Sha256};
 use shared_events::UserRegistered;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::SERVICE;
-use crate::application::{AccountStore, ActiveRentalStore, Added, SignInLimit, StoreError};
-use crate::domain::{Account, Email, Name, PasswordHash, Role, UserId};
+use crate::application::{AccountStore, ActiveRentalStore, Added, Guess, StoreError};
+use crate::domain::{
+    Account, ClientAddress, Email, EmailKey, GuessingPolicy, Name, PasswordHash, Role, UserId,
+};
 
-/// The unique index over `lower(email)`.
-const EMAIL_UNIQUE: &str = "accounts_email_unique";
+/// The unique index over the canonical address, `email_key`.
+const EMAIL_UNIQUE: &str = "accounts_email_key_unique";
+
+/// What guesses are counted under: a SHA-256 of the canonical address, so that a list of
+/// addresses an attacker tried is not kept in clear.
+fn address_key(address: &EmailKey) -> String {
+    format!("{:x}", Sha256::digest(address.as_str().as_bytes()))
+}
 
 #[derive(Clone)]
 pub struct PgAccountStore {
@@ -21,6 +30,38 @@ pub struct PgAccountStore {
 impl PgAccountStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// Gives accounts stored before the canonical form its key: the migration set `lower()`,
+    /// which is that form for ASCII addresses only. Run at start; a pair that the canonical form
+    /// finds to be one address is left as it is, and reported, for an operator to settle.
+    pub async fn canonicalise_addresses(&self) -> anyhow::Result<u64> {
+        // More bytes than characters: not ASCII.
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, email, email_key FROM accounts WHERE octet_length(email) <> length(email)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rewritten = 0;
+        for (id, email, key) in rows {
+            let canonical = EmailKey::of(&email);
+            if canonical.as_str() == key {
+                continue;
+            }
+            match sqlx::query("UPDATE accounts SET email_key = $2 WHERE id = $1")
+                .bind(id)
+                .bind(canonical.as_str())
+                .execute(&self.pool)
+                .await
+            {
+                Ok(_) => rewritten += 1,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    tracing::error!(user_id = %id, "two accounts have one canonical address; this one keeps its old key until an operator settles which stays");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(rewritten)
     }
 }
 
@@ -92,54 +133,92 @@ impl ActiveRentalStore for PgActiveRentals<'_> {
 }
 
 impl AccountStore for PgAccountStore {
-    async fn sign_in_locked(
+    async fn count_guess(
         &self,
-        attempt_key: &str,
-    ) -> Result<Option<std::time::Duration>, StoreError> {
-        let left: Option<f64> = sqlx::query_scalar(
-            "SELECT extract(epoch FROM locked_until - now())::float8 FROM sign_in_failures \
-             WHERE attempt_key = $1 AND locked_until > now()",
+        address: &EmailKey,
+        client: ClientAddress,
+        policy: GuessingPolicy,
+    ) -> Result<Guess, StoreError> {
+        // One statement, so concurrent attempts queue on the rows and each sees the others'
+        // counts. A window that is over starts again. A refused attempt (past the client's
+        // limit) is not counted against the address: it checks nothing.
+        let (failures, left, earlier): (i32, f64, Option<i32>) = sqlx::query_as(
+            "WITH guess AS ( \
+               INSERT INTO sign_in_guesses AS g (address_key, client, failures, first_failed_at) \
+               VALUES ($1, $2, 1, now()) \
+               ON CONFLICT (address_key, client) DO UPDATE SET \
+                 failures = CASE WHEN g.first_failed_at < now() - make_interval(secs => $3) \
+                                 THEN 1 ELSE least(g.failures + 1, $4 + 1) END, \
+                 first_failed_at = CASE WHEN g.first_failed_at < now() - make_interval(secs => $3) \
+                                        THEN now() ELSE g.first_failed_at END \
+               RETURNING failures, first_failed_at), \
+             pressure AS ( \
+               INSERT INTO sign_in_pressure AS p (address_key, failures, first_failed_at) \
+               SELECT $1, 1, now() FROM guess WHERE guess.failures <= $4 \
+               ON CONFLICT (address_key) DO UPDATE SET \
+                 failures = CASE WHEN p.first_failed_at < now() - make_interval(secs => $3) \
+                                 THEN 1 ELSE p.failures + 1 END, \
+                 first_failed_at = CASE WHEN p.first_failed_at < now() - make_interval(secs => $3) \
+                                        THEN now() ELSE p.first_failed_at END \
+               RETURNING failures) \
+             SELECT guess.failures, \
+                    extract(epoch FROM guess.first_failed_at + make_interval(secs => $3) - now())::float8, \
+                    (SELECT failures - 1 FROM pressure) \
+             FROM guess",
         )
-        .bind(attempt_key)
-        .fetch_optional(&self.pool)
+        .bind(address_key(address))
+        .bind(client.to_string())
+        .bind(policy.window.as_secs_f64())
+        .bind(i32::try_from(policy.max_failures).unwrap_or(i32::MAX - 1))
+        .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
-        Ok(left.map(|secs| std::time::Duration::from_secs_f64(secs.max(0.0).ceil())))
+        Ok(match earlier {
+            Some(earlier) if u32::try_from(failures).unwrap_or(u32::MAX) <= policy.max_failures => {
+                Guess::Counted {
+                    earlier_failures: u32::try_from(earlier).unwrap_or(0),
+                }
+            }
+            _ => Guess::Refused(std::time::Duration::from_secs_f64(left.max(1.0).ceil())),
+        })
     }
 
-    async fn sign_in_failed(
+    async fn withdraw_guess(
         &self,
-        attempt_key: &str,
-        limit: SignInLimit,
+        address: &EmailKey,
+        client: ClientAddress,
     ) -> Result<(), StoreError> {
-        // One statement: concurrent failures each count. A window that is over starts again.
         sqlx::query(
-            "INSERT INTO sign_in_failures AS f (attempt_key, failures, first_failed_at) \
-             VALUES ($1, 1, now()) \
-             ON CONFLICT (attempt_key) DO UPDATE SET \
-               failures = CASE WHEN f.first_failed_at < now() - make_interval(secs => $2) \
-                               THEN 1 ELSE f.failures + 1 END, \
-               first_failed_at = CASE WHEN f.first_failed_at < now() - make_interval(secs => $2) \
-                                      THEN now() ELSE f.first_failed_at END, \
-               locked_until = CASE WHEN f.first_failed_at >= now() - make_interval(secs => $2) \
-                                        AND f.failures + 1 >= $3 \
-                                   THEN now() + make_interval(secs => $2) ELSE f.locked_until END",
+            "WITH guess AS ( \
+               UPDATE sign_in_guesses SET failures = greatest(failures - 1, 0) \
+               WHERE address_key = $1 AND client = $2) \
+             UPDATE sign_in_pressure SET failures = greatest(failures - 1, 0) \
+             WHERE address_key = $1",
         )
-        .bind(attempt_key)
-        .bind(limit.window.as_secs_f64())
-        .bind(i32::try_from(limit.max_failures).unwrap_or(i32::MAX))
+        .bind(address_key(address))
+        .bind(client.to_string())
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn sign_in_succeeded(&self, attempt_key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sign_in_failures WHERE attempt_key = $1")
-            .bind(attempt_key)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+    async fn sign_in_succeeded(
+        &self,
+        address: &EmailKey,
+        client: ClientAddress,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "WITH guess AS ( \
+               DELETE FROM sign_in_guesses WHERE address_key = $1 AND client = $2) \
+             UPDATE sign_in_pressure SET failures = greatest(failures - 1, 0) \
+             WHERE address_key = $1",
+        )
+        .bind(address_key(address))
+        .bind(client.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
@@ -148,19 +227,30 @@ impl AccountStore for PgAccountStore {
         window: std::time::Duration,
         batch: i64,
     ) -> Result<u64, StoreError> {
-        let forgotten = sqlx::query(
-            "DELETE FROM sign_in_failures WHERE attempt_key IN ( \
-                 SELECT attempt_key FROM sign_in_failures \
-                 WHERE first_failed_at < now() - make_interval(secs => $1) \
-                   AND (locked_until IS NULL OR locked_until < now()) \
-                 LIMIT $2)",
-        )
-        .bind(window.as_secs_f64())
-        .bind(batch)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        Ok(forgotten.rows_affected())
+        let mut forgotten = 0;
+        for table in ["sign_in_guesses", "sign_in_pressure"] {
+            let done = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE ctid IN ( \
+                     SELECT ctid FROM {table} \
+                     WHERE first_failed_at < now() - make_interval(secs => $1) \
+                     LIMIT $2)"
+            ))
+            .bind(window.as_secs_f64())
+            .bind(batch)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            forgotten += done.rows_affected();
+        }
+        Ok(forgotten)
+    }
+
+    async fn email_taken(&self, email: &Email) -> Result<bool, StoreError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE email_key = $1)")
+            .bind(email.key().as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)
     }
 
     async fn add(
@@ -171,12 +261,14 @@ impl AccountStore for PgAccountStore {
     ) -> Result<Added, StoreError> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let inserted = sqlx::query(
-            "INSERT INTO accounts (id, name, email, password_hash, role, active_rentals, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO accounts \
+               (id, name, email, email_key, password_hash, role, active_rentals, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(account.id.0)
         .bind(account.name.as_str())
         .bind(account.email.as_str())
+        .bind(account.email.key().as_str())
         .bind(hash.as_str())
         .bind(account.role.as_str())
         .bind(account.active_rentals as i32)
@@ -217,12 +309,12 @@ impl AccountStore for PgAccountStore {
         &self,
         email: &Email,
     ) -> Result<Option<(Account, PasswordHash)>, StoreError> {
-        // lower() on both sides, as the unique index has it: Postgres alone decides which
-        // addresses are the same.
+        // The canonical form the unique index holds: the service, not the server's locale,
+        // decides which spellings are one address.
         let row: Option<CredentialsRow> = sqlx::query_as(&format!(
-            "SELECT password_hash, {COLUMNS} FROM accounts WHERE lower(email) = lower($1)"
+            "SELECT password_hash, {COLUMNS} FROM accounts WHERE email_key = $1"
         ))
-        .bind(email.as_str())
+        .bind(email.key().as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;

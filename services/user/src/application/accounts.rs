@@ -1,12 +1,15 @@
-use chrono::{DateTime, SubsecRound, Utc};
+use std::sync::Arc;
+use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use chrono::{DateTime, SubsecRound, Utc};
+use governor::{DefaultDirectRateLimiter, Quota};
 
 use super::ports::{
-    AccessToken, AccountStore, Added, HashError, PasswordHasher, SignInLimit, StoreError,
-    TokenIssuer,
+    AccessToken, AccountStore, Added, Guess, HashError, PasswordHasher, StoreError, TokenIssuer,
 };
-use crate::domain::{Account, Email, Name, Password, UserId};
+use crate::domain::{
+    Account, ClientAddress, Email, EmailKey, GuessingPolicy, Name, Password, UserId,
+};
 
 /// Microseconds: what Postgres keeps, so an answer and a later read agree.
 fn now() -> DateTime<Utc> {
@@ -24,10 +27,13 @@ pub enum AccountsError {
     InvalidGrant,
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Too many failed sign-ins with this address: come back after the lock-out. The same for
-    /// an address with no account, so it tells nothing.
-    #[error("too many failed sign-ins with this address; try again in {} s", .0.as_secs().max(1))]
-    SignInLocked(std::time::Duration),
+    /// Too many failed sign-ins with this address from this client: come back after the
+    /// window. The same for an address with no account, so it tells nothing.
+    #[error("too many failed sign-ins with this address from here; try again in {} s", .0.as_secs().max(1))]
+    SignInLocked(Duration),
+    /// The service's registrations budget is spent: come back in a moment.
+    #[error("too many registrations at once; try again in {} s", .0.as_secs().max(1))]
+    RegistrationsBusy(Duration),
     /// Passwords are being checked as fast as the service can: come back in a moment.
     #[error("too many sign-ins and registrations at once; try again in a moment")]
     Busy,
@@ -45,13 +51,11 @@ impl From<HashError> for AccountsError {
     }
 }
 
-/// What failed sign-ins are counted under: the address as typed, trimmed and lower-cased (as
-/// the unique index compares emails), hashed so that the addresses tried are not kept.
-fn attempt_key(username: &str) -> String {
-    format!(
-        "{:x}",
-        Sha256::digest(username.trim().to_lowercase().as_bytes())
-    )
+/// How many new accounts this service opens a second, whoever asks: each costs a hash, and
+/// the hashing capacity is shared with sign-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationBudget {
+    pub per_second: u32,
 }
 
 /// What bootstrapping the configured manager found.
@@ -69,26 +73,48 @@ pub struct Accounts<S, H, I> {
     store: S,
     hasher: H,
     issuer: I,
-    sign_in_limit: SignInLimit,
+    guessing: GuessingPolicy,
+    registrations: Arc<DefaultDirectRateLimiter>,
 }
 
 impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
-    pub fn new(store: S, hasher: H, issuer: I, sign_in_limit: SignInLimit) -> Self {
+    pub fn new(
+        store: S,
+        hasher: H,
+        issuer: I,
+        guessing: GuessingPolicy,
+        registrations: RegistrationBudget,
+    ) -> Self {
+        let per_second =
+            std::num::NonZeroU32::new(registrations.per_second.max(1)).expect("at least one");
         Self {
             store,
             hasher,
             issuer,
-            sign_in_limit,
+            guessing,
+            registrations: Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(
+                per_second,
+            ))),
         }
     }
 
-    /// Opens a customer's account and announces it.
+    /// Opens a customer's account and announces it. A taken address is found before any hash
+    /// (a storm of registrations for one costs a lookup each), and the hashes of new ones are
+    /// within the service's budget.
     pub async fn register(
         &self,
         name: Name,
         email: Email,
         password: Password,
     ) -> Result<Account, AccountsError> {
+        if self.store.email_taken(&email).await? {
+            return Err(AccountsError::EmailTaken);
+        }
+        if let Err(not_until) = self.registrations.check() {
+            let now = governor::clock::Clock::now(self.registrations.clock());
+            let wait = not_until.wait_time_from(now);
+            return Err(AccountsError::RegistrationsBusy(wait));
+        }
         let hash = self.hasher.hash(password).await?;
         let (account, event) = Account::register(name, email, now());
         match self.store.add(&account, &hash, Some(event)).await? {
@@ -100,18 +126,33 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
         }
     }
 
-    /// Signs in with an email and a password (OAuth2's resource owner password grant).
+    /// Signs in with an email and a password (OAuth2's resource owner password grant), from
+    /// `client`. The attempt is counted as a failure before the password is checked and taken
+    /// back if it was right; see [`GuessingPolicy`] for what the counts do.
     pub async fn issue_token(
         &self,
         username: &str,
         password: String,
+        client: ClientAddress,
     ) -> Result<AccessToken, AccountsError> {
-        // Failures are counted per address, whether an account has it or not, so a lock-out
-        // tells nothing; a locked address costs no password check.
-        let attempt_key = attempt_key(username);
-        if let Some(wait) = self.store.sign_in_locked(&attempt_key).await? {
-            tracing::info!("sign-in refused: the address is locked out");
-            return Err(AccountsError::SignInLocked(wait));
+        // Counted per address tried, whether an account has it or not, so a refusal tells
+        // nothing; a refused client costs no password check.
+        let address = EmailKey::of(username.trim());
+        let earlier_failures = match self
+            .store
+            .count_guess(&address, client, self.guessing)
+            .await?
+        {
+            Guess::Counted { earlier_failures } => earlier_failures,
+            Guess::Refused(wait) => {
+                tracing::info!(%client, "sign-in refused: this client has guessed too often");
+                return Err(AccountsError::SignInLocked(wait));
+            }
+        };
+        let delay = self.guessing.delay(earlier_failures);
+        if !delay.is_zero() {
+            tracing::info!(%client, delay_ms = delay.as_millis() as u64, earlier_failures, "sign-in slowed: its address is being guessed");
+            tokio::time::sleep(delay).await;
         }
         // An address that cannot exist is treated as an unknown one, down to the time taken.
         let found = match Email::parse(username) {
@@ -119,10 +160,17 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
             Err(_) => None,
         };
         let (account, hash) = found.unzip();
-        let valid = self.hasher.verify(password, hash).await?;
+        let valid = match self.hasher.verify(password, hash).await {
+            Ok(valid) => valid,
+            Err(e) => {
+                // Nothing was checked: the attempt does not count.
+                self.store.withdraw_guess(&address, client).await?;
+                return Err(e.into());
+            }
+        };
         match account {
             Some(account) if valid => {
-                self.store.sign_in_succeeded(&attempt_key).await?;
+                self.store.sign_in_succeeded(&address, client).await?;
                 let token = self
                     .issuer
                     .issue(&account)
@@ -132,19 +180,16 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
                 Ok(token)
             }
             _ => {
-                self.store
-                    .sign_in_failed(&attempt_key, self.sign_in_limit)
-                    .await?;
-                tracing::info!("sign-in refused");
+                tracing::info!(%client, "sign-in refused");
                 Err(AccountsError::InvalidGrant)
             }
         }
     }
 
-    /// Forgets failure counts that no longer lock anything out.
+    /// Forgets failure counts whose window is over.
     pub async fn forget_old_sign_in_failures(&self) -> Result<u64, StoreError> {
         self.store
-            .forget_old_sign_in_failures(self.sign_in_limit.window, 1000)
+            .forget_old_sign_in_failures(self.guessing.window, 1000)
             .await
     }
 

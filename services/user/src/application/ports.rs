@@ -1,6 +1,9 @@
 use shared_events::UserRegistered;
 
-use crate::domain::{Account, Email, Password, PasswordHash, ServiceClient, UserId};
+use crate::domain::{
+    Account, ClientAddress, Email, EmailKey, GuessingPolicy, Password, PasswordHash, ServiceClient,
+    UserId,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -17,45 +20,56 @@ pub enum Added {
     EmailTaken,
 }
 
-/// When failed sign-ins lock an address out: `max_failures` within `window` lock it for `window`
-/// from the last of them.
+/// What counting a sign-in attempt before its check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SignInLimit {
-    pub max_failures: u32,
-    pub window: std::time::Duration,
+pub enum Guess {
+    /// The attempt is counted; `earlier_failures` attempts against the address (any client)
+    /// failed within the window before it.
+    Counted { earlier_failures: u32 },
+    /// This client has failed too often against this address: refused for this long.
+    Refused(std::time::Duration),
 }
 
 /// Where accounts live. Adding one stores it with its event atomically: no event without its
 /// account, no account without its event.
 pub trait AccountStore: Clone + Send + Sync + 'static {
-    /// How long sign-ins with the address of `attempt_key` stay refused, if they are.
-    fn sign_in_locked(
+    /// Counts an attempt to sign in with `address` from `client` as a failure before its
+    /// password is checked, in one atomic step, so concurrent guesses cannot pass together;
+    /// unless the client has already failed `policy.max_failures` times within the window.
+    fn count_guess(
         &self,
-        attempt_key: &str,
-    ) -> impl Future<Output = Result<Option<std::time::Duration>, StoreError>> + Send;
+        address: &EmailKey,
+        client: ClientAddress,
+        policy: GuessingPolicy,
+    ) -> impl Future<Output = Result<Guess, StoreError>> + Send;
 
-    /// Counts a failed sign-in; locks the address out once `limit` is reached.
-    fn sign_in_failed(
+    /// Takes a counted attempt back: its password was never checked.
+    fn withdraw_guess(
         &self,
-        attempt_key: &str,
-        limit: SignInLimit,
+        address: &EmailKey,
+        client: ClientAddress,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// A sign-in succeeded: its address's failures are forgotten.
+    /// The password was right: the client's failures against the address are forgotten, and the
+    /// attempt no longer counts against the address.
     fn sign_in_succeeded(
         &self,
-        attempt_key: &str,
+        address: &EmailKey,
+        client: ClientAddress,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes up to `batch` failure counts whose window and lock-out are over; returns how many.
+    /// Deletes up to `batch` counts whose window is over; returns how many.
     fn forget_old_sign_in_failures(
         &self,
         window: std::time::Duration,
         batch: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Whether an account signs in with this address (in its canonical form).
+    fn email_taken(&self, email: &Email) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Stores a new account, its password hash and (for a customer) its event, unless an
-    /// account has the same email whatever its case: even when registrations race, one wins.
+    /// account has the same canonical email: even when registrations race, one wins.
     fn add(
         &self,
         account: &Account,
@@ -65,7 +79,7 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
 
     fn get(&self, id: UserId) -> impl Future<Output = Result<Option<Account>, StoreError>> + Send;
 
-    /// The account that signs in with `email` (whatever its case), and its password hash.
+    /// The account that signs in with `email` (by its canonical form), and its password hash.
     fn credentials(
         &self,
         email: &Email,
@@ -101,7 +115,8 @@ pub enum HashError {
 }
 
 /// Turns passwords into hashes and checks attempts against them. Both are slow on purpose, so
-/// implementations do the work off the async threads, a bounded number at a time.
+/// implementations do the work off the async threads, a bounded number at a time, and keep
+/// capacity for checks (sign-ins) that hashing (registrations) cannot take.
 pub trait PasswordHasher: Clone + Send + Sync + 'static {
     fn hash(
         &self,

@@ -2,8 +2,10 @@
 
 mod account;
 mod client;
+mod sign_in;
 mod values;
 
 pub use account::Account;
 pub use client::{ClientSecret, MIN_SECRET_CHARS, ServiceClient};
-pub use values::{Email, Name, Password, PasswordHash, Role, UserId, ValueError};
+pub use sign_in::{ClientAddress, GuessingPolicy};
+pub use values::{Email, EmailKey, Name, Password, PasswordHash, Role, UserId, ValueError};

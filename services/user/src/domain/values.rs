@@ -55,9 +55,43 @@ impl Name {
 }
 
 /// An email address, the name an account signs in with. Kept as written (trimmed); two
-/// addresses that differ only in case are the same account.
+/// addresses with the same [`EmailKey`] are the same account.
 #[derive(Debug, Clone)]
-pub struct Email(String);
+pub struct Email {
+    written: String,
+    key: EmailKey,
+}
+
+/// An address in its one canonical form: what lookup, uniqueness and the counting of failed
+/// sign-ins compare. Computed here and stored beside the address, so that no database locale
+/// decides which spellings are the same account.
+///
+/// The form is RFC 8265's case-mapped username profile, with compatibility forms folded too:
+/// NFKC (full-width `Ｉ` is `I`), lower case, NFC. Then a dot above after `i` or `j` is dropped,
+/// since those letters have a dot already (Unicode's Soft_Dotted): `İ` lowers to `i` + U+0307,
+/// which looks and reads as `i`, so `İris@…` and `iris@…` are one account, whatever the server's
+/// collation would say.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailKey(String);
+
+impl EmailKey {
+    pub fn of(address: &str) -> Self {
+        use unicode_normalization::UnicodeNormalization;
+        let lowered: String = address.nfkc().collect::<String>().to_lowercase();
+        let mut key = String::with_capacity(lowered.len());
+        for c in lowered.nfc() {
+            if c == '\u{307}' && key.ends_with(['i', 'j']) {
+                continue;
+            }
+            key.push(c);
+        }
+        Self(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl Email {
     /// RFC 5321's limit on a forward path.
@@ -93,21 +127,24 @@ impl Email {
                 "email needs a domain with a dot after the @, as in example.com",
             ));
         }
-        Ok(Self(email.to_owned()))
+        Ok(Self {
+            written: email.to_owned(),
+            key: EmailKey::of(email),
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.written
     }
 
-    /// The address as an identity: lower case.
-    pub fn identity(&self) -> String {
-        self.0.to_lowercase()
+    /// The address as an identity: its canonical form.
+    pub fn key(&self) -> &EmailKey {
+        &self.key
     }
 
-    /// What comes before the `@`, in lower case.
+    /// What comes before the `@`, in canonical form.
     pub fn local_part(&self) -> String {
-        local_part(&self.identity()).to_owned()
+        local_part(self.key.as_str()).to_owned()
     }
 }
 
@@ -117,7 +154,7 @@ fn local_part(email: &str) -> &str {
 
 impl PartialEq for Email {
     fn eq(&self, other: &Self) -> bool {
-        self.identity() == other.identity()
+        self.key == other.key
     }
 }
 
@@ -280,13 +317,36 @@ mod tests {
     fn plausible_addresses_are_accepted_as_written() {
         let email = Email::parse("  Ursula.Le-Guin+books@Example.org ").unwrap();
         assert_eq!(email.as_str(), "Ursula.Le-Guin+books@Example.org");
-        assert_eq!(email.identity(), "ursula.le-guin+books@example.org");
+        assert_eq!(email.key().as_str(), "ursula.le-guin+books@example.org");
         assert_eq!(email.local_part(), "ursula.le-guin+books");
         assert_eq!(
             email,
             Email::parse("ursula.le-guin+BOOKS@example.ORG").unwrap()
         );
         assert!(Email::parse("a@b.co").is_ok());
+    }
+
+    #[test]
+    fn spellings_of_one_address_share_one_key() {
+        let key = |raw: &str| Email::parse(raw).unwrap().key().as_str().to_owned();
+        // A dotted capital I, the Turkish spelling PostgreSQL's lower() maps to `i` under a
+        // UTF-8 collation while Rust's lower case keeps the dot as a combining mark.
+        assert_eq!(key("\u{130}ris@example.org"), "iris@example.org");
+        assert_eq!(key("I\u{307}ris@example.org"), "iris@example.org");
+        // Full-width letters and a composed or decomposed accent.
+        assert_eq!(key("\u{ff29}RIS@example.org"), "iris@example.org");
+        assert_eq!(
+            key("Ren\u{e9}e@example.org"),
+            key("rene\u{301}e@EXAMPLE.org")
+        );
+        // Different letters stay different: the dotless ı is not i, and a dot on another
+        // letter is kept.
+        assert_ne!(key("\u{131}ris@example.org"), "iris@example.org");
+        assert_eq!(key("a\u{307}@example.org"), "\u{227}@example.org");
+        assert_eq!(
+            Email::parse("\u{130}RIS@example.org").unwrap(),
+            Email::parse("iris@example.org").unwrap()
+        );
     }
 
     #[test]

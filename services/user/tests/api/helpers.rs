@@ -74,6 +74,10 @@ impl World {
         Self(TestWorld::new("user_svc", "users").await)
     }
 
+    pub fn on(world: TestWorld) -> Self {
+        Self(world)
+    }
+
     /// The test settings, the test key among them, with `extra` added.
     pub fn env_with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut settings = vec![("JWT_SIGNING_KEY", signing_pem())];

@@ -2,6 +2,7 @@
 
 mod clients;
 mod consumer;
+mod guessing;
 mod helpers;
 mod manager;
 mod operations;
