@@ -1,26 +1,43 @@
-//! The keys tokens are checked against: fetched from the user service's JWKS, fetched again for
-//! an unknown key id, and kept in the service's own store for a start while the user service is
-//! away.
+//! The keys tokens are checked against: fetched from the user service's JWKS (over TLS where the
+//! deployment has it), fetched again for an unknown key id (once, shared, and rarely), and kept
+//! in the service's own store for a start while the user service does not answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use fleet_config::Env;
+use fleet_http::health::Readiness;
 use futures::future::BoxFuture;
 
 use crate::{Caller, JwkSet, Principal, TokenError, TokenVerifier, Unauthorized, bearer};
+
+/// Keys a service kept, and how long ago the user service last served them (by the store's
+/// clock).
+#[derive(Debug, Clone)]
+pub struct KeptKeys {
+    pub keys: JwkSet,
+    pub age: Duration,
+}
 
 /// Where a service keeps the last signing keys it fetched (a table of its own schema), so that a
 /// replica started while the user service is away checks tokens all the same.
 pub trait KeyStore: Send + Sync + 'static {
     /// The kept keys, if any; an error while the store is not ready yet (migrations to run).
-    fn load(&self) -> BoxFuture<'_, anyhow::Result<Option<JwkSet>>>;
+    fn load(&self) -> BoxFuture<'_, anyhow::Result<Option<KeptKeys>>>;
+    /// Keeps `keys` as served just now.
     fn keep<'a>(&'a self, keys: &'a JwkSet) -> BoxFuture<'a, anyhow::Result<()>>;
 }
+
 /// Where the signing keys are published and what a token must say about itself.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub jwks_url: String,
+    /// The CA certificates (PEM) an `https` JWKS URL is checked against; `None`: the system's.
+    pub jwks_ca: Option<Vec<u8>>,
+    /// Keys the user service has not served for this long are no longer used, fetched or kept.
+    pub max_key_age: Duration,
     pub issuer: String,
     pub audience: String,
     /// The audience of other services' tokens for this one (its name), if it takes any
@@ -29,11 +46,43 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// `JWKS_URL` (required), `JWT_ISSUER` (default `book-rental-fleet`), `JWT_AUDIENCE`
-    /// (default `book-rental-api`).
+    /// `JWKS_URL` (required), `JWKS_CA_FILE` (optional), `JWKS_MAX_AGE_SECS` (default a day),
+    /// `JWT_ISSUER` (default `book-rental-fleet`), `JWT_AUDIENCE` (default `book-rental-api`).
     pub fn read(env: &mut Env) -> Self {
+        let jwks_url: String = env.required("JWKS_URL");
+        let ca_file = env
+            .optional::<String>("JWKS_CA_FILE")
+            .filter(|path| !path.is_empty());
+        let max_key_age = Duration::from_secs(env.or("JWKS_MAX_AGE_SECS", 86_400));
+        let https = jwks_url.starts_with("https://");
+        if !jwks_url.is_empty() && !https && !jwks_url.starts_with("http://") {
+            env.invalid(format!(
+                "JWKS_URL={jwks_url:?} must be an http:// or https:// address"
+            ));
+        }
+        let jwks_ca = ca_file.and_then(|path| {
+            if !https {
+                env.invalid("JWKS_CA_FILE is set but JWKS_URL is not an https:// address");
+                return None;
+            }
+            let pem = std::fs::read(&path)
+                .map_err(|e| env.invalid(format!("JWKS_CA_FILE={path:?} cannot be read: {e}")))
+                .ok()?;
+            match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => Some(pem),
+                _ => {
+                    env.invalid(format!("JWKS_CA_FILE={path:?} holds no PEM certificate"));
+                    None
+                }
+            }
+        });
+        if max_key_age.is_zero() {
+            env.invalid("JWKS_MAX_AGE_SECS must be at least 1");
+        }
         Self {
-            jwks_url: env.required("JWKS_URL"),
+            jwks_url,
+            jwks_ca,
+            max_key_age,
             issuer: env.or("JWT_ISSUER", "book-rental-fleet".to_owned()),
             audience: env.or("JWT_AUDIENCE", "book-rental-api".to_owned()),
             service_audience: None,
@@ -50,70 +99,131 @@ impl AuthConfig {
         Ok(TokenVerifier::new(jwks, &self.issuer, &self.audience)?
             .accepting_services(self.service_audience.as_deref()))
     }
+
+    /// The client the keys are fetched with: only `JWKS_CA_FILE`'s CAs when it is set.
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .pool_idle_timeout(fleet_http::server::CLIENT_POOL_IDLE_TIMEOUT);
+        if let Some(pem) = &self.jwks_ca {
+            builder = builder.tls_certs_only(reqwest::Certificate::from_pem_bundle(pem)?);
+        }
+        Ok(builder.build()?)
+    }
 }
 
-/// Fetch the keys again at most this often, however many unknown key ids arrive.
-const REFETCH_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// Once the user service has served keys, an unknown key id fetches them again at most this
+/// often: a flood of made-up key ids costs the user service one request per replica per period,
+/// and no new verifier (whose memory of checked tokens would go) nor write to the store.
+const REFETCH_AFTER: Duration = Duration::from_secs(5);
 
-/// How often start-up tries again for keys (from the user service, or kept in the schema).
-const PREFETCH_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+/// The least time between two attempts while the user service does not answer: requests with
+/// an unknown key id meanwhile wait for the next attempt and share it.
+const RETRY_GAP: Duration = Duration::from_millis(500);
 
-/// Tokens checked against the keys published at `JWKS_URL`: fetched at start, fetched again
-/// when a token names an unknown key, and kept while the user service is away. A service keeps
-/// the last keys it fetched in its own schema too, so a replica started while the user service is
-/// away checks tokens all the same.
+/// How often a service whose keys the user service served asks again: to learn a new key before
+/// a token names it, and to keep the keys from ageing out.
+const CONFIRM_EVERY: Duration = Duration::from_secs(300);
+
+/// Unchanged keys are written to the store again at most this often, so that their age there
+/// says when the user service last served them without a write per fetch.
+const KEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// The longest wait between attempts while the service runs on kept keys or none.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Tokens checked against the keys published at `JWKS_URL`.
+///
+/// At start a service asks the user service; only when it does not answer (refused, timed out)
+/// are the keys kept in the service's schema used, if younger than `JWKS_MAX_AGE_SECS`, and the
+/// service goes on asking until it answers. A token naming a key the service does not hold makes
+/// one fetch, shared by every request waiting on it, before the answer: a 401 says the user
+/// service does not publish that key, a 503 that it could not be asked.
 #[derive(Clone)]
-pub struct RemoteKeys(std::sync::Arc<Remote>);
+pub struct RemoteKeys(Arc<Remote>);
 
 struct Remote {
     config: AuthConfig,
     http: reqwest::Client,
-    verifier: std::sync::RwLock<Option<std::sync::Arc<TokenVerifier>>>,
-    fetched_at: tokio::sync::Mutex<Option<std::time::Instant>>,
+    held: std::sync::RwLock<Option<Held>>,
+    /// One fetch at a time; requests with an unknown key id queue here.
+    fetches: tokio::sync::Mutex<Fetches>,
+    /// Fetches finished, to tell a request that one ran while it waited.
+    attempts: AtomicU64,
     /// Where the last fetched keys are kept (the service's own schema).
     kept_in: Option<Arc<dyn KeyStore>>,
     /// Keys fetched before the table existed (migrations not run yet), to keep once it does.
     unkept: std::sync::Mutex<Option<JwkSet>>,
 }
 
+#[derive(Clone)]
+struct Held {
+    verifier: Arc<TokenVerifier>,
+    set: JwkSet,
+    /// Not used after this, unless the user service serves the keys again.
+    good_until: Instant,
+    /// The user service served them to this process (not only kept from an earlier run).
+    served: bool,
+}
+
+#[derive(Default)]
+struct Fetches {
+    last_attempt: Option<Instant>,
+    last_served: Option<Instant>,
+    last_kept: Option<Instant>,
+}
+
+/// Why a fetch brought no keys.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    /// No answer: refused, timed out, or broken. Kept keys may stand in.
+    #[error("the user service does not answer: {0:#}")]
+    Unanswered(anyhow::Error),
+    /// An answer, but no usable keys: the service waits for some.
+    #[error("the user service answered without usable keys: {0:#}")]
+    Unusable(anyhow::Error),
+}
+
 impl RemoteKeys {
-    pub fn new(config: AuthConfig) -> Self {
+    pub fn new(config: AuthConfig) -> anyhow::Result<Self> {
         Self::with_store(config, None)
     }
 
     /// Keys kept in `store` as well.
-    pub fn kept_in(config: AuthConfig, store: Arc<dyn KeyStore>) -> Self {
+    pub fn kept_in(config: AuthConfig, store: Arc<dyn KeyStore>) -> anyhow::Result<Self> {
         Self::with_store(config, Some(store))
     }
 
-    fn with_store(config: AuthConfig, kept_in: Option<Arc<dyn KeyStore>>) -> Self {
-        Self(std::sync::Arc::new(Remote {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(3))
-                .pool_idle_timeout(fleet_http::server::CLIENT_POOL_IDLE_TIMEOUT)
-                .build()
-                .expect("an HTTP client without TLS always builds"),
+    fn with_store(config: AuthConfig, kept_in: Option<Arc<dyn KeyStore>>) -> anyhow::Result<Self> {
+        Ok(Self(Arc::new(Remote {
+            http: config.client()?,
             config,
-            verifier: std::sync::RwLock::default(),
-            fetched_at: tokio::sync::Mutex::default(),
+            held: std::sync::RwLock::default(),
+            fetches: tokio::sync::Mutex::default(),
+            attempts: AtomicU64::new(0),
             kept_in,
             unkept: std::sync::Mutex::default(),
-        }))
+        })))
     }
 
-    fn current(&self) -> Option<std::sync::Arc<TokenVerifier>> {
-        self.0.verifier.read().expect("not poisoned").clone()
+    fn held(&self) -> Option<Held> {
+        self.0.held.read().expect("not poisoned").clone()
     }
 
-    /// Whether tokens can be checked: some keys are held.
+    /// The verifier, unless its keys are past their age.
+    fn current(&self) -> Option<Arc<TokenVerifier>> {
+        self.held()
+            .filter(|held| Instant::now() < held.good_until)
+            .map(|held| held.verifier)
+    }
+
+    /// Whether tokens can be checked: keys are held, young enough.
     pub fn holds_keys(&self) -> bool {
         self.current().is_some()
     }
 
-    fn install(&self, verifier: TokenVerifier) -> std::sync::Arc<TokenVerifier> {
-        let verifier = std::sync::Arc::new(verifier);
-        *self.0.verifier.write().expect("not poisoned") = Some(verifier.clone());
-        verifier
+    fn install(&self, held: Held) {
+        *self.0.held.write().expect("not poisoned") = Some(held);
     }
 
     /// The person named by the request's bearer token; a service's token is not one.
@@ -135,7 +245,7 @@ impl RemoteKeys {
             None => Err(TokenError::UnknownKey(String::new())),
         };
         let outcome = match outcome {
-            Err(TokenError::UnknownKey(_)) => match self.refresh().await {
+            Err(TokenError::UnknownKey(kid)) => match self.refetch_for(&kid).await {
                 Some(verifier) => verifier.verify_principal(token),
                 None => return Err(Unauthorized::KeysUnavailable),
             },
@@ -147,43 +257,183 @@ impl RemoteKeys {
         })
     }
 
-    /// Gets the keys at start-up: from the user service, else the ones kept in the service's
-    /// schema, retrying until it has some. Returns whether it has (false only when stopped
-    /// first); the caller turns ready then.
-    pub async fn prefetch(self, stop: tokio_util::sync::CancellationToken) -> bool {
+    /// The keys to check a token naming `kid` with, after one fetch shared with every request
+    /// waiting meanwhile; `None` when the user service could not be asked and `kid` is unknown.
+    async fn refetch_for(&self, kid: &str) -> Option<Arc<TokenVerifier>> {
+        let knows = |verifier: &Arc<TokenVerifier>| verifier.keys.contains_key(kid);
+        let arrived = self.0.attempts.load(Ordering::SeqCst);
+        let mut fetches = self.0.fetches.lock().await;
+        if let Some(verifier) = self.current().filter(knows) {
+            return Some(verifier);
+        }
+        // Served just now, without that key: the token is not the user service's.
+        if fetches
+            .last_served
+            .is_some_and(|at| at.elapsed() < REFETCH_AFTER)
+        {
+            return self.current();
+        }
+        // A fetch ran while this request waited, and failed: share its outcome.
+        if self.0.attempts.load(Ordering::SeqCst) != arrived {
+            return None;
+        }
+        if let Some(at) = fetches.last_attempt {
+            tokio::time::sleep(RETRY_GAP.saturating_sub(at.elapsed())).await;
+        }
+        match self.fetch(&mut fetches).await {
+            Ok(()) => self.current(),
+            Err(_) => self.current().filter(knows),
+        }
+    }
+
+    /// Asks the user service for its keys (with `fetches` held) and holds what it serves. A
+    /// set like the one held only renews its age: the verifier, and its memory of checked
+    /// tokens, stay; the store is written when the keys change, or once an hour.
+    async fn fetch(&self, fetches: &mut Fetches) -> Result<(), FetchError> {
+        fetches.last_attempt = Some(Instant::now());
+        let outcome = self.ask().await;
+        self.0.attempts.fetch_add(1, Ordering::SeqCst);
+        let config = &self.0.config;
+        let set = match outcome {
+            Ok(set) => set,
+            Err(e) => {
+                tracing::warn!(url = %config.jwks_url, error = %e, "cannot fetch the signing keys");
+                return Err(e);
+            }
+        };
+        let now = Instant::now();
+        let good_until = now + config.max_key_age;
+        let same = self.held().filter(|held| held.set == set);
+        let changed = same.is_none();
+        let held = match same {
+            Some(held) => Held {
+                good_until,
+                served: true,
+                ..held
+            },
+            None => match config.verifier(&set) {
+                Ok(verifier) => {
+                    tracing::info!(url = %config.jwks_url, keys = verifier.keys.len(), "signing keys fetched");
+                    Held {
+                        verifier: Arc::new(verifier),
+                        set: set.clone(),
+                        good_until,
+                        served: true,
+                    }
+                }
+                Err(e) => {
+                    let e = FetchError::Unusable(e);
+                    tracing::warn!(url = %config.jwks_url, error = %e, "cannot use the signing keys");
+                    return Err(e);
+                }
+            },
+        };
+        self.install(held);
+        fetches.last_served = Some(now);
+        if changed
+            || fetches
+                .last_kept
+                .is_none_or(|at| at.elapsed() >= KEEP_EVERY)
+        {
+            fetches.last_kept = Some(now);
+            self.keep(&set).await;
+        }
+        Ok(())
+    }
+
+    async fn ask(&self) -> Result<JwkSet, FetchError> {
+        let response = self
+            .0
+            .http
+            .get(&self.0.config.jwks_url)
+            .send()
+            .await
+            .map_err(|e| FetchError::Unanswered(e.into()))?;
+        let response = response
+            .error_for_status()
+            .map_err(|e| FetchError::Unusable(e.into()))?;
+        response.json().await.map_err(|e| {
+            if e.is_decode() {
+                FetchError::Unusable(e.into())
+            } else {
+                FetchError::Unanswered(e.into())
+            }
+        })
+    }
+
+    /// Gets keys, then keeps them current until `stop`, with `readiness` saying whether tokens
+    /// can be checked: ready once keys are held (from the user service, or kept while it does not
+    /// answer), unready again if they age out. While on kept keys it asks until the user service
+    /// answers; after, every five minutes.
+    pub async fn run(self, readiness: Readiness, stop: tokio_util::sync::CancellationToken) {
+        readiness.await_keys();
+        let mut wait = RETRY_GAP;
         loop {
-            if self.refresh().await.is_some() {
-                return true;
+            let outcome = {
+                let mut fetches = self.0.fetches.lock().await;
+                self.fetch(&mut fetches).await
+            };
+            // Kept keys only while the user service does not answer; while it answers, only
+            // the keys it serves.
+            if let Err(FetchError::Unanswered(_)) = outcome
+                && !self.holds_keys()
+            {
+                self.use_kept().await;
             }
-            match self.load_kept().await {
-                Ok(Some(set)) => match self.0.config.verifier(&set) {
-                    Ok(verifier) => {
-                        tracing::warn!(
-                            keys = verifier.keys.len(),
-                            "the user service is away: checking tokens with the signing keys kept from its last answer"
-                        );
-                        self.install(verifier);
-                        return true;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable")
-                    }
-                },
-                Ok(None) => {}
-                // The table may not exist yet (migrations still to run): try again.
-                Err(e) => tracing::debug!(error = %e, "cannot read the kept signing keys"),
+            let served = self.held().is_some_and(|held| held.served) && self.holds_keys();
+            if self.holds_keys() {
+                readiness.set_keys_held();
+            } else {
+                readiness.await_keys();
             }
+            let pause = if served {
+                wait = RETRY_GAP;
+                CONFIRM_EVERY
+            } else {
+                let pause = wait;
+                wait = (wait * 2).min(RETRY_MAX);
+                pause
+            };
             tokio::select! {
-                _ = stop.cancelled() => return false,
-                _ = tokio::time::sleep(PREFETCH_RETRY) => {}
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    async fn load_kept(&self) -> anyhow::Result<Option<JwkSet>> {
-        match &self.0.kept_in {
+    /// Holds the keys kept in the store, unless they are past their age.
+    async fn use_kept(&self) {
+        let kept = match &self.0.kept_in {
             Some(store) => store.load().await,
-            None => Ok(None),
+            None => return,
+        };
+        let max_age = self.0.config.max_key_age;
+        match kept {
+            Ok(Some(kept)) if kept.age >= max_age => tracing::warn!(
+                age_secs = kept.age.as_secs(),
+                "the kept signing keys are older than JWKS_MAX_AGE_SECS: not used"
+            ),
+            Ok(Some(kept)) => match self.0.config.verifier(&kept.keys) {
+                Ok(verifier) => {
+                    tracing::warn!(
+                        keys = verifier.keys.len(),
+                        age_secs = kept.age.as_secs(),
+                        "the user service does not answer: checking tokens with the signing keys kept from its last answer"
+                    );
+                    self.install(Held {
+                        verifier: Arc::new(verifier),
+                        set: kept.keys,
+                        good_until: Instant::now() + (max_age - kept.age),
+                        served: false,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the kept signing keys are unusable")
+                }
+            },
+            Ok(None) => {}
+            // The table may not exist yet (migrations still to run): tried again.
+            Err(e) => tracing::debug!(error = %e, "cannot read the kept signing keys"),
         }
     }
 
@@ -200,48 +450,6 @@ impl RemoteKeys {
         let unkept = self.0.unkept.lock().expect("not poisoned").take();
         if let Some(set) = unkept {
             self.keep(&set).await;
-        }
-    }
-
-    /// Fetches the keys (once per `REFETCH_AFTER` at most); the verifier to use, if there is any.
-    async fn refresh(&self) -> Option<std::sync::Arc<TokenVerifier>> {
-        let mut fetched_at = self.0.fetched_at.lock().await;
-        // Without any keys nothing can be checked: try again sooner.
-        let gap = if self.holds_keys() {
-            REFETCH_AFTER
-        } else {
-            PREFETCH_RETRY
-        };
-        if fetched_at.is_some_and(|at| at.elapsed() < gap) {
-            return self.current();
-        }
-        *fetched_at = Some(std::time::Instant::now());
-        let config = &self.0.config;
-        let fetched = async {
-            let set: JwkSet = self
-                .0
-                .http
-                .get(&config.jwks_url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            let verifier = config.verifier(&set)?;
-            anyhow::Ok((set, verifier))
-        };
-        match fetched.await {
-            Ok((set, verifier)) => {
-                tracing::info!(url = %config.jwks_url, keys = verifier.keys.len(), "signing keys fetched");
-                let verifier = self.install(verifier);
-                self.keep(&set).await;
-                Some(verifier)
-            }
-            Err(e) => {
-                // Keep what we had: tokens signed with known keys still verify.
-                tracing::warn!(url = %config.jwks_url, error = %format!("{e:#}"), "cannot fetch the signing keys");
-                self.current()
-            }
         }
     }
 }
