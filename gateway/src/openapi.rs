@@ -268,4 +268,26 @@ mod tests {
         );
         assert_eq!(merged["components"]["schemas"]["Problem"]["type"], "object");
     }
+
+    #[test]
+    fn a_keyed_route_describes_the_key_it_takes_and_the_one_it_returns() {
+        let rental = json!({
+            "paths": {"/api/v1/rentals": {"post": {
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false}],
+                "requestBody": {"content": {"application/json": {}}},
+                "responses": {"201": {"description": "rented"}}
+            }}},
+        });
+        let docs = HashMap::from([(Service::Rental, &rental)]);
+        let merged = merge(&docs, &[]);
+        let rent = &merged["paths"]["/api/v1/rentals"]["post"];
+        // The service's own parameter, not a second one.
+        assert_eq!(rent["parameters"].as_array().unwrap().len(), 1);
+        for status in ["201", "401", "403", "504"] {
+            assert!(
+                rent["responses"][status]["headers"]["Idempotency-Key"].is_object(),
+                "{status}: {rent}"
+            );
+        }
+    }
 }

@@ -284,3 +284,88 @@ impl ServiceToken {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A token endpoint that grants one token for `lifetime_secs`, then hangs: it accepts each
+    /// later request and never answers, as a stopped user service does.
+    async fn grants_once_then_hangs(lifetime_secs: u64) -> (String, Arc<AtomicUsize>) {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = asked.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let n = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n > 0 {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::Json(serde_json::json!({
+                        "access_token": "first", "token_type": "Bearer", "expires_in": lifetime_secs,
+                    }))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, asked)
+    }
+
+    #[tokio::test]
+    async fn a_hung_token_endpoint_delays_no_call_while_the_token_held_is_valid() {
+        let (url, asked) = grants_once_then_hangs(10).await;
+        let registry = prometheus::Registry::new();
+        let token = ServiceToken::with_metrics(
+            ClientCredentials::new(url, "rental", "secret".into()),
+            &registry,
+        )
+        .unwrap();
+        let fetched_at = Instant::now();
+        assert_eq!(token.get().await.unwrap(), "first");
+        let expiry = registry.gather()[0].get_metric()[0].get_gauge().get_value();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            expiry > now + 5.0 && expiry <= now + 10.0,
+            "{expiry} vs {now}"
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(token.clone().keep_fresh(stop.clone()));
+
+        // Past half its life the background renewal hangs; calls get the token held at once.
+        tokio::time::sleep_until((fetched_at + Duration::from_millis(5_500)).into()).await;
+        for _ in 0..3 {
+            let got = tokio::time::timeout(Duration::from_secs(2), token.get())
+                .await
+                .expect("the token held, without waiting for the hung endpoint");
+            assert_eq!(got.unwrap(), "first");
+        }
+        assert!(asked.load(Ordering::SeqCst) >= 2, "a renewal was tried");
+
+        // Expired, it is not used: a call asks for a new one and fails with the endpoint.
+        tokio::time::sleep_until((fetched_at + Duration::from_secs(10)).into()).await;
+        assert!(token.get().await.is_err());
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_forgotten_only_if_it_is_still_held() {
+        let (url, asked) = grants_once_then_hangs(300).await;
+        let token = ServiceToken::new(ClientCredentials::new(url, "rental", "secret".into()));
+        assert_eq!(token.get().await.unwrap(), "first");
+        token.forget("another");
+        assert_eq!(token.get().await.unwrap(), "first");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        token.forget("first");
+        assert!(token.usable().is_none());
+    }
+}

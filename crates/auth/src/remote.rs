@@ -453,3 +453,324 @@ impl RemoteKeys {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{LazyLock, Mutex};
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::keys::RsaPrivateKey;
+
+    const ISSUER: &str = "issuer";
+    const AUDIENCE: &str = "audience";
+
+    /// Two keys, made once: generating RSA keys is slow.
+    static KEYS: LazyLock<[RsaPrivateKey; 2]> = LazyLock::new(|| {
+        [
+            RsaPrivateKey::generate().unwrap(),
+            RsaPrivateKey::generate().unwrap(),
+        ]
+    });
+
+    fn set_of(key: &RsaPrivateKey) -> JwkSet {
+        JwkSet {
+            keys: vec![key.jwk().clone()],
+        }
+    }
+
+    /// A customer's token signed with `key`, naming `kid`.
+    fn signed(key: &RsaPrivateKey, kid: &str) -> HeaderMap {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "sub": uuid::Uuid::new_v4().to_string(), "roles": ["customer"],
+            "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300,
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding_key()).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        headers
+    }
+
+    fn token_of(key: &RsaPrivateKey) -> HeaderMap {
+        signed(key, key.kid())
+    }
+
+    /// A user service's JWKS over real HTTP, counting the fetches.
+    struct Jwks {
+        url: String,
+        fetches: Arc<AtomicUsize>,
+    }
+
+    async fn serve_on(listener: tokio::net::TcpListener, set: JwkSet) -> Jwks {
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let set = set.clone();
+                async move { axum::Json(set) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Jwks { url, fetches }
+    }
+
+    async fn serve(set: JwkSet) -> Jwks {
+        serve_on(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            set,
+        )
+        .await
+    }
+
+    /// A store in memory, counting reads and writes.
+    #[derive(Default)]
+    struct Store {
+        kept: Mutex<Option<KeptKeys>>,
+        loads: AtomicUsize,
+        keeps: AtomicUsize,
+    }
+
+    impl KeyStore for Arc<Store> {
+        fn load(&self) -> BoxFuture<'_, anyhow::Result<Option<KeptKeys>>> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            let kept = self.kept.lock().unwrap().clone();
+            Box::pin(async move { Ok(kept) })
+        }
+
+        fn keep<'a>(&'a self, keys: &'a JwkSet) -> BoxFuture<'a, anyhow::Result<()>> {
+            self.keeps.fetch_add(1, Ordering::SeqCst);
+            *self.kept.lock().unwrap() = Some(KeptKeys {
+                keys: keys.clone(),
+                age: Duration::ZERO,
+            });
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn config(url: &str, max_key_age: Duration) -> AuthConfig {
+        AuthConfig {
+            jwks_url: url.to_owned(),
+            jwks_ca: None,
+            max_key_age,
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            service_audience: None,
+        }
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// Keys running against `url` with `store`, until the test ends.
+    fn running(config: AuthConfig, store: &Arc<Store>) -> RemoteKeys {
+        let keys = RemoteKeys::kept_in(config, Arc::new(store.clone())).unwrap();
+        tokio::spawn(keys.clone().run(
+            Readiness::default(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        keys
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// An address where nothing listens (yet).
+    async fn free_address() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn made_up_key_ids_cost_one_shared_fetch_per_period_and_no_write() {
+        let [key, stranger] = &*KEYS;
+        let jwks = serve(set_of(key)).await;
+        let store = Arc::new(Store::default());
+        let keys = running(config(&jwks.url, DAY), &store);
+        until("the keys", || keys.holds_keys()).await;
+        assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+
+        let flood = |keys: RemoteKeys| async move {
+            let refused = futures::future::join_all((0..50).map(|_| {
+                let keys = keys.clone();
+                let headers = signed(stranger, &uuid::Uuid::new_v4().to_string());
+                async move { keys.principal(&headers).await }
+            }))
+            .await;
+            for outcome in refused {
+                assert!(
+                    matches!(
+                        outcome,
+                        Err(Unauthorized::Invalid(TokenError::UnknownKey(_)))
+                    ),
+                    "{outcome:?}"
+                );
+            }
+        };
+        // Just served: the user service does not publish those keys, no fetch needed.
+        flood(keys.clone()).await;
+        assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+        // Later: one fetch, shared by the whole flood; the same keys, so no write.
+        tokio::time::sleep(REFETCH_AFTER).await;
+        flood(keys.clone()).await;
+        assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+        assert_eq!(store.keeps.load(Ordering::SeqCst), 1);
+        // The real key still works, without a fetch.
+        assert!(keys.principal(&token_of(key)).await.is_ok());
+        assert_eq!(jwks.fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn on_kept_keys_a_new_key_is_fetched_once_before_the_answer() {
+        let [old, new] = &*KEYS;
+        let address = free_address().await;
+        let store = Arc::new(Store::default());
+        *store.kept.lock().unwrap() = Some(KeptKeys {
+            keys: set_of(old),
+            age: Duration::from_secs(10),
+        });
+        let url = format!("http://{address}/.well-known/jwks.json");
+        let keys = running(config(&url, DAY), &store);
+        // The user service does not answer: ready on the kept keys.
+        until("the kept keys", || keys.holds_keys()).await;
+        assert!(keys.principal(&token_of(old)).await.is_ok());
+
+        // It starts with a new key; the first tokens signed with it pass at once.
+        let jwks = serve_on(
+            tokio::net::TcpListener::bind(address).await.unwrap(),
+            set_of(new),
+        )
+        .await;
+        let outcomes = futures::future::join_all((0..20).map(|_| {
+            let keys = keys.clone();
+            async move { keys.principal(&token_of(new)).await }
+        }))
+        .await;
+        for outcome in outcomes {
+            assert!(outcome.is_ok(), "{outcome:?}");
+        }
+        // One fetch for all twenty (the background retry may have made one of its own).
+        assert!(jwks.fetches.load(Ordering::SeqCst) <= 2);
+        // The old key is gone with the set it was in, and the new one is kept.
+        assert!(keys.principal(&token_of(old)).await.is_err());
+        let kept = store.kept.lock().unwrap().clone().unwrap();
+        assert_eq!(kept.keys, set_of(new));
+    }
+
+    #[tokio::test]
+    async fn while_the_user_service_answers_only_its_keys_are_used() {
+        let [old, new] = &*KEYS;
+        let jwks = serve(set_of(new)).await;
+        let store = Arc::new(Store::default());
+        *store.kept.lock().unwrap() = Some(KeptKeys {
+            keys: set_of(old),
+            age: Duration::from_secs(10),
+        });
+        let keys = running(config(&jwks.url, DAY), &store);
+        until("the keys", || keys.holds_keys()).await;
+        assert_eq!(store.loads.load(Ordering::SeqCst), 0);
+        assert!(keys.principal(&token_of(new)).await.is_ok());
+        assert!(matches!(
+            keys.principal(&token_of(old)).await,
+            Err(Unauthorized::Invalid(TokenError::UnknownKey(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn kept_keys_past_their_age_are_not_used() {
+        let [old, _] = &*KEYS;
+        let url = format!("http://{}/.well-known/jwks.json", free_address().await);
+        let store = Arc::new(Store::default());
+        *store.kept.lock().unwrap() = Some(KeptKeys {
+            keys: set_of(old),
+            age: Duration::from_secs(120),
+        });
+        let keys = running(config(&url, Duration::from_secs(60)), &store);
+        until("a look at the kept keys", || {
+            store.loads.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        assert!(!keys.holds_keys());
+        assert_eq!(
+            keys.principal(&token_of(old)).await,
+            Err(Unauthorized::KeysUnavailable)
+        );
+
+        // Younger than the limit, they stand in while the user service does not answer, for
+        // what is left of their age.
+        let young = Arc::new(Store::default());
+        *young.kept.lock().unwrap() = Some(KeptKeys {
+            keys: set_of(old),
+            age: Duration::from_secs(10),
+        });
+        let keys = running(config(&url, Duration::from_secs(60)), &young);
+        until("the kept keys", || keys.holds_keys()).await;
+        assert!(keys.principal(&token_of(old)).await.is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_needs_an_https_url_and_a_certificate() {
+        let read = |pairs: Vec<(&str, &str)>| {
+            let mut env = Env::from_pairs(pairs);
+            AuthConfig::read(&mut env);
+            env.finish()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let dir = std::env::temp_dir().join(format!("jwks-ca-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let not_pem = not_pem.to_str().unwrap();
+
+        let plain = read(vec![
+            ("JWKS_URL", "http://user:8080/.well-known/jwks.json"),
+            ("JWKS_CA_FILE", not_pem),
+        ]);
+        assert!(
+            plain.contains("JWKS_URL is not an https:// address"),
+            "{plain}"
+        );
+        let rubbish = read(vec![
+            ("JWKS_URL", "https://user:8443/.well-known/jwks.json"),
+            ("JWKS_CA_FILE", not_pem),
+        ]);
+        assert!(rubbish.contains("holds no PEM certificate"), "{rubbish}");
+        let missing = read(vec![
+            ("JWKS_URL", "https://user:8443/.well-known/jwks.json"),
+            ("JWKS_CA_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert!(missing.contains("cannot be read"), "{missing}");
+        let scheme = read(vec![("JWKS_URL", "user:8080/.well-known/jwks.json")]);
+        assert!(
+            scheme.contains("must be an http:// or https:// address"),
+            "{scheme}"
+        );
+        assert_eq!(
+            read(vec![(
+                "JWKS_URL",
+                "https://user:8443/.well-known/jwks.json"
+            )]),
+            ""
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
