@@ -60,7 +60,7 @@ async fn rents_go_on_with_the_token_held_while_the_user_service_hangs() {
     fleet.user.pause();
     let expiry = sample(
         &fleet.rental.metrics().await,
-        "service_token_expiry_timestamp_seconds ",
+        "service_token_expiry_timestamp_seconds{",
     );
     let issued = expiry - TTL;
     assert!(
@@ -82,7 +82,7 @@ async fn rents_go_on_with_the_token_held_while_the_user_service_hangs() {
         || async {
             let failures = sample(
                 &fleet.rental.metrics().await,
-                "service_token_fetch_failures_total ",
+                "service_token_fetch_failures_total{",
             );
             (failures >= 1.0).then_some(())
         },
