@@ -8,6 +8,9 @@
 #   DIR/jwt-signing-key.pem   JWT_SIGNING_KEY: a 2048-bit RSA private key, PKCS#8 PEM
 #   DIR/manager.env           MANAGER_EMAIL, MANAGER_PASSWORD (printed when made)
 #   DIR/rental-client.env     RENTAL_CLIENT_SECRET: for the user service and rental alike
+#   DIR/postgres-admin.env    POSTGRES_PASSWORD: the in-cluster PostgreSQL's superuser (Kubernetes)
+#   DIR/<service>-db.env      DATABASE_URL and password of each service's role on the in-cluster
+#                             PostgreSQL (Kubernetes: the Secrets <service>-db)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -37,6 +40,22 @@ if [[ ! -s "$dir/manager.env" ]]; then
         "$password" >"$dir/manager.env"
     log "made the manager's password: $dir/manager.env"
 fi
+# The in-cluster PostgreSQL's passwords (Kubernetes), for Secrets postgres-admin and
+# <service>-db: none is committed, so a cluster never runs on passwords anyone can read.
+if [[ ! -s "$dir/postgres-admin.env" ]]; then
+    echo "POSTGRES_PASSWORD=$(openssl rand -hex 24)" >"$dir/postgres-admin.env"
+    log "made the in-cluster PostgreSQL's admin password: $dir/postgres-admin.env"
+fi
+for pair in rental:rental_svc payment:payment_svc book-management:book_svc user:user_svc \
+    view:view_svc points:points_svc; do
+    service="${pair%%:*}" role="${pair#*:}"
+    if [[ ! -s "$dir/$service-db.env" ]]; then
+        password="$(openssl rand -hex 24)"
+        printf 'DATABASE_URL=postgres://%s:%s@postgres:5432/fleet\npassword=%s\n' \
+            "$role" "$password" "$password" >"$dir/$service-db.env"
+        log "made $service's database password: $dir/$service-db.env"
+    fi
+done
 # shellcheck disable=SC1091
 manager="$(. "$dir/manager.env" && echo "$MANAGER_EMAIL / $MANAGER_PASSWORD")"
 log "the manager signs in as $manager"

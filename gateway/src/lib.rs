@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, get};
 use fleet_auth::{AuthConfig, RemoteKeys};
 use fleet_config::{ConfigError, Env};
+use fleet_http::client_address;
 use fleet_http::server::HttpServer;
 use fleet_http::{HttpConfig, Problem};
 use fleet_telemetry::trace::{TRACEPARENT, call_span, outgoing};
@@ -48,7 +49,8 @@ pub struct RateLimit {
     pub registration_burst: u32,
     /// The proxies in front of the gateway. A request from one of them is the client's named
     /// in `X-Forwarded-For`: the right-most address there that is not a trusted proxy (the
-    /// ones left of it may be made up by the client).
+    /// ones left of it may be made up by the client), or the left-most when all are
+    /// ([`fleet_http::client_address`]). An IPv6 client's budget is its /64's.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -86,19 +88,8 @@ impl Config {
             skip_for: env.millis("UPSTREAM_SKIP_MS", 5_000),
         };
         let connect_timeout = env.millis("UPSTREAM_CONNECT_TIMEOUT_MS", 500);
-        let proxies: String = env.or("RATE_LIMIT_TRUSTED_PROXIES", String::new());
-        let mut trusted_proxies = Vec::new();
-        for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match proxy
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| proxy.parse::<IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(net) => trusted_proxies.push(net),
-                Err(_) => env.invalid(format!(
-                    "RATE_LIMIT_TRUSTED_PROXIES: {proxy:?} is not an address or a CIDR block such as 10.0.0.0/8"
-                )),
-            }
-        }
+        let trusted_proxies =
+            fleet_http::client_address::trusted_proxies(&mut env, "RATE_LIMIT_TRUSTED_PROXIES");
         let rate_limit = RateLimit {
             per_second: env.or("RATE_LIMIT_PER_SECOND", 100),
             burst: env.or("RATE_LIMIT_BURST", 200),
@@ -231,17 +222,12 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
         })
         .collect();
     let upstreams = Arc::new(upstreams);
-    let keys = RemoteKeys::new(config.auth);
+    let keys = RemoteKeys::new(config.auth)?;
     let stop = CancellationToken::new();
     // Not ready until tokens can be checked.
     let readiness = server.readiness();
     readiness.await_keys();
-    let prefetch = keys.clone().prefetch(stop.clone());
-    tokio::spawn(async move {
-        if prefetch.await {
-            readiness.set_keys_held();
-        }
-    });
+    tokio::spawn(keys.clone().run(readiness, stop.clone()));
     let forwarding = Arc::new(Forwarding {
         keys,
         upstreams: upstreams.clone(),
@@ -345,11 +331,13 @@ async fn forward(
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert("x-forwarded-for", value);
     }
-    if route.keyed && !headers.contains_key(IDEMPOTENCY_KEY) {
-        headers.insert(
-            IDEMPOTENCY_KEY,
-            HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a value"),
-        );
+    // The key the gateway chose goes back in the answer, whatever it is: a client whose
+    // connection broke, or whose request timed out, sends it again with that key.
+    let chosen = (route.keyed && !headers.contains_key(IDEMPOTENCY_KEY)).then(|| {
+        HeaderValue::try_from(uuid::Uuid::new_v4().to_string()).expect("a UUID is a value")
+    });
+    if let Some(key) = &chosen {
+        headers.insert(IDEMPOTENCY_KEY, key.clone());
     }
     let upstream = &forwarding.upstreams[&route.service];
     // The kit serves every request within its trace; the next hop's parent is this one (the
@@ -366,7 +354,7 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| axum::http::uri::PathAndQuery::from_static("/"));
-    match upstream
+    let mut response = match upstream
         .send(&parts.method, &path, &headers, body, route.replayable())
         .instrument(call)
         .await
@@ -382,7 +370,11 @@ async fn forward(
             response
         }
         Err(failure) => failure.into_problem(upstream.service).into_response(),
+    };
+    if let Some(key) = chosen {
+        response.headers_mut().insert(IDEMPOTENCY_KEY, key);
     }
+    response
 }
 
 /// The whole body, so that a request can be tried on a second address; bodies are small JSON.
@@ -417,37 +409,11 @@ async fn read_body(
     })
 }
 
-/// Who a client is, for its rate budget: the connection's address, or behind a trusted proxy
-/// the right-most address of `X-Forwarded-For` that is not a trusted proxy.
+/// Who a client is, for its rate budget: [`fleet_http::client_address`]'s client, an IPv6
+/// client by its /64.
 #[derive(Debug, Clone)]
 struct ClientAddress {
     trusted_proxies: Arc<Vec<ipnet::IpNet>>,
-}
-
-impl ClientAddress {
-    fn trusted(&self, address: IpAddr) -> bool {
-        self.trusted_proxies
-            .iter()
-            .any(|net| net.contains(&address))
-    }
-
-    fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
-        if !self.trusted(peer) {
-            return peer;
-        }
-        let hops: Vec<IpAddr> = forwarded_for
-            .iter()
-            .flat_map(|header| header.split(','))
-            .filter_map(|hop| hop.trim().parse().ok())
-            .collect();
-        // Walking back from the gateway: each trusted proxy vouches for the hop before it.
-        hops.iter()
-            .rev()
-            .find(|hop| !self.trusted(**hop))
-            .or(hops.first())
-            .copied()
-            .unwrap_or(peer)
-    }
 }
 
 impl KeyExtractor for ClientAddress {
@@ -455,13 +421,16 @@ impl KeyExtractor for ClientAddress {
 
     fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
         let peer = PeerIpKeyExtractor.extract(request)?;
-        let forwarded_for: Vec<&str> = request
+        let forwarded_for = request
             .headers()
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        Ok(self.client(peer, &forwarded_for))
+            .filter_map(|value| value.to_str().ok());
+        Ok(client_address::bucket(client_address::client(
+            peer,
+            forwarded_for,
+            &self.trusted_proxies,
+        )))
     }
 }
 
@@ -567,42 +536,6 @@ mod tests {
         ] {
             assert!(err.contains(expected), "{expected} missing from: {err}");
         }
-    }
-
-    #[test]
-    fn behind_trusted_proxies_the_client_is_the_right_most_untrusted_hop() {
-        let clients = ClientAddress {
-            trusted_proxies: Arc::new(vec![
-                "10.0.0.0/8".parse().unwrap(),
-                "192.0.2.7/32".parse().unwrap(),
-            ]),
-        };
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        // From a stranger, X-Forwarded-For is the stranger's word: ignored.
-        assert_eq!(
-            clients.client(ip("203.0.113.9"), &["198.51.100.1"]),
-            ip("203.0.113.9")
-        );
-        // From a proxy: the hop it saw. A client's own made-up entries stand left of it.
-        assert_eq!(
-            clients.client(ip("10.1.2.3"), &["6.6.6.6, 198.51.100.1"]),
-            ip("198.51.100.1")
-        );
-        // Through two proxies, over two headers.
-        assert_eq!(
-            clients.client(ip("10.1.2.3"), &["6.6.6.6, 198.51.100.1", "192.0.2.7"]),
-            ip("198.51.100.1")
-        );
-        // A proxy that names no one, or only proxies and rubbish.
-        assert_eq!(clients.client(ip("10.1.2.3"), &[]), ip("10.1.2.3"));
-        assert_eq!(
-            clients.client(ip("10.1.2.3"), &["not an address"]),
-            ip("10.1.2.3")
-        );
-        assert_eq!(
-            clients.client(ip("10.1.2.3"), &["10.9.9.9"]),
-            ip("10.9.9.9")
-        );
     }
 
     #[test]

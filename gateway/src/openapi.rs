@@ -78,6 +78,51 @@ fn problem(description: &str) -> Value {
     })
 }
 
+/// A keyed route's `Idempotency-Key`: the request header (optional) and, in every answer, the
+/// key the gateway chose when the request had none.
+fn describe_idempotency_key(operation: &mut Value) {
+    let parameters = operation
+        .as_object_mut()
+        .expect("an OpenAPI operation is an object")
+        .entry("parameters")
+        .or_insert_with(|| json!([]));
+    if let Some(parameters) = parameters.as_array_mut()
+        && !parameters.iter().any(|p| {
+            p["in"] == "header"
+                && p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+        })
+    {
+        parameters.push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Your name for this request (1 to 255 visible ASCII characters, a UUID say): sent again with the same key, it is answered as the first time and takes effect once. Without one, the gateway chooses a key and returns it in the answer's Idempotency-Key header.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        }));
+    }
+    let header = json!({
+        "description": "The key the gateway chose for a request sent without one: send the request again with it (after a time-out, say) and it takes effect once.",
+        "schema": {"type": "string"},
+    });
+    for response in operation["responses"]
+        .as_object_mut()
+        .expect("an OpenAPI operation has responses")
+        .values_mut()
+    {
+        // A reference takes no headers beside it.
+        if let Some(response) = response.as_object_mut().filter(|r| !r.contains_key("$ref")) {
+            let headers = response.entry("headers").or_insert_with(|| json!({}));
+            if let Some(headers) = headers.as_object_mut() {
+                headers
+                    .entry("Idempotency-Key")
+                    .or_insert_with(|| header.clone());
+            }
+        }
+    }
+}
+
 /// The routed operations of `docs`, each with what the gateway adds to it.
 pub fn merge(docs: &HashMap<Service, &Value>, missing: &[&str]) -> Value {
     let mut paths = Map::new();
@@ -140,6 +185,9 @@ pub fn merge(docs: &HashMap<Service, &Value>, missing: &[&str]) -> Value {
         );
         add("502", "The service is unreachable");
         add("504", "The service did not answer in time");
+        if route.keyed {
+            describe_idempotency_key(&mut operation);
+        }
         let item = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
@@ -219,5 +267,27 @@ mod tests {
                 .contains("rental")
         );
         assert_eq!(merged["components"]["schemas"]["Problem"]["type"], "object");
+    }
+
+    #[test]
+    fn a_keyed_route_describes_the_key_it_takes_and_the_one_it_returns() {
+        let rental = json!({
+            "paths": {"/api/v1/rentals": {"post": {
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false}],
+                "requestBody": {"content": {"application/json": {}}},
+                "responses": {"201": {"description": "rented"}}
+            }}},
+        });
+        let docs = HashMap::from([(Service::Rental, &rental)]);
+        let merged = merge(&docs, &[]);
+        let rent = &merged["paths"]["/api/v1/rentals"]["post"];
+        // The service's own parameter, not a second one.
+        assert_eq!(rent["parameters"].as_array().unwrap().len(), 1);
+        for status in ["201", "401", "403", "504"] {
+            assert!(
+                rent["responses"][status]["headers"]["Idempotency-Key"].is_object(),
+                "{status}: {rent}"
+            );
+        }
     }
 }

@@ -98,6 +98,8 @@ impl HttpServer {
         }
         let traceparent = header::HeaderName::from_static(fleet_telemetry::trace::TRACEPARENT);
         let request_id = header::HeaderName::from_static("x-request-id");
+        // A rent's key: sent by a client, or chosen by the gateway and read back from the answer.
+        let idempotency_key = header::HeaderName::from_static("idempotency-key");
         self.cors = Some(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins.iter().cloned()))
@@ -107,8 +109,14 @@ impl HttpServer {
                     header::CONTENT_TYPE,
                     traceparent,
                     request_id.clone(),
+                    idempotency_key.clone(),
                 ])
-                .expose_headers([header::LOCATION, header::RETRY_AFTER, request_id])
+                .expose_headers([
+                    header::LOCATION,
+                    header::RETRY_AFTER,
+                    request_id,
+                    idempotency_key,
+                ])
                 .max_age(std::time::Duration::from_secs(600)),
         );
         self

@@ -1,18 +1,29 @@
 //! The signing keys a service fetched, kept in its own schema's `signing_keys` table.
 
-use fleet_auth::{JwkSet, KeyStore};
+use std::time::Duration;
+
+use fleet_auth::{JwkSet, KeptKeys, KeyStore};
 use futures::future::BoxFuture;
 use sqlx::PgPool;
 
-pub struct KeptKeys(pub PgPool);
+pub struct KeyTable(pub PgPool);
 
-impl KeyStore for KeptKeys {
-    fn load(&self) -> BoxFuture<'_, anyhow::Result<Option<JwkSet>>> {
+impl KeyStore for KeyTable {
+    fn load(&self) -> BoxFuture<'_, anyhow::Result<Option<KeptKeys>>> {
         Box::pin(async move {
-            let kept: Option<String> = sqlx::query_scalar("SELECT jwks::text FROM signing_keys")
-                .fetch_optional(&self.0)
-                .await?;
-            Ok(kept.and_then(|json| serde_json::from_str(&json).ok()))
+            // The age by the database's clock, which wrote `fetched_at`.
+            let kept: Option<(String, f64)> = sqlx::query_as(
+                "SELECT jwks::text, extract(epoch FROM now() - fetched_at)::float8 \
+                 FROM signing_keys",
+            )
+            .fetch_optional(&self.0)
+            .await?;
+            Ok(kept.and_then(|(json, age)| {
+                Some(KeptKeys {
+                    keys: serde_json::from_str(&json).ok()?,
+                    age: Duration::try_from_secs_f64(age.max(0.0)).ok()?,
+                })
+            }))
         })
     }
 

@@ -29,7 +29,7 @@ use fleet_messaging::retention::Retention;
 use fleet_telemetry::metrics::Metrics;
 
 use crate::KitConfig;
-use crate::keys::KeptKeys;
+use crate::keys::KeyTable;
 
 /// What makes a service itself.
 #[derive(Debug, Clone, Copy)]
@@ -203,17 +203,14 @@ impl Service {
             busy_poll_interval: config.messaging.outbox_busy_poll_interval,
         };
         let keys = auth
-            .map(|config| RemoteKeys::kept_in(config, std::sync::Arc::new(KeptKeys(pool.clone()))));
+            .map(|config| RemoteKeys::kept_in(config, std::sync::Arc::new(KeyTable(pool.clone()))))
+            .transpose()
+            .context("cannot make the client that fetches the signing keys")?;
         let routes = match keys.clone() {
             Some(keys) => {
+                // Unready from the start until keys are held.
                 readiness.await_keys();
-                let (prefetch, readiness) =
-                    (keys.clone().prefetch(background.clone()), readiness.clone());
-                tasks.spawn(async move {
-                    if prefetch.await {
-                        readiness.set_keys_held();
-                    }
-                });
+                tasks.spawn(keys.clone().run(readiness.clone(), background.clone()));
                 routes.layer(axum::Extension(keys))
             }
             None => routes,

@@ -1,6 +1,6 @@
 //! TLS to PostgreSQL and SASL_SSL to Kafka through the kit's own configuration, as a deployment
 //! reaches a managed server: `DATABASE_URL` with `sslmode=verify-full`, `KAFKA_SECURITY_PROTOCOL`
-//! `SASL_SSL`. The servers are the test command's (scripts/lib/tls.sh): a CA made for the run
+//! `SASL_SSL`; and the signing keys fetched over HTTPS (`JWKS_URL`, `JWKS_CA_FILE`). The servers are the test command's (scripts/lib/tls.sh): a CA made for the run
 //! signs a certificate for the name `localhost` alone; PostgreSQL lets role `fleet_tls` in over
 //! TLS only, and the broker has a SASL_SSL listener with PLAIN credentials.
 
@@ -242,4 +242,107 @@ fn half_configured_security_is_refused_at_start() {
         .unwrap()
     );
     assert!(!debug.contains("hunter2-secret"), "{debug}");
+}
+
+/// A JWKS served over HTTPS with the test CA's certificate for `localhost` (the test command's
+/// server.pem and server.key, beside FLEET_TLS_CA): its URL, and how many TLS handshakes failed.
+async fn jwks_over_https() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{ServerConfig, crypto::aws_lc_rs};
+
+    let dir = std::path::PathBuf::from(given("FLEET_TLS_CA"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let config =
+        ServerConfig::builder_with_provider(std::sync::Arc::new(aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}/.well-known/jwks.json",
+        listener.local_addr().unwrap().port()
+    );
+    let key = fleet_auth::keys::RsaPrivateKey::generate().unwrap();
+    let body = serde_json::to_string(&fleet_auth::JwkSet {
+        keys: vec![key.jwk().clone()],
+    })
+    .unwrap();
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = refused.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (acceptor, body, counted) = (acceptor.clone(), body.clone(), counted.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    return;
+                };
+                // One request per connection: read its head, answer, close.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (url, refused)
+}
+
+/// Token checks against `url` with `ca`, running until the test ends.
+fn jwks_keys(url: &str, ca: String) -> fleet_auth::RemoteKeys {
+    let mut env = Env::from_pairs([("JWKS_URL", url.to_owned()), ("JWKS_CA_FILE", ca)]);
+    let config = fleet_auth::AuthConfig::read(&mut env);
+    env.finish().expect("valid JWKS settings");
+    let keys = fleet_auth::RemoteKeys::new(config).unwrap();
+    tokio::spawn(keys.clone().run(
+        fleet_http::health::Readiness::default(),
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    keys
+}
+
+#[tokio::test]
+async fn jwks_over_https_is_fetched_with_the_ca_of_jwks_ca_file_and_no_other() {
+    let (url, refused) = jwks_over_https().await;
+    let keys = jwks_keys(&url, given("FLEET_TLS_CA"));
+    fleet_testing::eventually("the keys over HTTPS", Duration::from_secs(30), || {
+        let held = keys.holds_keys();
+        async move { held.then_some(()) }
+    })
+    .await;
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Another CA: the handshake fails, and no keys are held.
+    let (url, refused) = jwks_over_https().await;
+    let keys = jwks_keys(&url, given("FLEET_TLS_OTHER_CA"));
+    fleet_testing::eventually("a refused handshake", Duration::from_secs(30), || {
+        let n = refused.load(std::sync::atomic::Ordering::SeqCst);
+        async move { (n > 0).then_some(()) }
+    })
+    .await;
+    assert!(!keys.holds_keys());
 }

@@ -158,8 +158,44 @@ impl ServiceProcess {
         self.wait_ready().await;
     }
 
+    /// Starts the stopped process again on the same ports with `changes` to its settings (a new
+    /// signing key, say), without waiting for it to be ready: [`ServiceProcess::wait_ready`].
+    pub async fn start_changed(&mut self, changes: &[(&str, &str)]) {
+        let _ = self.child.wait().await;
+        self.env
+            .retain(|(name, _)| !changes.iter().any(|(changed, _)| changed == name));
+        self.env
+            .extend(changes.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.child = start_process(
+            &self.binary,
+            &self.env,
+            (self.port.port(), self.ops_port.port()),
+            self.log.as_deref(),
+        );
+    }
+
+    /// SIGSTOP: the process keeps its sockets (connections are accepted by the kernel) but
+    /// answers nothing, as a hung process; [`ServiceProcess::resume`] lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT, after [`ServiceProcess::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the process is running");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("send a signal");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// Until `/readyz` answers 200; a process that exits first fails the test with its log.
-    async fn wait_ready(&mut self) {
+    pub async fn wait_ready(&mut self) {
         let client = reqwest::Client::new();
         let url = self.ops_url("/readyz");
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -86,12 +86,17 @@ impl Fleet {
         gateway_env: &[(&str, &str)],
         rental_extra: &[(&str, &str)],
     ) -> Self {
-        Self::launch_with(postgres, kafka, gateway_env, rental_extra, &[]).await
+        Self::launch_with(postgres, kafka, gateway_env, rental_extra, &[], &[]).await
+    }
+
+    /// The fleet with `user_extra` added to the user service's settings (a token lifetime, say).
+    pub async fn start_with_user(user_extra: &[(&str, &str)]) -> Self {
+        Self::launch_with(None, TestKafka::start().await, &[], &[], &[], user_extra).await
     }
 
     /// The fleet with `everyone` added to every process's settings (an OTLP endpoint, say).
     pub async fn start_with_everyone(everyone: &[(String, String)]) -> Self {
-        Self::launch_with(None, TestKafka::start().await, &[], &[], everyone).await
+        Self::launch_with(None, TestKafka::start().await, &[], &[], everyone, &[]).await
     }
 
     async fn launch_with(
@@ -100,6 +105,7 @@ impl Fleet {
         gateway_env: &[(&str, &str)],
         rental_extra: &[(&str, &str)],
         everyone: &[(String, String)],
+        user_extra: &[(&str, &str)],
     ) -> Self {
         init_logs();
         let db = match &postgres {
@@ -125,7 +131,7 @@ impl Fleet {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        let user_env = env(
+        let mut user_env = env(
             "user_svc",
             "users",
             pairs(&[
@@ -140,6 +146,8 @@ impl Fleet {
             ]),
         )
         .await;
+        user_env.retain(|(k, _)| !user_extra.iter().any(|(name, _)| name == k));
+        user_env.extend(pairs(user_extra));
         let user = ServiceProcess::spawn(&fleet_binary("user"), &user_env).await;
         let jwks_url = format!("{}/.well-known/jwks.json", user.base_url);
         let jwks = pairs(&[("JWKS_URL", &jwks_url)]);

@@ -7,6 +7,7 @@ mod fuzz;
 mod helpers;
 mod hostile;
 mod journey;
+mod keys;
 mod observability;
 mod points;
 mod replicas;

@@ -120,19 +120,8 @@ impl Config {
             env.invalid("REGISTRATIONS_PER_SECOND must be at least 1");
         }
         let check_queue: Option<usize> = env.optional("PASSWORD_CHECK_QUEUE");
-        let proxies: String = env.or("TRUSTED_PROXIES", String::new());
-        let mut trusted_proxies = Vec::new();
-        for proxy in proxies.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match proxy
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| proxy.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(net) => trusted_proxies.push(net),
-                Err(_) => env.invalid(format!(
-                    "TRUSTED_PROXIES: {proxy:?} is not an address or a CIDR block such as 10.0.0.0/8"
-                )),
-            }
-        }
+        let trusted_proxies =
+            fleet_http::client_address::trusted_proxies(&mut env, "TRUSTED_PROXIES");
         let clients = env
             .optional::<String>("RENTAL_CLIENT_SECRET")
             .filter(|s| !s.is_empty())

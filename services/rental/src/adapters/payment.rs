@@ -157,7 +157,7 @@ impl Replicas {
         let bearer = token.get().await?;
         let response = self.send_with(&bearer, build).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            token.forget().await;
+            token.forget(&bearer);
         }
         Ok(response)
     }
@@ -242,7 +242,7 @@ impl PaymentClient {
             .build()?;
         let metrics = PaymentMetrics::register(registry)?;
         let replicas = Arc::new(Replicas::new(settings.base_urls));
-        let token = ServiceToken::new(settings.credentials);
+        let token = ServiceToken::with_metrics(settings.credentials, registry)?;
 
         let client = http.clone();
         let to = replicas.clone();
