@@ -255,11 +255,12 @@ fn deployments_set_what_their_binaries_read_and_probe_what_they_serve() {
                 "{name} sets {unknown}, which {binary} does not read"
             ));
         }
-        // `NAME_FILE` (a mounted Secret) stands for a required `NAME`, as the binaries read it.
-        for missing in required
-            .difference(&set)
-            .filter(|name| !set.contains(&format!("{name}_FILE")))
-        {
+        // A `NAME_FILE` the binary reads stands for `NAME` (a Secret mounted as a file).
+        let as_file = |name: &String| {
+            let file = format!("{name}_FILE");
+            set.contains(&file) && read.contains(&file)
+        };
+        for missing in required.difference(&set).filter(|name| !as_file(name)) {
             problems.push(format!(
                 "{name} does not set {missing}, which {binary} requires"
             ));
