@@ -9,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,7 +16,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
 
+mod access;
 mod real;
+pub use access::{client_config, ensure_access};
 pub use real::RealBroker;
 
 enum Command {
@@ -50,15 +51,16 @@ pub fn fleet_topics(prefix: &str) -> Vec<String> {
 
 /// Creates whichever of `topics` a Kafka cluster lacks, with `partitions` partitions and
 /// `replication` replicas each and unlimited retention; existing topics are left as they are. (The mock cluster has no
-/// CreateTopics: it can only be asked for topics it already has.)
+/// CreateTopics: it can only be asked for topics it already has.) A broker with ACLs needs its
+/// `admin`.
 pub async fn ensure_topics(
     brokers: &str,
+    admin: Option<&fleet::kafka::Credentials>,
     topics: &[String],
     partitions: i32,
     replication: i32,
 ) -> anyhow::Result<()> {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let client: BaseConsumer = client_config(brokers, admin)
         .create()
         .context("cannot create a Kafka client")?;
     let metadata =
@@ -81,8 +83,7 @@ pub async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, admin)
         .create()
         .context("cannot create a Kafka admin client")?;
     for result in admin.create_topics(&missing, &AdminOptions::new()).await? {
