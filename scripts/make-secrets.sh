@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make one deployment's secrets, once: the key that signs access tokens, the manager's password
-# and rental's client secret. Nothing of the kind is committed, and the user service refuses the
+# Make one deployment's secrets, once: the key that signs access tokens, the manager's password,
+# rental's client secret and each service's Kafka credentials. Nothing of the kind is committed, and the user service refuses the
 # ones that once were; each deployment (dev.sh's, compose's, a kind cluster's) makes its own.
 # Files already in DIR are kept, so running it again changes nothing; delete them for new ones.
 #
@@ -8,6 +8,12 @@
 #   DIR/jwt-signing-key.pem   JWT_SIGNING_KEY: a 2048-bit RSA private key, PKCS#8 PEM
 #   DIR/manager.env           MANAGER_EMAIL, MANAGER_PASSWORD (printed when made)
 #   DIR/rental-client.env     RENTAL_CLIENT_SECRET: for the user service and rental alike
+#   DIR/kafka-<service>.env   KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: the service's own Kafka
+#                             principal (SCRAM),
+#                             one file per service that uses Kafka
+#   DIR/kafka-admin.env       FLEET_KAFKA_ADMIN_PASSWORD (the broker's super user) and every
+#                             service's FLEET_KAFKA_PASSWORD_<SERVICE>: for the broker and the
+#                             job that stores the credentials and ACLs (dev-broker --access)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -37,6 +43,26 @@ if [[ ! -s "$dir/manager.env" ]]; then
         "$password" >"$dir/manager.env"
     log "made the manager's password: $dir/manager.env"
 fi
+# Kafka: a principal per service (shared-events/src/access.rs lists them), each password made
+# once; kafka-admin.env is written again from them, so the two always agree.
+kafka_services=(book-management rental payment user view points)
+for service in "${kafka_services[@]}"; do
+    if [[ ! -s "$dir/kafka-$service.env" ]]; then
+        printf 'KAFKA_SASL_USERNAME=%s\nKAFKA_SASL_PASSWORD=%s\n' "$service" "$(openssl rand -hex 24)" \
+            >"$dir/kafka-$service.env"
+        log "made $service's Kafka credentials: $dir/kafka-$service.env"
+    fi
+done
+if [[ ! -s "$dir/kafka-admin.password" ]]; then
+    openssl rand -hex 24 >"$dir/kafka-admin.password"
+fi
+{
+    echo "FLEET_KAFKA_ADMIN_PASSWORD=$(cat "$dir/kafka-admin.password")"
+    for service in "${kafka_services[@]}"; do
+        variable="FLEET_KAFKA_PASSWORD_$(tr 'a-z-' 'A-Z_' <<<"$service")"
+        echo "$variable=$(sed -n 's/^KAFKA_SASL_PASSWORD=//p' "$dir/kafka-$service.env")"
+    done
+} >"$dir/kafka-admin.env"
 # shellcheck disable=SC1091
 manager="$(. "$dir/manager.env" && echo "$MANAGER_EMAIL / $MANAGER_PASSWORD")"
 log "the manager signs in as $manager"

@@ -1,6 +1,6 @@
 //! Who may do what on the event bus. Each service has a Kafka principal of its own (its name),
-//! and the broker's authorizer lets it write only the topics it owns and the dead-letter topics
-//! of what it consumes, read only the topics it consumes (and their dead-letter topics, for its
+//! and the broker's authorizer lets it write only the topics it owns, the dead-letter topics of
+//! what it consumes and its own replay topic ([`crate::topic::replay_of`]), read only the topics it consumes (and their dead-letter topics, for its
 //! `dlq` command), and use only its own consumer groups. Everything else is refused: a principal
 //! with no rule is denied (`allow.everyone.if.no.acl.found=false`).
 //!
@@ -8,6 +8,7 @@
 //! Kubernetes job that writes the ACLs are all made from [`bindings`].
 
 use crate::Topic;
+use crate::topic::replay_of;
 
 /// A service's rights on the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +133,16 @@ pub fn bindings(prefix: &str) -> Vec<Binding> {
             // A consumer dead-letters what it cannot apply, and its `dlq` command lists them.
             all.push(rule(Resource::Topic, topic.dlq_name(), Operation::Write));
             all.push(rule(Resource::Topic, topic.dlq_name(), Operation::Read));
+        }
+        if !service.consumes.is_empty() {
+            // Its `dlq replay` writes there, and its consumer reads it.
+            for operation in [Operation::Write, Operation::Read] {
+                all.push(rule(
+                    Resource::Topic,
+                    replay_of(service.principal),
+                    operation,
+                ));
+            }
         }
         for group in service.groups() {
             all.push(rule(Resource::Group, group, Operation::Read));

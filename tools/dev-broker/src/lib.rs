@@ -15,6 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
+use shared_events::topic::replay_of;
 
 mod access;
 mod real;
@@ -36,17 +37,20 @@ pub struct MockBroker {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The fleet's topics and their dead-letter twins, each name behind `prefix`.
+/// The fleet's topics and their dead-letter twins, then each consumer's replay topic, each name
+/// behind `prefix`.
 pub fn fleet_topics(prefix: &str) -> Vec<String> {
-    Topic::ALL
+    let events = Topic::ALL.iter().flat_map(|t| {
+        [
+            format!("{prefix}{}", t.name()),
+            format!("{prefix}{}", t.dlq_name()),
+        ]
+    });
+    let replays = shared_events::access::SERVICES
         .iter()
-        .flat_map(|t| {
-            [
-                format!("{prefix}{}", t.name()),
-                format!("{prefix}{}", t.dlq_name()),
-            ]
-        })
-        .collect()
+        .filter(|s| !s.consumes.is_empty())
+        .map(|s| format!("{prefix}{}", replay_of(s.principal)));
+    events.chain(replays).collect()
 }
 
 /// Creates whichever of `topics` a Kafka cluster lacks, with `partitions` partitions and
