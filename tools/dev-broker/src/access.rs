@@ -20,6 +20,9 @@ use shared_events::access::{Binding, Operation, Resource, SERVICES, bindings};
 /// How long the broker may take to answer one request.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the broker may take to apply new credentials and rules.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Kafka's least for SCRAM-SHA-512; the passwords are random in a deployment.
 const SCRAM_ITERATIONS: i32 = 4096;
 
@@ -55,9 +58,57 @@ pub async fn ensure_access(
         store_credentials(&client, &credentials)
             .with_context(|| format!("cannot store the services' credentials on {brokers}"))?;
         create_acls(&client, &rules)
-            .with_context(|| format!("cannot write the services' ACLs on {brokers}"))
+            .with_context(|| format!("cannot write the services' ACLs on {brokers}"))?;
+        in_effect(&brokers, &rules, &credentials)
     })
     .await?
+}
+
+/// Waits until the broker applies what was just written: the controller has it at once, the
+/// broker's authorizer a moment later, and a client in that moment would be refused. One
+/// request wrote every rule, so when a principal is let in by the last topic rule, all are in.
+fn in_effect(
+    brokers: &str,
+    rules: &[Binding],
+    credentials: &[(String, String)],
+) -> anyhow::Result<()> {
+    let Some(rule) = rules.iter().rev().find(|r| r.resource == Resource::Topic) else {
+        return Ok(());
+    };
+    let Some((_, password)) = credentials.iter().find(|(name, _)| name == rule.principal) else {
+        return Ok(());
+    };
+    let principal = Credentials {
+        username: rule.principal.to_owned(),
+        password: password.clone(),
+        mechanism: "SCRAM-SHA-512",
+    };
+    let client: BaseConsumer = client_config(brokers, Some(&principal))
+        .set("log_level", "0")
+        .create()
+        .context("cannot create a Kafka client")?;
+    let deadline = std::time::Instant::now() + APPLY_TIMEOUT;
+    loop {
+        let outcome = client.fetch_metadata(Some(&rule.name), Duration::from_secs(2));
+        let refused = match &outcome {
+            Ok(metadata) => metadata.topics().iter().any(|t| {
+                t.error()
+                    == Some(rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+            }),
+            Err(_) => true,
+        };
+        if !refused {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the broker did not apply the rules within {APPLY_TIMEOUT:?}: {} is still refused {} ({outcome:?})",
+                rule.principal,
+                rule.name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn cstring(s: &str) -> anyhow::Result<CString> {
