@@ -49,7 +49,10 @@
 # --kafka), FLEET_KAFKA_PORT (the broker's port, default 59092, or the next free one),
 # KAFKA_BROKERS (use that Kafka instead of starting one; the fleet's topics it lacks are created,
 # as on the broker started here, with FLEET_KAFKA_PARTITIONS partitions, default 3, and
-# FLEET_KAFKA_REPLICATION replicas, default 1),
+# FLEET_KAFKA_REPLICATION replicas, default 1), FLEET_KAFKA_ADMIN_PASSWORD and
+# FLEET_KAFKA_PASSWORD_<SERVICE> (the broker's admin's and each service's Kafka password on the
+# broker started here, where each service signs in as its own principal and ACLs hold it to its
+# topics; default: the principal's name, as the database roles' local defaults),
 # RUST_LOG (default info), FLEET_READY_TIMEOUT (seconds to wait for each /readyz, default 60),
 # CARGO_TARGET_DIR, FLEET_DB_NAME (default fleet). Every other variable set when it starts
 # reaches every service, so PAYMENT_LATENCY_MS=400..620 scripts/dev.sh slows payment down, and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make one deployment's secrets, once: the key that signs access tokens, the manager's password
-# and rental's client secret. Nothing of the kind is committed, and the user service refuses the
+# Make one deployment's secrets, once: the key that signs access tokens, the manager's password,
+# rental's client secret and each service's Kafka credentials. Nothing of the kind is committed, and the user service refuses the
 # ones that once were; each deployment (dev.sh's, compose's, a kind cluster's) makes its own.
 # Files already in DIR are kept, so running it again changes nothing; delete them for new ones.
 #
@@ -11,6 +11,12 @@
 #   DIR/postgres-admin.env    POSTGRES_PASSWORD: the in-cluster PostgreSQL's superuser (Kubernetes)
 #   DIR/<service>-db.env      DATABASE_URL and password of each service's role on the in-cluster
 #                             PostgreSQL (Kubernetes: the Secrets <service>-db)
+#   DIR/kafka-<service>.env   KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: the service's own Kafka
+#                             principal (SCRAM),
+#                             one file per service that uses Kafka
+#   DIR/kafka-admin.env       FLEET_KAFKA_ADMIN_PASSWORD (the broker's super user) and every
+#                             service's FLEET_KAFKA_PASSWORD_<SERVICE>: for the broker and the
+#                             job that stores the credentials and ACLs (dev-broker --access)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -56,6 +62,26 @@ for pair in rental:rental_svc payment:payment_svc book-management:book_svc user:
         log "made $service's database password: $dir/$service-db.env"
     fi
 done
+# Kafka: a principal per service (shared-events/src/access.rs lists them), each password made
+# once; kafka-admin.env is written again from them, so the two always agree.
+kafka_services=(book-management rental payment user view points)
+for service in "${kafka_services[@]}"; do
+    if [[ ! -s "$dir/kafka-$service.env" ]]; then
+        printf 'KAFKA_SASL_USERNAME=%s\nKAFKA_SASL_PASSWORD=%s\n' "$service" "$(openssl rand -hex 24)" \
+            >"$dir/kafka-$service.env"
+        log "made $service's Kafka credentials: $dir/kafka-$service.env"
+    fi
+done
+if [[ ! -s "$dir/kafka-admin.password" ]]; then
+    openssl rand -hex 24 >"$dir/kafka-admin.password"
+fi
+{
+    echo "FLEET_KAFKA_ADMIN_PASSWORD=$(cat "$dir/kafka-admin.password")"
+    for service in "${kafka_services[@]}"; do
+        variable="FLEET_KAFKA_PASSWORD_$(tr 'a-z-' 'A-Z_' <<<"$service")"
+        echo "$variable=$(sed -n 's/^KAFKA_SASL_PASSWORD=//p' "$dir/kafka-$service.env")"
+    done
+} >"$dir/kafka-admin.env"
 # shellcheck disable=SC1091
 manager="$(. "$dir/manager.env" && echo "$MANAGER_EMAIL / $MANAGER_PASSWORD")"
 log "the manager signs in as $manager"

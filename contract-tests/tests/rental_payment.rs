@@ -208,7 +208,7 @@ async fn payment_provider() -> ServiceProcess {
     let db = TestDatabase::create().await;
     let database_url = db.add_service("payment_svc", "payment").await;
     let kafka = TestKafka::start().await;
-    let mut env = service_env(&database_url, &kafka);
+    let mut env = service_env("payment", &database_url, &kafka);
     env.extend(TestIdentity::start().await.env());
     env.push((
         "PAYMENT_DECLINE_AMOUNT_ABOVE".into(),

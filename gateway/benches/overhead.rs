@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let books_url = db.add_service("book_svc", "book").await;
     let kafka = TestKafka::start().await;
     let identity = TestIdentity::start().await;
-    let mut env = service_env(&books_url, &kafka);
+    let mut env = service_env("book-management", &books_url, &kafka);
     env.extend(identity.env());
     let books = TestApp::spawn(
         book_management::build(book_management::Config::from_env(env_of(&env))?).await?,

@@ -6,6 +6,13 @@
 #                             into a cache beside the build directory and print the classpath.
 # kafka_exec DATA PORT CPORT  format DATA if it is new, then exec the broker on 127.0.0.1:PORT
 #                             (controller on CPORT). Never returns.
+#                             Clients authenticate (SASL_PLAINTEXT): the services with
+#                             SCRAM-SHA-512, each as its own principal; the super user `admin`
+#                             (the broker itself, and the tools that create topics, credentials
+#                             and ACLs) with PLAIN, its password FLEET_KAFKA_ADMIN_PASSWORD
+#                             (default: a local development one, `admin`). The authorizer is on:
+#                             what no ACL allows is refused (docs/operations.md, "Kafka's
+#                             principals and ACLs").
 #                             With FLEET_KAFKA_SASL_SSL_PORT and FLEET_KAFKA_TLS_DIR
 #                             (scripts/lib/tls.sh's make_test_pki) the broker also has a SASL_SSL
 #                             listener (PLAIN) for localhost.
@@ -73,14 +80,24 @@ kafka_classpath() {
 # _kafka_properties DATA PORT CPORT: the broker's configuration, written into DATA.
 _kafka_properties() {
     local data="$1" port="$2" cport="$3"
-    local listeners="PLAINTEXT://127.0.0.1:$port" advertised="PLAINTEXT://127.0.0.1:$port"
-    local protocols="PLAINTEXT:PLAINTEXT"
+    local listeners="SASL_PLAINTEXT://127.0.0.1:$port" advertised="SASL_PLAINTEXT://127.0.0.1:$port"
+    local protocols="SASL_PLAINTEXT:SASL_PLAINTEXT" super_users="User:admin"
+    local admin_password="${FLEET_KAFKA_ADMIN_PASSWORD:-admin}"
+    [[ "$admin_password" != *'"'* && "$admin_password" != *'\\'* ]] ||
+        die "FLEET_KAFKA_ADMIN_PASSWORD cannot hold a quote or a backslash (it goes into a JAAS line)"
+    local admin_jaas="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"$admin_password\" user_admin=\"$admin_password\";"
     if [[ -n "${FLEET_KAFKA_SASL_SSL_PORT:-}" ]]; then
         # Advertised by name: the clients check the certificate against it.
         listeners+=",SASL_SSL://127.0.0.1:$FLEET_KAFKA_SASL_SSL_PORT"
         advertised+=",SASL_SSL://localhost:$FLEET_KAFKA_SASL_SSL_PORT"
         protocols+=",SASL_SSL:SASL_SSL"
+        # The managed-Kafka stand-in: one shared credential that may do anything, as a
+        # namespace's connection string does (the TLS tests show the clients' side of it).
+        super_users+=";User:fleet"
     fi
+    # It holds the admin's password: readable by its owner alone, from the first byte.
+    (umask 077 && : >"$data/server.properties")
+    chmod 600 "$data/server.properties"
     cat >"$data/server.properties" <<EOF
 # Written by scripts/lib/kafka.sh at every start: a single node that is broker and controller.
 process.roles=broker,controller
@@ -88,9 +105,25 @@ node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
 listeners=$listeners,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=$advertised
-listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols,CONTROLLER:SASL_PLAINTEXT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+# Every listener authenticates, the controller's too: an anonymous one would have to be a super
+# user (the broker talks to its controller through it) and could then grant itself anything.
+# The broker speaks to itself as admin with PLAIN, whose only user lives in this file, so it
+# needs no stored credential and works on data formatted before; the services use SCRAM, whose
+# credentials the admin stores in the cluster (dev-broker --ensure-topics-on --access).
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$admin_jaas
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=$admin_jaas
+# KRaft's authorizer: a request no ACL allows is refused, and only admin is above the rules.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=$super_users
 # Below the data folder's root, which on a mounted volume may hold lost+found.
 log.dirs=$data/logs
 # Topics are created on purpose (dev-broker --ensure-topics-on, the test harness), never by a

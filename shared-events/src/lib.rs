@@ -1,6 +1,7 @@
 //! The fleet's published language (docs/design.md §4): the CloudEvents 1.0 envelope, every domain
 //! event, the topics and their Kafka keys. Services depend on this crate, never on each other.
 
+pub mod access;
 mod book;
 mod envelope;
 mod payment;

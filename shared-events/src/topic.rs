@@ -26,6 +26,16 @@ impl Topic {
     }
 }
 
+/// Where `<service> dlq replay` sends dead letters back, read by that service alone: it may
+/// not write the topics it consumes (only their owners may), so a replay cannot go back to its
+/// origin topic. Each entry carries its origin topic in [`REPLAY_ORIGIN`].
+pub fn replay_of(service: &str) -> String {
+    format!("{service}.replay")
+}
+
+/// The header of a replayed event naming the topic it first came from.
+pub const REPLAY_ORIGIN: &str = "replay-origin-topic";
+
 /// The dead-letter topic for any topic name (prefixed names included).
 pub fn dlq_of(topic: &str) -> String {
     format!("{topic}.dlq")

@@ -29,7 +29,8 @@ async fn main() -> anyhow::Result<()> {
     let database = TestDatabase::create().await;
     let url = database.add_service("bench_svc", "bench").await;
     let kafka = TestKafka::start().await;
-    let mut env = env_of(&service_env(&url, &kafka));
+    // It relays book events, as book-management does, under its principal.
+    let mut env = env_of(&service_env("book-management", &url, &kafka));
     let settings = DatabaseConfig::read(&mut env, "bench");
     let config = MessagingConfig::read(&mut env);
     env.finish()?;

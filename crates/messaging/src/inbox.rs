@@ -66,6 +66,8 @@ pub struct InboxConsumer<H> {
     pub metrics: Metrics,
     /// The consumer group, for the dead-letter headers.
     pub group: String,
+    /// This service's replay topic, whose entries count as from their origin topic.
+    pub replay_topic: String,
 }
 
 impl<H: EventHandler> InboxConsumer<H> {
@@ -137,6 +139,24 @@ impl<H: EventHandler> InboxConsumer<H> {
         true
     }
 
+    /// The topic an event belongs to: its own, or for one replayed by `dlq replay` the topic it
+    /// first came on (only this service can write its replay topic, so the header is its own).
+    fn origin<'m>(&self, message: &'m BorrowedMessage<'_>) -> &'m str {
+        let topic = message.topic();
+        if topic != self.replay_topic {
+            return topic;
+        }
+        message
+            .headers()
+            .and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|h| h.key == shared_events::topic::REPLAY_ORIGIN)
+                    .and_then(|h| std::str::from_utf8(h.value?).ok())
+            })
+            .unwrap_or(topic)
+    }
+
     fn stored(&self, message: &BorrowedMessage<'_>) {
         if let Err(e) = self.consumer.store_offset_from_message(message) {
             tracing::warn!(error = %e, "cannot store offset; the event may be seen again");
@@ -162,7 +182,7 @@ impl<H: EventHandler> InboxConsumer<H> {
             let mut tx = self.pool.begin().await?;
             let mut outcomes = Vec::with_capacity(events.len());
             for (message, event, span, trace) in &events {
-                let one = record_and_handle(&self.handler, &mut tx, message.topic(), event);
+                let one = record_and_handle(&self.handler, &mut tx, self.origin(message), event);
                 let outcome = fleet_telemetry::trace::within(trace.clone(), one)
                     .instrument(span.clone())
                     .await?;
@@ -179,7 +199,7 @@ impl<H: EventHandler> InboxConsumer<H> {
                     .observe(outcomes.len() as f64);
                 for ((message, event, span, _), outcome) in events.iter().zip(outcomes) {
                     let _entered = span.enter();
-                    self.done(message.topic(), event, outcome, started);
+                    self.done(self.origin(message), event, outcome, started);
                 }
                 true
             }
@@ -238,7 +258,7 @@ impl<H: EventHandler> InboxConsumer<H> {
         event: &RawEvent,
         shutdown: &CancellationToken,
     ) -> bool {
-        let topic = message.topic();
+        let topic = self.origin(message);
         let started = Instant::now();
         let mut attempt = 0;
         // Tries in a row that the database's absence stopped.
@@ -297,9 +317,11 @@ impl<H: EventHandler> InboxConsumer<H> {
         reason: &str,
         shutdown: &CancellationToken,
     ) -> bool {
-        let dlq = shared_events::topic::dlq_of(message.topic());
+        // A replayed event that fails again goes back to its origin's dead letters.
+        let origin = self.origin(message);
+        let dlq = shared_events::topic::dlq_of(origin);
         tracing::error!(
-            topic = message.topic(),
+            topic = origin,
             partition = message.partition(),
             offset = message.offset(),
             reason,
@@ -309,7 +331,10 @@ impl<H: EventHandler> InboxConsumer<H> {
         let offset = message.offset().to_string();
         let mut headers = OwnedHeaders::new();
         if let Some(original) = message.headers() {
-            for header in original.iter() {
+            for header in original
+                .iter()
+                .filter(|h| h.key != shared_events::topic::REPLAY_ORIGIN)
+            {
                 headers = headers.insert(Header {
                     key: header.key,
                     value: header.value,
@@ -323,7 +348,7 @@ impl<H: EventHandler> InboxConsumer<H> {
             })
             .insert(Header {
                 key: "dlq-topic",
-                value: Some(message.topic()),
+                value: Some(origin),
             })
             .insert(Header {
                 key: "dlq-partition",
@@ -350,11 +375,11 @@ impl<H: EventHandler> InboxConsumer<H> {
                 Ok(_) => {
                     self.metrics
                         .events_dead_lettered
-                        .with_label_values(&[message.topic()])
+                        .with_label_values(&[origin])
                         .inc();
                     self.metrics
                         .events_consumed
-                        .with_label_values(&[message.topic(), "dead_lettered"])
+                        .with_label_values(&[origin, "dead_lettered"])
                         .inc();
                     return true;
                 }

@@ -193,18 +193,56 @@ pub struct RebalanceLog {
     /// consumer for its assignment inside the rebalance callback can wait for ever on
     /// librdkafka's group queue, which the callback's own thread serves.
     owned: std::sync::Mutex<std::collections::BTreeSet<(String, i32)>>,
+    /// How it signs in, to say what is missing when the broker refuses it.
+    security: KafkaSecurity,
 }
 
 impl RebalanceLog {
-    pub fn new(metrics: Metrics) -> Self {
+    pub fn new(metrics: Metrics, security: KafkaSecurity) -> Self {
         Self {
             metrics,
             owned: std::sync::Mutex::default(),
+            security,
         }
     }
 }
 
+/// What an operator should change when librdkafka reports `error`, if the sign-in is at fault:
+/// a broker that authenticates closes a connection without SASL during the handshake, which
+/// librdkafka reports only as a disconnection.
+pub fn sign_in_hint(
+    security: &KafkaSecurity,
+    error: &rdkafka::error::KafkaError,
+    reason: &str,
+) -> Option<String> {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    let code = error.rdkafka_error_code();
+    match &security.sasl {
+        Some(sasl)
+            if code == Some(Code::Authentication) || reason.contains("SASL authentication") =>
+        {
+            Some(format!(
+                "Kafka refused the credentials of KAFKA_SASL_USERNAME={} ({}): check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (scripts/make-secrets.sh makes them; docs/operations.md, \"Kafka's principals and ACLs\")",
+                sasl.username,
+                sasl.mechanism.name()
+            ))
+        }
+        None if reason.contains("Disconnected") => Some(format!(
+            "Kafka closed the connection, and KAFKA_SECURITY_PROTOCOL={} sends no credentials: if the broker checks who connects (every one the fleet runs does), set KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT or SASL_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+            security.protocol.name()
+        )),
+        _ => None,
+    }
+}
+
 impl ClientContext for RebalanceLog {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        match sign_in_hint(&self.security, &error, reason) {
+            Some(hint) => tracing::error!(error = %error, reason, "{hint}"),
+            None => tracing::error!(error = %error, reason, "librdkafka error"),
+        }
+    }
+
     /// librdkafka's statistics, every `STATISTICS_INTERVAL`: the lag of each owned partition.
     fn stats(&self, statistics: Statistics) {
         for (name, topic) in &statistics.topics {
@@ -386,7 +424,7 @@ impl Kafka {
                 "statistics.interval.ms",
                 STATISTICS_INTERVAL.as_millis().to_string(),
             )
-            .create_with_context(RebalanceLog::new(metrics))
+            .create_with_context(RebalanceLog::new(metrics, self.security.clone()))
     }
 
     /// Rewinds consumer group `group` to the oldest event still kept on every partition of
@@ -499,5 +537,51 @@ fn leave(consumer: &BaseConsumer) {
     let until = Instant::now() + Duration::from_secs(5);
     while consumer.assignment().is_ok_and(|a| a.count() > 0) && Instant::now() < until {
         consumer.poll(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    fn security(pairs: &[(&str, &str)]) -> KafkaSecurity {
+        KafkaSecurity::read(&mut Env::from_pairs(pairs.iter().copied()))
+    }
+
+    #[test]
+    fn a_client_without_credentials_is_told_what_to_set() {
+        let reason =
+            "127.0.0.1:59092/bootstrap: Disconnected (after 0ms in state APIVERSION_QUERY)";
+        let error = KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure);
+        let hint = sign_in_hint(&security(&[]), &error, reason).expect("a hint");
+        assert!(
+            hint.contains("KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT")
+                && hint.contains("KAFKA_SASL_USERNAME"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn refused_credentials_name_the_principal_and_never_the_password() {
+        let signed_in = security(&[
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_SASL_USERNAME", "points"),
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+        ]);
+        let error = KafkaError::Global(RDKafkaErrorCode::Authentication);
+        let reason = "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512";
+        let hint = sign_in_hint(&signed_in, &error, reason).expect("a hint");
+        assert!(hint.contains("KAFKA_SASL_USERNAME=points"), "{hint}");
+        assert!(!hint.contains("hunter2"), "{hint}");
+        // Any other trouble is not the sign-in's.
+        let other = KafkaError::Global(RDKafkaErrorCode::AllBrokersDown);
+        assert_eq!(
+            sign_in_hint(&signed_in, &other, "1/1 brokers are down"),
+            None
+        );
     }
 }

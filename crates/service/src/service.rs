@@ -142,7 +142,15 @@ impl Service {
             .kafka
             .consumer(self.spec.name, self.server.metrics().clone())
             .context("cannot create the Kafka consumer")?;
-        let names: Vec<String> = topics.iter().map(|t| self.kafka.topic(*t)).collect();
+        // Its replay topic too: what its `dlq replay` sends back.
+        let replay_topic = self
+            .kafka
+            .name(&shared_events::topic::replay_of(self.spec.name));
+        let names: Vec<String> = topics
+            .iter()
+            .map(|t| self.kafka.topic(*t))
+            .chain([replay_topic.clone()])
+            .collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&names).context("cannot subscribe")?;
         let inbox = InboxConsumer {
@@ -154,6 +162,7 @@ impl Service {
             batch_size: self.config.messaging.consumer_batch_size,
             metrics: self.server.metrics().clone(),
             group: self.kafka.name(self.spec.name),
+            replay_topic,
         };
         self.workers
             .push(Box::new(move |stop| Box::pin(inbox.run(stop))));

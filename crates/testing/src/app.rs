@@ -22,6 +22,8 @@ pub struct TestWorld {
     /// Issues access tokens; services under test check them against its keys.
     pub identity: TestIdentity,
     pub database_url: String,
+    /// The service's Kafka principal, named after its database role.
+    pub principal: &'static str,
     schema: String,
 }
 
@@ -44,14 +46,20 @@ impl TestWorld {
             db,
             kafka,
             database_url,
+            principal: crate::principal_of_role(role),
             schema: schema.to_owned(),
         }
     }
 
     pub fn env(&self) -> Vec<(String, String)> {
-        let mut env = service_env(&self.database_url, &self.kafka);
+        let mut env = service_env(self.principal, &self.database_url, &self.kafka);
         env.extend(self.identity.env());
         env
+    }
+
+    /// The service's broker settings alone (with its credentials), as its `dlq` command needs.
+    pub fn kafka_env(&self) -> Vec<(String, String)> {
+        self.kafka.env_as(self.principal)
     }
 
     /// The test settings with `extra` added (an `extra` value replaces the default).

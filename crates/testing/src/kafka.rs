@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dev_broker::{MockBroker, RealBroker, fleet_topics};
+use fleet::kafka::{Credentials, local_password};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -41,11 +42,20 @@ enum Broker {
     Mock(&'static MockBroker),
 }
 
+/// Does the shared broker check who writes and reads (`fleet infra`'s own does, and says so in
+/// `FLEET_KAFKA_ACCESS=scram`; a broker of `KAFKA_BROKERS` may not)?
+fn shared_access() -> bool {
+    std::env::var("FLEET_KAFKA_ACCESS").as_deref() == Ok("scram")
+}
+
 /// A Kafka broker for one test.
 pub struct TestKafka {
     broker: Broker,
     pub brokers: String,
     pub prefix: String,
+    /// Whether the broker has the fleet's principals and ACLs (`scripts/lib/kafka.sh`): each
+    /// service then signs in as itself, and the harness as the admin. The mock has none.
+    access: bool,
     /// One producer for everything the test publishes: a real broker makes a new one pay for a
     /// connection, metadata and an idempotent producer id.
     producer: std::sync::OnceLock<FutureProducer>,
@@ -66,10 +76,16 @@ impl TestKafka {
     }
 
     fn new(broker: Broker, brokers: String, prefix: String) -> Self {
+        let access = match broker {
+            Broker::Shared => shared_access(),
+            Broker::Own(_) => true,
+            Broker::Mock(_) => false,
+        };
         Self {
             broker,
             brokers,
             prefix,
+            access,
             producer: std::sync::OnceLock::new(),
         }
     }
@@ -83,11 +99,40 @@ impl TestKafka {
             .then(|| Self::new(Broker::Shared, brokers, unique_prefix()))
     }
 
-    /// Creates the fleet's topics behind this test's prefix, as an operator would.
+    /// Creates the fleet's topics behind this test's prefix, as an operator would, and on a
+    /// broker with ACLs each service's credential and the rules for the prefix.
     pub async fn create_topics(&self) {
-        dev_broker::ensure_topics(&self.brokers, &fleet_topics(&self.prefix), PARTITIONS, 1)
-            .await
-            .expect("create the test's topics");
+        let admin = self.admin();
+        dev_broker::ensure_topics(
+            &self.brokers,
+            admin.as_ref(),
+            &fleet_topics(&self.prefix),
+            PARTITIONS,
+            1,
+        )
+        .await
+        .expect("create the test's topics");
+        if let Some(admin) = &admin {
+            dev_broker::ensure_access(&self.brokers, admin, &self.prefix, local_password)
+                .await
+                .expect("store the services' credentials and ACLs for the test's prefix");
+        }
+    }
+
+    /// Does this broker check principals and ACLs?
+    pub fn has_access_control(&self) -> bool {
+        self.access
+    }
+
+    /// The admin's credentials on a broker with ACLs: the harness reads and writes as an
+    /// operator would.
+    pub fn admin(&self) -> Option<Credentials> {
+        self.access.then(Credentials::admin)
+    }
+
+    /// A client configuration for this broker signed in with `credentials` (none: anonymous).
+    pub fn client_config_as(&self, credentials: Option<&Credentials>) -> ClientConfig {
+        dev_broker::client_config(&self.brokers, credentials)
     }
 
     /// A broker of the test's own, for tests that take it down: a real Kafka (its own JVM,
@@ -161,17 +206,27 @@ impl TestKafka {
         }
     }
 
-    pub fn env(&self) -> Vec<(String, String)> {
-        vec![
+    /// The settings of service `principal` (`rental`, `book-management`, …): the broker, the
+    /// test's prefix and, on a broker with ACLs, its own credentials.
+    pub fn env_as(&self, principal: &str) -> Vec<(String, String)> {
+        assert!(
+            shared_events::access::of(principal).is_some(),
+            "{principal} is not one of the fleet's Kafka principals (shared_events::access)"
+        );
+        let mut env = vec![
             ("KAFKA_BROKERS".into(), self.brokers.clone()),
             ("KAFKA_TOPIC_PREFIX".into(), self.prefix.clone()),
-        ]
+        ];
+        if self.access {
+            env.extend(Credentials::service(principal).env());
+        }
+        env
     }
 
     /// Reads `topic` from the beginning, on every partition, outside any consumer group.
     pub async fn reader(&self, topic: &str) -> TopicReader {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
+        let consumer: StreamConsumer = self
+            .client_config_as(self.admin().as_ref())
             .set("group.id", format!("reader-{}", Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .create()
@@ -192,8 +247,7 @@ impl TestKafka {
     pub fn producer(&self) -> FutureProducer {
         self.producer
             .get_or_init(|| {
-                ClientConfig::new()
-                    .set("bootstrap.servers", &self.brokers)
+                self.client_config_as(self.admin().as_ref())
                     .create()
                     .expect("test producer")
             })
@@ -211,6 +265,35 @@ impl TestKafka {
             )
             .await
             .expect("test event delivered");
+    }
+}
+
+impl TestKafka {
+    /// Publishes raw bytes to `topic` as a client signed in with `credentials` (none:
+    /// anonymous), with a producer of its own that gives up after `wait`; the broker's answer.
+    pub async fn send_as(
+        &self,
+        credentials: Option<&Credentials>,
+        topic: Topic,
+        key: &str,
+        payload: &[u8],
+        wait: Duration,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let producer: FutureProducer = self
+            .client_config_as(credentials)
+            .set("message.timeout.ms", wait.as_millis().to_string())
+            .create()
+            .expect("a producer");
+        producer
+            .send(
+                FutureRecord::to(&self.topic(topic))
+                    .key(key)
+                    .payload(payload),
+                wait,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
     }
 }
 

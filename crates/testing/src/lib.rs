@@ -20,6 +20,10 @@ pub use otlp::*;
 pub use postgres::*;
 pub use processes::*;
 
+pub use fleet::kafka::Credentials as KafkaCredentials;
+pub use rdkafka::error::KafkaError;
+pub use rdkafka::types::RDKafkaErrorCode;
+
 use std::time::{Duration, Instant};
 
 use fleet_config::Env;
@@ -55,9 +59,27 @@ where
     }
 }
 
-/// The settings a service under test gets: its database, the test's broker, a random port and a
-/// random operations port, and a quick outbox poll.
-pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String)> {
+/// The Kafka principal of the service whose database role is `role` (`rental_svc` → `rental`,
+/// `book_svc` → `book-management`).
+pub fn principal_of_role(role: &str) -> &'static str {
+    let name = role.strip_suffix("_svc").unwrap_or(role);
+    let name = if name == "book" {
+        "book-management"
+    } else {
+        name
+    };
+    shared_events::access::of(name)
+        .unwrap_or_else(|| panic!("database role {role} belongs to no Kafka principal"))
+        .principal
+}
+
+/// The settings service `principal` gets under test: its database, the test's broker with its
+/// own Kafka credentials, a random port and a random operations port, and a quick outbox poll.
+pub fn service_env(
+    principal: &str,
+    database_url: &str,
+    kafka: &TestKafka,
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("DATABASE_URL".into(), database_url.to_owned()),
         ("HTTP_HOST".into(), "127.0.0.1".into()),
@@ -67,7 +89,7 @@ pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String
         ("KAFKA_MESSAGE_TIMEOUT_MS".into(), "5000".into()),
         ("LOG_FORMAT".into(), "text".into()),
     ];
-    env.extend(kafka.env());
+    env.extend(kafka.env_as(principal));
     env
 }
 
@@ -76,12 +98,13 @@ pub fn service_env(database_url: &str, kafka: &TestKafka) -> Vec<(String, String
 /// way to its token), and `extra`
 /// (which replaces a default of the same name).
 pub fn settings(
+    principal: &str,
     database_url: &str,
     kafka: &TestKafka,
     identity: &TestIdentity,
     extra: &[(&str, &str)],
 ) -> Env {
-    let mut env = service_env(database_url, kafka);
+    let mut env = service_env(principal, database_url, kafka);
     env.extend(identity.env());
     env.extend(identity.client_env());
     env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));

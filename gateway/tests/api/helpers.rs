@@ -5,7 +5,7 @@
 
 use fleet_testing::{
     ServiceProcess, TEST_RENTAL_CLIENT_SECRET, TestDatabase, TestIdentity, TestKafka, TestPostgres,
-    WAIT, eventually, fleet_binary, init_logs, sample, service_env,
+    WAIT, eventually, fleet_binary, init_logs, principal_of_role, sample, service_env,
 };
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -119,7 +119,11 @@ impl Fleet {
             let role = role.to_owned();
             let schema = schema.to_owned();
             async move {
-                let mut env = service_env(&db.add_service(&role, &schema).await, kafka);
+                let mut env = service_env(
+                    principal_of_role(&role),
+                    &db.add_service(&role, &schema).await,
+                    kafka,
+                );
                 env.extend(extra);
                 env.extend_from_slice(everyone);
                 env

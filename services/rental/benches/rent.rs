@@ -38,9 +38,11 @@ async fn main() -> anyhow::Result<()> {
     let payment_url = db.add_service("payment_svc", "payment").await;
     let kafka = TestKafka::start().await;
     let identity = TestIdentity::start().await;
-    let payment_config = payment::Config::from_env(settings(&payment_url, &kafka, &identity, &[]))?;
+    let payment_config =
+        payment::Config::from_env(settings("payment", &payment_url, &kafka, &identity, &[]))?;
     let payment = TestApp::spawn(payment::build(payment_config).await?).await;
     let rental_config = rental::Config::from_env(settings(
+        "rental",
         &rental_url,
         &kafka,
         &identity,

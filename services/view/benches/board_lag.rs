@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let view_url = db.add_service("view_svc", "view").await;
     let payment = TestApp::spawn(
         payment::build(payment::Config::from_env(settings(
+            "payment",
             &payment_url,
             &kafka,
             &identity,
@@ -42,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let rental = TestApp::spawn(
         rental::build(rental::Config::from_env(settings(
+            "rental",
             &rental_url,
             &kafka,
             &identity,
@@ -52,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let view = TestApp::spawn(
         view::build(view::Config::from_env(settings(
+            "view",
             &view_url,
             &kafka,
             &identity,

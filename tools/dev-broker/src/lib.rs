@@ -9,15 +9,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaErrorCode;
 use shared_events::Topic;
+use shared_events::topic::replay_of;
 
+mod access;
 mod real;
+pub use access::{client_config, ensure_access};
 pub use real::RealBroker;
 
 enum Command {
@@ -35,30 +37,34 @@ pub struct MockBroker {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The fleet's topics and their dead-letter twins, each name behind `prefix`.
+/// The fleet's topics and their dead-letter twins, then each consumer's replay topic, each name
+/// behind `prefix`.
 pub fn fleet_topics(prefix: &str) -> Vec<String> {
-    Topic::ALL
+    let events = Topic::ALL.iter().flat_map(|t| {
+        [
+            format!("{prefix}{}", t.name()),
+            format!("{prefix}{}", t.dlq_name()),
+        ]
+    });
+    let replays = shared_events::access::SERVICES
         .iter()
-        .flat_map(|t| {
-            [
-                format!("{prefix}{}", t.name()),
-                format!("{prefix}{}", t.dlq_name()),
-            ]
-        })
-        .collect()
+        .filter(|s| !s.consumes.is_empty())
+        .map(|s| format!("{prefix}{}", replay_of(s.principal)));
+    events.chain(replays).collect()
 }
 
 /// Creates whichever of `topics` a Kafka cluster lacks, with `partitions` partitions and
 /// `replication` replicas each and unlimited retention; existing topics are left as they are. (The mock cluster has no
-/// CreateTopics: it can only be asked for topics it already has.)
+/// CreateTopics: it can only be asked for topics it already has.) A broker with ACLs needs its
+/// `admin`.
 pub async fn ensure_topics(
     brokers: &str,
+    admin: Option<&fleet::kafka::Credentials>,
     topics: &[String],
     partitions: i32,
     replication: i32,
 ) -> anyhow::Result<()> {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let client: BaseConsumer = client_config(brokers, admin)
         .create()
         .context("cannot create a Kafka client")?;
     let metadata =
@@ -81,8 +87,7 @@ pub async fn ensure_topics(
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, admin)
         .create()
         .context("cannot create a Kafka admin client")?;
     for result in admin.create_topics(&missing, &AdminOptions::new()).await? {

@@ -4,11 +4,14 @@
 //! address (and writes it to PATH once the topics exist), and runs until SIGINT or SIGTERM.
 //! SIGUSR1 takes the brokers down and SIGUSR2 brings them back, for fault drills.
 //!
-//! `dev-broker --ensure-topics-on BROKERS [--partitions N] [--replication N] [--topic-prefix P]`
-//! creates the fleet's topics that a real Kafka cluster lacks, then exits.
+//! `dev-broker --ensure-topics-on BROKERS [--access] [--partitions N] [--replication N] [--topic-prefix P]`
+//! creates the fleet's topics that a real Kafka cluster lacks, then exits. With `--access` it
+//! signs in as the local broker's admin (`scripts/lib/kafka.sh`) and also stores each service's
+//! SCRAM credential and writes the ACLs of `shared_events::access`.
 
 use anyhow::{Context, bail};
-use dev_broker::{MockBroker, ensure_topics, fleet_topics};
+use dev_broker::{MockBroker, ensure_access, ensure_topics, fleet_topics};
+use fleet::kafka::{Credentials, local_password};
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
@@ -18,6 +21,7 @@ struct Args {
     bootstrap_file: Option<String>,
     ensure_topics_on: Option<String>,
     replication: i32,
+    access: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -28,6 +32,7 @@ fn parse_args() -> anyhow::Result<Args> {
         bootstrap_file: None,
         ensure_topics_on: None,
         replication: 1,
+        access: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,13 +45,14 @@ fn parse_args() -> anyhow::Result<Args> {
             "--topic-prefix" => args.topic_prefix = value()?,
             "--bootstrap-file" => args.bootstrap_file = Some(value()?),
             "--ensure-topics-on" => args.ensure_topics_on = Some(value()?),
+            "--access" => args.access = true,
             "--replication" => {
                 args.replication = value()?.parse().context("--replication takes a number")?
             }
             "-h" | "--help" => {
                 println!(
                     "usage: dev-broker [--brokers N] [--partitions N] [--topic-prefix P] [--bootstrap-file PATH]\n       \
-                     dev-broker --ensure-topics-on BROKERS [--partitions N] [--replication N] [--topic-prefix P]"
+                     dev-broker --ensure-topics-on BROKERS [--access] [--partitions N] [--replication N] [--topic-prefix P]"
                 );
                 std::process::exit(0);
             }
@@ -64,8 +70,20 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let topics = fleet_topics(&args.topic_prefix);
     if let Some(brokers) = &args.ensure_topics_on {
-        ensure_topics(brokers, &topics, args.partitions, args.replication).await?;
+        let admin = args.access.then(Credentials::admin);
+        ensure_topics(
+            brokers,
+            admin.as_ref(),
+            &topics,
+            args.partitions,
+            args.replication,
+        )
+        .await?;
         println!("dev-broker: {} topics present on {brokers}", topics.len());
+        if let Some(admin) = &admin {
+            ensure_access(brokers, admin, &args.topic_prefix, local_password).await?;
+            println!("dev-broker: each service's credential and ACLs present on {brokers}");
+        }
         return Ok(());
     }
     let broker = MockBroker::start(args.brokers, &topics, args.partitions)?;

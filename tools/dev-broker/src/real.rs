@@ -7,9 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use fleet::kafka::Broker;
+use fleet::kafka::{Broker, Credentials};
 use fleet::process::Process;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// How long a JVM broker may take to start on a busy two-core machine.
@@ -108,8 +107,7 @@ impl RealBroker {
 
 /// Does a broker answer at `brokers` with every partition it holds led?
 fn answers(brokers: &str) -> bool {
-    let Ok(client) = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let Ok(client) = crate::client_config(brokers, Some(&Credentials::admin()))
         .set("log_level", "0")
         .create::<BaseConsumer>()
     else {

@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fleet::kafka::Credentials;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -146,8 +147,7 @@ fn refuses_unknown_arguments() {
 
 /// Partitions of every topic behind `prefix` on `brokers`, by name without the prefix.
 fn partitions_behind(brokers: &str, prefix: &str) -> std::collections::BTreeMap<String, usize> {
-    let client: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let client: BaseConsumer = dev_broker::client_config(brokers, Some(&Credentials::admin()))
         .create()
         .unwrap();
     let metadata = client
@@ -175,12 +175,25 @@ async fn on_a_real_kafka_the_missing_topics_and_dead_letter_topics_are_created_a
     };
     let prefix = format!("ensure{}.", std::process::id());
     // An operator made one topic already, with a partition count of their own.
-    dev_broker::ensure_topics(&brokers, &[format!("{prefix}book.events")], 1, 1)
-        .await
-        .unwrap();
+    let admin = Credentials::admin();
+    dev_broker::ensure_topics(
+        &brokers,
+        Some(&admin),
+        &[format!("{prefix}book.events")],
+        1,
+        1,
+    )
+    .await
+    .unwrap();
     let ensure = || {
         Command::new(env!("CARGO_BIN_EXE_dev-broker"))
-            .args(["--ensure-topics-on", &brokers, "--partitions", "3"])
+            .args([
+                "--ensure-topics-on",
+                &brokers,
+                "--access",
+                "--partitions",
+                "3",
+            ])
             .args(["--topic-prefix", &prefix])
             .stdout(Stdio::null())
             .status()
@@ -196,16 +209,22 @@ async fn on_a_real_kafka_the_missing_topics_and_dead_letter_topics_are_created_a
         ("payment.events.dlq", 3),
         ("user.events", 3),
         ("user.events.dlq", 3),
+        ("book-management.replay", 3),
+        ("rental.replay", 3),
+        ("payment.replay", 3),
+        ("user.replay", 3),
+        ("view.replay", 3),
+        ("points.replay", 3),
     ]
     .into_iter()
     .map(|(name, n)| (name.to_owned(), n))
     .collect();
     assert_eq!(partitions_behind(&brokers, &prefix), expected);
     // Created to keep every event, as `view rebuild` needs.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        dev_broker::client_config(&brokers, Some(&admin))
+            .create()
+            .unwrap();
     let topic = format!("{prefix}rental.events");
     let described = admin
         .describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new())

@@ -124,6 +124,9 @@ async fn start(
             format_elapsed(started.elapsed())
         ));
         env.push(("KAFKA_BROKERS".to_owned(), broker.bootstrap_servers()));
+        // Its authorizer is on and its admin is the local one: the test harness stores the
+        // services' credentials and each test's ACLs, and signs every client in.
+        env.push(("FLEET_KAFKA_ACCESS".to_owned(), "scram".to_owned()));
     }
     let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     // Written whole, then renamed: a reader never sees half of it.

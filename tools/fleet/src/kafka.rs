@@ -68,6 +68,8 @@ impl Broker {
                 "--controller-port".to_owned(),
                 self.controller_port.to_string(),
             ])
+            // The broker's own password for its super user, as the tools will use it.
+            .env("FLEET_KAFKA_ADMIN_PASSWORD", local_password(ADMIN))
             .dying_with_supervisor(dies_with_supervisor);
         if let Some(pid) = exit_with {
             launch = launch.args(["--exit-with".to_owned(), pid.to_string()]);
@@ -110,4 +112,87 @@ fn started_since(log: &Path, from: u64) -> bool {
         let new = &bytes[(from as usize).min(bytes.len())..];
         String::from_utf8_lossy(new).contains("Kafka Server started")
     })
+}
+
+/// The broker's super user: the broker itself between its listeners, and the tools that create
+/// topics, credentials and ACLs (never a service).
+pub const ADMIN: &str = "admin";
+
+/// How a client signs in to the local broker (`scripts/lib/kafka.sh`): a service with
+/// SCRAM-SHA-512 as its own principal, the admin with PLAIN (its one user is in the broker's
+/// configuration, so it works before any credential is stored).
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+    pub mechanism: &'static str,
+}
+
+impl std::fmt::Debug for Credentials {
+    // The password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("mechanism", &self.mechanism)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The super user's, for the tools.
+    pub fn admin() -> Self {
+        Self {
+            username: ADMIN.to_owned(),
+            password: local_password(ADMIN),
+            mechanism: "PLAIN",
+        }
+    }
+
+    /// Service `principal`'s (its name: `rental`, `book-management`, …).
+    pub fn service(principal: &str) -> Self {
+        Self {
+            username: principal.to_owned(),
+            password: local_password(principal),
+            mechanism: "SCRAM-SHA-512",
+        }
+    }
+
+    /// The settings a service's Kafka clients read (crates/messaging's `KafkaSecurity`).
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("KAFKA_SECURITY_PROTOCOL".into(), "SASL_PLAINTEXT".into()),
+            ("KAFKA_SASL_MECHANISM".into(), self.mechanism.into()),
+            ("KAFKA_SASL_USERNAME".into(), self.username.clone()),
+            ("KAFKA_SASL_PASSWORD".into(), self.password.clone()),
+        ]
+    }
+
+    /// The same as librdkafka properties.
+    pub fn client_properties(&self) -> [(&'static str, String); 4] {
+        [
+            ("security.protocol", "SASL_PLAINTEXT".into()),
+            ("sasl.mechanisms", self.mechanism.into()),
+            ("sasl.username", self.username.clone()),
+            ("sasl.password", self.password.clone()),
+        ]
+    }
+}
+
+/// The local development password of Kafka principal `name`: `FLEET_KAFKA_PASSWORD_<NAME>`
+/// (upper case, `-` as `_`; `FLEET_KAFKA_ADMIN_PASSWORD` for the admin), else the name itself,
+/// as the database roles' defaults. Only the local broker knows them; a deployment's come from
+/// `scripts/make-secrets.sh`.
+pub fn local_password(name: &str) -> String {
+    let variable = if name == ADMIN {
+        "FLEET_KAFKA_ADMIN_PASSWORD".to_owned()
+    } else {
+        format!(
+            "FLEET_KAFKA_PASSWORD_{}",
+            name.to_ascii_uppercase().replace('-', "_")
+        )
+    };
+    std::env::var(variable)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| name.to_owned())
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::database::{Postgres, create_fleet_database, drop_database};
-use crate::kafka::Broker;
+use crate::kafka::{Broker, Credentials};
 use crate::layout::{Instance, Replicas, instances, peers};
 use crate::process::{Launch, Process, next_free_port, port_in_use, tail};
 use crate::{format_elapsed, http_status, log, repository, setting};
@@ -236,6 +236,14 @@ async fn start(options: &Options, settings: &Settings, fleet: &mut Fleet) -> any
         .env("KAFKA_BROKERS", &brokers)
         .env("RUST_LOG", &settings.rust_log)
         .dying_with_supervisor(true);
+        // Each service signs in to the broker the fleet runs as its own principal (the
+        // gateway uses no Kafka). The mock has no authentication; a broker of KAFKA_BROKERS
+        // takes the settings the caller gives.
+        if kafka_kind == "real" && instance.service.database.is_some() {
+            for (name, value) in Credentials::service(instance.service.name).env() {
+                launch = launch.env(name, value);
+            }
+        }
         if let Some((role, _)) = instance.service.database {
             launch = launch.env(
                 "DATABASE_URL",
@@ -384,8 +392,13 @@ async fn start_kafka(
             (broker.bootstrap_servers(), "real")
         }
     };
-    // Topics are created explicitly, never by a producer's first message.
-    let status = tokio::process::Command::new(&dev_broker)
+    // Topics are created explicitly, never by a producer's first message; on the broker the
+    // fleet runs, with each service's credential and ACLs.
+    let mut command = tokio::process::Command::new(&dev_broker);
+    if kind == "real" {
+        command.arg("--access");
+    }
+    let status = command
         .args(["--ensure-topics-on", &brokers, "--partitions"])
         .arg(setting("FLEET_KAFKA_PARTITIONS", 3u32)?.to_string())
         .arg("--replication")
@@ -393,7 +406,9 @@ async fn start_kafka(
         .status()
         .await?;
     if !status.success() {
-        bail!("cannot create the fleet's topics on {brokers}");
+        bail!(
+            "cannot create the fleet's topics (and on its own broker, the services' credentials and ACLs) on {brokers}"
+        );
     }
     Ok((brokers, kind))
 }

@@ -11,7 +11,8 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use shared_events::{RawEvent, Topic, topic::dlq_of};
+use shared_events::topic::{REPLAY_ORIGIN, dlq_of, replay_of};
+use shared_events::{RawEvent, Topic};
 
 use super::*;
 
@@ -228,9 +229,10 @@ pub async fn replay(
         for (queue, letter) in &chosen {
             let origin = letter.header(ORIGIN_TOPIC).unwrap_or(&queue.origin);
             println!(
-                "would replay {} {} to {origin}",
+                "would replay {} {} to {} (as from {origin})",
                 queue.name,
-                letter.summary()
+                letter.summary(),
+                config.kafka.name(&replay_of(service))
             );
         }
         println!("dry run: nothing replayed");
@@ -240,40 +242,42 @@ pub async fn replay(
         .kafka
         .producer()
         .context("cannot create the Kafka producer")?;
+    // Not to the origin topic, which only its owner may write, but to this service's replay
+    // topic, which its consumer reads as from the origin (docs/operations.md, "Dead letters").
+    let replay_topic = config.kafka.name(&replay_of(service));
     let mut replayed = 0;
     for (queue, letter) in &chosen {
         let origin = letter.header(ORIGIN_TOPIC).unwrap_or(&queue.origin);
-        // Back to the event's partition: where its key's later events are too.
-        let partition = letter
-            .header(ORIGIN_PARTITION)
-            .and_then(|p| p.parse::<i32>().ok());
-        let mut record = FutureRecord::<[u8], [u8]>::to(origin);
-        if let Some(partition) = partition {
-            record = record.partition(partition);
-        }
+        // Partitioned by its key, as on its origin topic.
+        let mut record = FutureRecord::<[u8], [u8]>::to(&replay_topic);
         if let Some(key) = &letter.key {
             record = record.key(key.as_slice());
         }
         if let Some(payload) = &letter.payload {
             record = record.payload(payload.as_slice());
         }
-        if let Some(headers) = letter.original_headers() {
-            record = record.headers(headers);
-        }
+        let headers = letter
+            .original_headers()
+            .unwrap_or_else(OwnedHeaders::new)
+            .insert(Header {
+                key: REPLAY_ORIGIN,
+                value: Some(origin),
+            });
+        record = record.headers(headers);
         let delivered = producer
             .send(record, Duration::from_secs(5))
             .await
             .map_err(|(e, _)| e)
             .with_context(|| {
                 format!(
-                    "cannot replay {} {} to {origin} ({replayed} replayed before it)",
+                    "cannot replay {} {} to {replay_topic} ({replayed} replayed before it)",
                     queue.name,
                     letter.position()
                 )
             })?;
         replayed += 1;
         println!(
-            "replayed {} {} to {origin}[{}]@{}",
+            "replayed {} {} to {replay_topic}[{}]@{} (as from {origin})",
             queue.name,
             letter.summary(),
             delivered.partition,

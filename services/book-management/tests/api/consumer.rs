@@ -109,6 +109,10 @@ async fn events_waiting_together_are_applied_in_few_transactions_and_a_bad_one_a
     assert_eq!(world.count("inbox").await, 20);
 }
 
+/// Every partition the group reads: rental.events' and its replay topic's (what `dlq replay`
+/// sends back), both created with the test's partition count.
+const SUBSCRIBED_PARTITIONS: f64 = 2.0 * PARTITIONS as f64;
+
 #[tokio::test]
 async fn two_replicas_split_the_partitions_and_process_each_event_once() {
     let world = World::new().await;
@@ -123,7 +127,7 @@ async fn two_replicas_split_the_partitions_and_process_each_event_once() {
                 sample(&a, "consumer_assigned_partitions"),
                 sample(&b, "consumer_assigned_partitions"),
             );
-            (a > 0.0 && b > 0.0 && a + b == fleet_testing::PARTITIONS as f64).then_some(())
+            (a > 0.0 && b > 0.0 && a + b == SUBSCRIBED_PARTITIONS).then_some(())
         },
     )
     .await;
@@ -207,7 +211,7 @@ async fn until_they_share_every_partition(apps: &[&App]) {
         Duration::from_secs(60),
         || async {
             let owned = owned(apps).await;
-            (owned.iter().all(|n| *n > 0.0) && owned.iter().sum::<f64>() == PARTITIONS as f64)
+            (owned.iter().all(|n| *n > 0.0) && owned.iter().sum::<f64>() == SUBSCRIBED_PARTITIONS)
                 .then_some(())
         },
     )

@@ -76,7 +76,7 @@ async fn a_dead_letter_replayed_after_its_cause_is_fixed_is_applied_exactly_once
         dead.headers
     );
 
-    let kafka = world.kafka.env();
+    let kafka = world.kafka_env();
     let listed = succeeded(&dlq(&kafka, &["list"]).await);
     for expected in [
         format!("event={event} type=BookRented"),
@@ -122,7 +122,7 @@ async fn a_dead_letter_replayed_after_its_cause_is_fixed_is_applied_exactly_once
 #[tokio::test]
 async fn dlq_replay_refuses_what_it_cannot_do_with_a_clear_message() {
     let world = World::new().await;
-    let kafka = world.kafka.env();
+    let kafka = world.kafka_env();
     let listed = succeeded(&dlq(&kafka, &["list"]).await);
     assert!(listed.contains("rental.events.dlq: empty"), "{listed}");
 
@@ -176,7 +176,7 @@ async fn dlq_replay_passes_over_an_event_older_than_the_inbox_retention() {
         .await
         .expect("the rental dead-lettered");
 
-    let kafka = world.kafka.env();
+    let kafka = world.kafka_env();
     let listed = succeeded(&dlq(&kafka, &["list"]).await);
     assert!(listed.contains("not replayable"), "{listed}");
     let output = dlq(&kafka, &["replay", "--event", &envelope.id.to_string()]).await;

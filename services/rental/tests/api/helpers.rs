@@ -48,8 +48,13 @@ impl Fleet {
         }
     }
 
-    fn env(&self, database_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env = service_env(database_url, &self.kafka);
+    fn env(
+        &self,
+        principal: &str,
+        database_url: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let mut env = service_env(principal, database_url, &self.kafka);
         env.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
@@ -61,7 +66,7 @@ impl Fleet {
         let port = port.map(|p| p.to_string()).unwrap_or_else(|| "0".into());
         let mut settings = vec![("HTTP_PORT", port.as_str())];
         settings.extend_from_slice(extra);
-        let mut env = self.env(&self.payment_url, &settings);
+        let mut env = self.env("payment", &self.payment_url, &settings);
         env.extend(self.identity.env());
         let config = payment::Config::from_env(env_of(&env)).unwrap();
         App::spawn(payment::build(config).await.unwrap()).await
@@ -69,7 +74,7 @@ impl Fleet {
 
     /// book-management, with a client signed in as a manager.
     pub async fn books(&self) -> App {
-        let mut env = self.env(&self.book_url, &[]);
+        let mut env = self.env("book-management", &self.book_url, &[]);
         env.extend(self.identity.env());
         let config = book_management::Config::from_env(env_of(&env)).unwrap();
         let manager = self.identity.token(Uuid::new_v4(), &["manager"]);
@@ -84,7 +89,7 @@ impl Fleet {
         settings.push(("PAYMENT_URL", payment));
         settings.retain(|(k, _)| !extra.iter().any(|(name, _)| name == k));
         settings.extend_from_slice(extra);
-        let mut env = self.env(&self.rental_url, &settings);
+        let mut env = self.env("rental", &self.rental_url, &settings);
         env.extend(self.identity.env());
         env.extend(self.identity.client_env());
         env
