@@ -78,10 +78,14 @@ pub async fn ensure_topics(
         // Kept for ever, never compacted: `view rebuild` and a new service read every event
         // since the fleet began (README, "Rebuilding the view").
         .map(|t| {
-            NewTopic::new(t, partitions, TopicReplication::Fixed(replication))
-                .set("retention.ms", "-1")
-                .set("retention.bytes", "-1")
-                .set("cleanup.policy", "delete")
+            NewTopic::new(
+                t,
+                partitions_of(t, partitions),
+                TopicReplication::Fixed(replication),
+            )
+            .set("retention.ms", "-1")
+            .set("retention.bytes", "-1")
+            .set("cleanup.policy", "delete")
         })
         .collect();
     if missing.is_empty() {
@@ -97,6 +101,17 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+/// A replay topic has one partition: replays are rare and need no parallelism, and one partition
+/// keeps a service's replicas balanced on the partitions of the topics they consume (with as many
+/// as those, one replica could own every replay partition and none of the real ones).
+fn partitions_of(topic: &str, partitions: i32) -> i32 {
+    if topic.ends_with(".replay") {
+        1
+    } else {
+        partitions
+    }
 }
 
 fn ports_of(bootstrap: &str) -> Vec<u16> {
@@ -130,7 +145,8 @@ impl MockBroker {
                     }
                 };
                 for topic in &topics {
-                    if let Err(e) = cluster.create_topic(topic, partitions, 1) {
+                    if let Err(e) = cluster.create_topic(topic, partitions_of(topic, partitions), 1)
+                    {
                         let _ = ready_tx.send(Err(anyhow!("cannot create topic {topic}: {e}")));
                         return;
                     }

@@ -209,12 +209,12 @@ async fn on_a_real_kafka_the_missing_topics_and_dead_letter_topics_are_created_a
         ("payment.events.dlq", 3),
         ("user.events", 3),
         ("user.events.dlq", 3),
-        ("book-management.replay", 3),
-        ("rental.replay", 3),
-        ("payment.replay", 3),
-        ("user.replay", 3),
-        ("view.replay", 3),
-        ("points.replay", 3),
+        ("book-management.replay", 1),
+        ("rental.replay", 1),
+        ("payment.replay", 1),
+        ("user.replay", 1),
+        ("view.replay", 1),
+        ("points.replay", 1),
     ]
     .into_iter()
     .map(|(name, n)| (name.to_owned(), n))
