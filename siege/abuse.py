@@ -165,12 +165,18 @@ def sign_in_summary(outcomes):
             "customer_sign_in_ms": {"p50": round(ok[len(ok) // 2], 1), "max": round(ok[-1], 1)} if ok else None}
 
 
+def new_customer(load, name, password):
+    """Registers a customer of the phase's own: its email."""
+    email = f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:10]}@fleet.example"
+    load.api.expect(201, "POST", "/api/v1/users",
+                    body={"name": name, "email": email, "password": password})
+    return email
+
+
 def registration_storm(spec, load, fleet, stop):
     gateway = dict(fleet.instances())["gateway"]
-    email = f"taken-{uuid.uuid4().hex[:10]}@fleet.example"
     password = "signs in during a registration storm"
-    load.api.expect(201, "POST", "/api/v1/users",
-                    body={"name": "Registered Once", "email": email, "password": password})
+    email = new_customer(load, "Registered Once", password)
     statuses, lock = {}, threading.Lock()
     body = json.dumps({"name": "Storm", "email": email, "password": "a long storm password"})
 
@@ -194,12 +200,10 @@ def registration_storm(spec, load, fleet, stop):
 
 def third_party_lockout(spec, load, fleet, stop):
     gateway = dict(fleet.instances())["gateway"]
-    email = f"owner-{uuid.uuid4().hex[:10]}@fleet.example"
     password = "the owner's own long password"
-    load.api.expect(201, "POST", "/api/v1/users",
-                    body={"name": "Owner", "email": email, "password": password})
+    email = new_customer(load, "Owner", password)
     statuses = {}
-    # The stranger strikes first, past the hard stop, and keeps striking as Retry-After allows.
+    # The stranger strikes first, past the hard stop, then keeps striking five times a second.
     for _ in range(8):
         count(statuses, request(gateway, "POST", "/api/v1/auth/token", headers=FORM,
                                 body=sign_in_form(email, "a guess"), client="127.0.0.66")[0])

@@ -250,30 +250,21 @@ pub async fn build(config: Config) -> anyhow::Result<Gateway> {
     let limit = &config.rate_limit;
     let mut api = Router::new();
     for (path, methods) in by_path {
-        if path == TOKEN_PATH {
-            // Every sign-in costs a password check: a budget of its own, per client.
-            let sign_ins = Router::new().route(path, methods);
-            let period = Duration::from_secs(60) / limit.sign_ins_per_minute;
-            api = api.merge(rate_limited(
-                sign_ins,
-                period,
-                limit.sign_in_burst,
-                &clients,
-            )?);
-        } else if path == REGISTRATION_PATH {
-            // And a budget of its own for registrations, so that a storm of them spends neither
-            // the client's sign-ins nor anyone else's.
-            let registrations = Router::new().route(path, methods);
-            let period = Duration::from_secs(60) / limit.registrations_per_minute;
-            api = api.merge(rate_limited(
-                registrations,
-                period,
-                limit.registration_burst,
-                &clients,
-            )?);
-        } else {
-            api = api.route(path, methods);
-        }
+        // Every sign-in costs a password check, every registration a hash: each has a budget
+        // of its own per client, so a storm of one spends neither the other nor anyone else's.
+        let budget = match path {
+            TOKEN_PATH => Some((limit.sign_ins_per_minute, limit.sign_in_burst)),
+            REGISTRATION_PATH => Some((limit.registrations_per_minute, limit.registration_burst)),
+            _ => None,
+        };
+        api = match budget {
+            Some((per_minute, burst)) => {
+                let period = Duration::from_secs(60) / per_minute;
+                let route = Router::new().route(path, methods);
+                api.merge(rate_limited(route, period, burst, &clients)?)
+            }
+            None => api.route(path, methods),
+        };
     }
     let docs = Arc::new(openapi::ApiDocs::new(upstreams));
     let api = api

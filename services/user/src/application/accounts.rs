@@ -85,8 +85,8 @@ impl<S: AccountStore, H: PasswordHasher, I: TokenIssuer> Accounts<S, H, I> {
         guessing: GuessingPolicy,
         registrations: RegistrationBudget,
     ) -> Self {
-        let per_second =
-            std::num::NonZeroU32::new(registrations.per_second.max(1)).expect("at least one");
+        let per_second = std::num::NonZeroU32::new(registrations.per_second)
+            .unwrap_or(std::num::NonZeroU32::MIN);
         Self {
             store,
             hasher,
